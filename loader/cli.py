@@ -1,0 +1,248 @@
+"""`agent-loader`: the command line. It parses options, calls the library and prints.
+
+Exit codes (also in the README): 0 success; 1 the work found a problem (a file failed to
+load, `validate` found invalid records, `--fail-on-quarantine` saw quarantined records);
+2 usage error; 3 PostgreSQL unreachable or refused a statement; 4 another load holds the lock
+(`--no-wait`); 5 the raw schema is missing or out of date (run `agent-loader init`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import psycopg2
+
+from loader import __version__, embedded, warehouse
+from loader.errors import EXIT_PROBLEMS, DatabaseError
+from loader.load import FileResult, batch_files, load_file, validate_file
+from loader.readers import DEFAULT_MAX_RECORD_BYTES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+dsn_option = click.option(
+    "--dsn",
+    envvar="AGENT_ANALYTICS_DSN",
+    help=(
+        "PostgreSQL connection string (env AGENT_ANALYTICS_DSN). Default: the libpq variables"
+        " PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; with none of those set, the embedded"
+        " server under $AGENT_ANALYTICS_HOME (default ./.agent-analytics)."
+    ),
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+max_record_option = click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=64),
+    default=DEFAULT_MAX_RECORD_BYTES,
+    show_default=True,
+    help="Records larger than this are quarantined, never loaded.",
+)
+paths_argument = click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    """--dsn, else the libpq environment, else the embedded server (started if needed)."""
+    if dsn:
+        return dsn
+    if warehouse.libpq_configured():
+        return ""
+    click.echo(f"Using the embedded PostgreSQL in {embedded.pgdata()}", err=True)
+    return embedded.start()
+
+
+def database_errors(command: F) -> F:
+    """A PostgreSQL error in the middle of a command: one line and exit 3, no traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except psycopg2.Error as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise DatabaseError(f"PostgreSQL error: {first_line}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agent-loader")
+def main() -> None:
+    """Load agent event batches into PostgreSQL, validated and exactly once.
+
+    Typical cron use: `agent-loader init` once, then `agent-loader load DIR` every minute.
+    """
+
+
+@main.command()
+@dsn_option
+@json_option
+@database_errors
+def init(dsn: str | None, as_json: bool) -> None:
+    """Create the raw schema, or migrate it to this version. Safe to rerun."""
+    conn = warehouse.connect(resolve_dsn(dsn))
+    applied = warehouse.migrate(conn)
+    version = warehouse.schema_version(conn)
+    conn.close()
+    if as_json:
+        click.echo(json.dumps({"schema_version": version, "applied": [m.version for m in applied]}))
+    elif applied:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+        click.echo(f"raw schema at version {version} (applied {names})")
+    else:
+        click.echo(f"raw schema already at version {version}; nothing to do")
+
+
+@main.command()
+@paths_argument
+@dsn_option
+@json_option
+@max_record_option
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When another load is running: wait for it to finish, or exit at once with code 4.",
+)
+@click.option(
+    "--fail-on-quarantine",
+    is_flag=True,
+    help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
+)
+@database_errors
+def load(
+    paths: tuple[Path, ...],
+    dsn: str | None,
+    as_json: bool,
+    max_record_bytes: int,
+    wait: bool,
+    fail_on_quarantine: bool,
+) -> None:
+    """Load every new batch file under PATHS, exactly once.
+
+    A file whose checksum is in the ledger is skipped; an event seen before is counted as a
+    duplicate; an invalid record goes to raw.quarantine with its reason. Directories are read
+    recursively in sorted order, hidden files left out.
+    """
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    warehouse.acquire_load_lock(conn, wait)
+    results = []
+    for path in batch_files(paths):
+        result = load_file(conn, path, max_record_bytes)
+        results.append(result)
+        if not as_json:
+            click.echo(_file_line(result))
+    conn.close()
+    _print_results(results, as_json)
+    failed = any(result.status == "failed" for result in results)
+    if failed or (fail_on_quarantine and any(result.quarantined for result in results)):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@paths_argument
+@json_option
+@max_record_option
+def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> None:
+    """Check batch files against the event contract without a database (a dry run).
+
+    Exits 1 when any record would be quarantined or a file cannot be read.
+    """
+    results = []
+    for path in batch_files(paths):
+        try:
+            result = validate_file(path, max_record_bytes)
+        except OSError as error:
+            result = FileResult(str(path), "failed", error=f"cannot read the file: {error}")
+        results.append(result)
+        if not as_json:
+            click.echo(_file_line(result))
+            for reason, count in result.reasons.items():
+                click.echo(f"    {count:>8}  {reason}")
+    _print_results(results, as_json)
+    if any(result.status == "failed" or result.quarantined for result in results):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.option("--limit", default=20, show_default=True, help="How many ledger rows to show.")
+@database_errors
+def history(dsn: str | None, as_json: bool, limit: int) -> None:
+    """Show the newest rows of the load ledger (raw.load_batches)."""
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    rows = warehouse.recent_batches(conn, limit)
+    conn.close()
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    click.echo(f"{'batch':>7}  {'status':<7} {'read':>9} {'loaded':>9} {'dups':>7} {'quar':>7}  "
+               f"{'finished (UTC)':<19}  path")
+    for row in rows:
+        finished = row["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if row["finished_at"] else ""
+        click.echo(
+            f"{row['batch_id']:>7}  {row['status']:<7} {row['records_read']:>9} "
+            f"{row['loaded']:>9} {row['duplicates']:>7} {row['quarantined']:>7}  "
+            f"{finished:<19}  {row['path']}" + (f"  ({row['error']})" if row["error"] else "")
+        )
+
+
+@main.group(name="embedded")
+def embedded_group() -> None:
+    """Manage the embedded PostgreSQL under $AGENT_ANALYTICS_HOME (./.agent-analytics)."""
+
+
+@embedded_group.command(name="start")
+def embedded_start() -> None:
+    """Start the embedded server (or reuse it) and print its connection string."""
+    click.echo(embedded.start())
+
+
+@embedded_group.command(name="stop")
+def embedded_stop() -> None:
+    """Stop the embedded server; its data stays for the next start."""
+    click.echo("stopped" if embedded.stop() else "not running")
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _file_line(result: FileResult) -> str:
+    if result.status == "failed":
+        return f"failed     {result.path}: {result.error}"
+    if result.status == "skipped":
+        return f"skipped    {result.path} (already loaded as batch {result.batch_id})"
+    rate = result.records_read / result.seconds if result.seconds else 0.0
+    loaded = "" if result.status == "validated" else f"loaded={result.loaded} "
+    duplicates = "" if result.status == "validated" else f"duplicates={result.duplicates} "
+    return (
+        f"{result.status:<10} {result.path}: read={result.records_read} {loaded}{duplicates}"
+        f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
+    )
+
+
+def _print_results(results: list[FileResult], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([result.as_dict() for result in results], indent=2))
+        return
+    by_status: dict[str, int] = {}
+    for result in results:
+        by_status[result.status] = by_status.get(result.status, 0) + 1
+    files = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+    read = sum(result.records_read for result in results)
+    loaded = sum(result.loaded for result in results)
+    duplicates = sum(result.duplicates for result in results)
+    quarantined = sum(result.quarantined for result in results)
+    click.echo(
+        f"{len(results)} file(s) ({files or 'none'}): read={read} loaded={loaded}"
+        f" duplicates={duplicates} quarantined={quarantined}"
+    )

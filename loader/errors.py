@@ -1,0 +1,35 @@
+"""Expected failures, each with the exit code the README documents.
+
+They are `click.ClickException`s so the CLI prints one line (`Error: ...`) and exits with
+the code below, never a traceback. Exit code 1 ("the work found a problem") and 2 (usage)
+come from the commands and from click itself.
+"""
+
+from __future__ import annotations
+
+import click
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_LOCK_BUSY = 4
+EXIT_SCHEMA = 5
+
+
+class DatabaseError(click.ClickException):
+    """PostgreSQL cannot be reached, or refused a statement."""
+
+    exit_code = EXIT_DATABASE
+
+
+class LockBusy(click.ClickException):
+    """Another loader holds the load lock (only with --no-wait)."""
+
+    exit_code = EXIT_LOCK_BUSY
+
+
+class SchemaOutOfDate(click.ClickException):
+    """The raw schema is missing or older than this loader: run `agent-loader init`."""
+
+    exit_code = EXIT_SCHEMA

@@ -1,0 +1,260 @@
+"""The event contract: the two shapes collectors send, validated field by field.
+
+Seed 000 (`AgentEvent.to_dict()`) describes conversation events; seed 004 (`AnalyticsEvent`)
+describes marketplace events. A record is routed by its shape (`event_id` versus `id`) and
+then validated by the pydantic model of that shape. Everything dbt staging casts out of the
+JSON bodies is type-checked here, so a bad value is quarantined at load time instead of
+breaking `dbt build` later. Unknown extra keys inside `payload`, `metadata` and `properties`
+are kept: those bodies are open by design. Unknown keys on the envelope are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+AGENT_EVENT_TYPES = (
+    "conversation_start",
+    "message",
+    "tool_call",
+    "handoff",
+    "error",
+    "completion",
+    "conversation_end",
+)
+MARKETPLACE_EVENT_TYPES = (
+    "agent_invoked",
+    "agent_completed",
+    "agent_errored",
+    "tool_called",
+    "tool_failed",
+    "user_feedback",
+    "install",
+    "uninstall",
+)
+
+
+class ContractError(ValueError):
+    """A record breaks the event contract; `reason` is what goes into the quarantine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """ISO 8601 text only; a naive timestamp (seed 000's `utcnow().isoformat()`) is UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _finite_number(value: Any) -> float:
+    """A JSON number: int or float, never a bool or a string, never NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+NonNegativeNumber = Annotated[float, BeforeValidator(_finite_number), Field(ge=0)]
+
+
+class _Body(BaseModel):
+    """A JSON body whose known keys are typed and whose other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- seed 000: conversation events -------------------------------------------------------
+
+
+class AgentMetadata(_Body):
+    """`metadata`: model name, token counts and latency (seed 000's ETL reads the last two)."""
+
+    model: StrictStr | None = None
+    total_tokens: NonNegativeInt | None = None
+    prompt_tokens: NonNegativeInt | None = None
+    completion_tokens: NonNegativeInt | None = None
+    latency_ms: NonNegativeNumber | None = None
+
+
+class MessagePayload(_Body):
+    text: StrictStr | None = None
+    role: StrictStr | None = None
+
+
+class ToolCallPayload(_Body):
+    tool_name: StrictStr | None = None
+    arguments: dict[str, Any] | None = None
+
+
+class HandoffPayload(_Body):
+    from_agent: StrictStr | None = None
+    to_agent: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+class ErrorPayload(_Body):
+    error_type: NonEmptyStr
+    message: StrictStr | None = None
+
+
+AGENT_PAYLOADS: dict[str, type[_Body]] = {
+    "conversation_start": _Body,
+    "message": MessagePayload,
+    "tool_call": ToolCallPayload,
+    "handoff": HandoffPayload,
+    "error": ErrorPayload,
+    "completion": _Body,
+    "conversation_end": _Body,
+}
+
+
+class AgentEvent(BaseModel):
+    """Seed 000's `AgentEvent.to_dict()`: all nine keys, exactly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: NonEmptyStr
+    conversation_id: NonEmptyStr
+    session_id: StrictStr
+    event_type: Literal[AGENT_EVENT_TYPES]  # type: ignore[valid-type]
+    timestamp: Timestamp
+    agent_name: NonEmptyStr
+    user_id: StrictStr
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+# --- seed 004: marketplace events --------------------------------------------------------
+
+
+class InvocationProperties(_Body):
+    """`agent_completed` / `agent_errored`: what seed 004's `track_invocation` always writes."""
+
+    input_tokens: NonNegativeInt
+    output_tokens: NonNegativeInt
+    tool_calls: list[StrictStr] = []
+    duration_ms: NonNegativeNumber
+    cost_usd: NonNegativeNumber
+    error_type: StrictStr | None = None
+
+
+class InvokedProperties(_Body):
+    input_tokens: NonNegativeInt | None = None
+
+
+class ToolProperties(_Body):
+    """`tool_called` / `tool_failed`: one tool use, named by `tool_name`."""
+
+    tool_name: NonEmptyStr
+    duration_ms: NonNegativeNumber | None = None
+    error: StrictStr | None = None
+
+
+class FeedbackProperties(_Body):
+    """`user_feedback`: seed 004's `track_feedback`."""
+
+    rating: Annotated[StrictInt, Field(ge=1, le=5)]
+    comment: StrictStr | None = None
+
+
+class InstallProperties(_Body):
+    plan: StrictStr | None = None
+
+
+MARKETPLACE_PROPERTIES: dict[str, type[_Body]] = {
+    "agent_invoked": InvokedProperties,
+    "agent_completed": InvocationProperties,
+    "agent_errored": InvocationProperties,
+    "tool_called": ToolProperties,
+    "tool_failed": ToolProperties,
+    "user_feedback": FeedbackProperties,
+    "install": InstallProperties,
+    "uninstall": InstallProperties,
+}
+
+
+class MarketplaceEvent(BaseModel):
+    """Seed 004's `AnalyticsEvent`, `event_type` as the enum's value string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: NonEmptyStr
+    event_type: Literal[MARKETPLACE_EVENT_TYPES]  # type: ignore[valid-type]
+    agent_id: NonEmptyStr
+    publisher_id: NonEmptyStr
+    tenant_id: NonEmptyStr
+    timestamp: Timestamp
+    properties: dict[str, Any]
+
+
+# --- routing -----------------------------------------------------------------------------
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    """One readable line per failed field: `properties.rating: ... (got 7)`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or "record"
+        message = item["msg"]
+        if item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
+            shown = repr(item["input"])
+            message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+        parts.append(f"{prefix}{location}: {message}")
+    return "; ".join(parts)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ContractError(_describe(error, prefix)) from None
+
+
+def parse_event(record: Any) -> AgentEvent | MarketplaceEvent:
+    """Route a decoded JSON record to its shape and validate it, or raise ContractError.
+
+    The envelope is validated first, then the JSON body by the model for its event type
+    (`AGENT_PAYLOADS` and `AgentMetadata`, or `MARKETPLACE_PROPERTIES`).
+    """
+    if not isinstance(record, dict):
+        kind = "an array" if isinstance(record, list) else f"a {type(record).__name__}"
+        raise ContractError(f"record is {kind}, expected a JSON object")
+    if "event_id" in record:
+        event = _validate(AgentEvent, record)
+        _validate(AGENT_PAYLOADS[event.event_type], event.payload, "payload.")
+        _validate(AgentMetadata, event.metadata, "metadata.")
+        return event
+    if "id" in record:
+        event = _validate(MarketplaceEvent, record)
+        _validate(MARKETPLACE_PROPERTIES[event.event_type], event.properties, "properties.")
+        return event
+    raise ContractError(
+        "record fits neither event shape: it has no 'event_id' (conversation event, seed 000)"
+        " and no 'id' (marketplace event, seed 004)"
+    )

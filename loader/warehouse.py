@@ -1,0 +1,151 @@
+"""The database side: connecting, the versioned raw schema, the load lock and the ledger."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+from loader.errors import DatabaseError, LockBusy, SchemaOutOfDate
+
+LOAD_LOCK_KEY = 4_857_301_113_207_001
+"""Advisory lock held by `agent-loader load` for its whole run: one loader at a time."""
+
+MIGRATE_LOCK_KEY = 4_857_301_113_207_002
+"""Advisory lock held by `agent-loader init` while it migrates."""
+
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The raw schema's migrations, in order: `loader/migrations/NNNN_name.sql`."""
+    found = []
+    for entry in resources.files("loader.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    return sorted(found, key=lambda migration: migration.version)
+
+
+def libpq_configured() -> bool:
+    """True when the environment names a server the libpq way (PGHOST, PGPORT, ...)."""
+    return any(os.environ.get(name) for name in LIBPQ_VARIABLES)
+
+
+def connect(dsn: str) -> psycopg2.extensions.connection:
+    """Open a connection; a refused or failed connection becomes a one-line DatabaseError."""
+    try:
+        conn = psycopg2.connect(dsn, application_name="agent-loader")
+    except psycopg2.Error as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL ({detail}); set --dsn or the PG* variables"
+            " (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)"
+        ) from None
+    return conn
+
+
+def schema_version(conn: psycopg2.extensions.connection) -> int:
+    """The raw schema's applied version; 0 when `init` has never run."""
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('raw.schema_migrations') is not null")
+        if not cur.fetchone()[0]:
+            conn.rollback()
+            return 0
+        cur.execute("select coalesce(max(version), 0) from raw.schema_migrations")
+        version = cur.fetchone()[0]
+    conn.rollback()
+    return version
+
+
+def migrate(conn: psycopg2.extensions.connection) -> list[Migration]:
+    """Create or upgrade the raw schema; returns the migrations applied now (none on a rerun).
+
+    Each migration runs in its own transaction together with its row in
+    `raw.schema_migrations`, under an advisory lock, so two `init` runs never race and an
+    interrupted upgrade leaves the schema at the last complete version.
+    """
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+        cur.execute("create schema if not exists raw")
+        cur.execute(
+            """
+            create table if not exists raw.schema_migrations (
+                version integer primary key,
+                name text not null,
+                applied_at timestamptz not null default now()
+            )
+            """
+        )
+        conn.commit()
+    applied = []
+    for migration in migrations():
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+            cur.execute(
+                "select 1 from raw.schema_migrations where version = %s", (migration.version,)
+            )
+            if cur.fetchone():
+                conn.rollback()
+                continue
+            cur.execute(migration.sql)
+            cur.execute(
+                "insert into raw.schema_migrations (version, name) values (%s, %s)",
+                (migration.version, migration.name),
+            )
+        conn.commit()
+        applied.append(migration)
+    return applied
+
+
+def require_current_schema(conn: psycopg2.extensions.connection) -> None:
+    expected = migrations()[-1].version
+    found = schema_version(conn)
+    if found < expected:
+        raise SchemaOutOfDate(
+            f"the raw schema is at version {found}, this loader needs version {expected}:"
+            " run `agent-loader init` first"
+        )
+
+
+def acquire_load_lock(conn: psycopg2.extensions.connection, wait: bool) -> None:
+    """Hold the load lock for this session; without `wait`, fail at once if it is taken."""
+    with conn.cursor() as cur:
+        if wait:
+            cur.execute("select pg_advisory_lock(%s)", (LOAD_LOCK_KEY,))
+        else:
+            cur.execute("select pg_try_advisory_lock(%s)", (LOAD_LOCK_KEY,))
+            if not cur.fetchone()[0]:
+                conn.rollback()
+                raise LockBusy("another `agent-loader load` is running; nothing was loaded")
+    conn.commit()
+
+
+def recent_batches(conn: psycopg2.extensions.connection, limit: int) -> list[dict[str, Any]]:
+    """The newest ledger rows, newest first."""
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(
+            """
+            select batch_id, path, sha256, bytes, file_format, status, records_read, loaded,
+                   duplicates, quarantined, error, started_at, finished_at
+            from raw.load_batches
+            order by batch_id desc
+            limit %s
+            """,
+            (limit,),
+        )
+        rows = [dict(row) for row in cur.fetchall()]
+    conn.rollback()
+    return rows
