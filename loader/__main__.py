@@ -1,0 +1,5 @@
+"""`python -m loader` is `agent-loader`."""
+
+from loader.cli import main
+
+main()

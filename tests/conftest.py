@@ -1,0 +1,200 @@
+"""Shared fixtures: a real PostgreSQL, a private database per test (or module), and dbt.
+
+The server comes from the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD) when they are
+set, as in CI; otherwise an embedded PostgreSQL (pgserver) is started in a temporary folder,
+so `pytest` passes on a machine with no server. Every database a test uses is created here
+with a unique name and dropped afterwards: runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from loader import warehouse
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Database:
+    """A test database: connection parameters, a DSN, and PG* variables for subprocesses."""
+
+    params: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.params["dbname"]
+
+    @property
+    def dsn(self) -> str:
+        return psycopg2.extensions.make_dsn(**self.params)
+
+    @property
+    def env(self) -> dict[str, str]:
+        names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD"}
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        env.update({names[k]: v for k, v in self.params.items() if k in names and v})
+        env["PGDATABASE"] = self.name
+        env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        return env
+
+    def connect(self) -> psycopg2.extensions.connection:
+        return psycopg2.connect(self.dsn)
+
+    def query(self, sql: str, params: object = None) -> list[tuple]:
+        """Run one statement in its own connection and return all rows."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                rows = cur.fetchall() if cur.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    def scalar(self, sql: str, params: object = None) -> object:
+        return self.query(sql, params)[0][0]
+
+
+class Server:
+    """Creates and drops databases on the test server."""
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self.params = params
+
+    def _admin(self) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(psycopg2.extensions.make_dsn(**self.params))
+        conn.autocommit = True
+        return conn
+
+    def create(self, template: str | None = None) -> Database:
+        name = f"aa_test_{uuid.uuid4().hex[:12]}"
+        conn = self._admin()
+        with conn.cursor() as cur:
+            clause = f" template {template}" if template else ""
+            cur.execute(f"create database {name}{clause}")
+        conn.close()
+        return Database({**self.params, "dbname": name})
+
+    def drop(self, database: Database) -> None:
+        conn = self._admin()
+        with conn.cursor() as cur:
+            cur.execute(f"drop database if exists {database.name} with (force)")
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    if warehouse.libpq_configured():
+        params = {"dbname": os.environ.get("PGDATABASE") or "postgres"}
+        yield Server(params)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        folder = Path(tempfile.mkdtemp(prefix="aa-pg-"))
+        embedded = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+        params = dict(psycopg2.extensions.parse_dsn(embedded.get_uri()))
+        params = {key: value for key, value in params.items() if value}
+        yield Server(params)
+        embedded.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def initialised_template(server: Server) -> Iterator[str]:
+    """A database with the raw schema applied, cloned for each test that needs one."""
+    template = server.create()
+    conn = template.connect()
+    warehouse.migrate(conn)
+    conn.close()
+    yield template.name
+    server.drop(template)
+
+
+@pytest.fixture
+def db(server: Server, initialised_template: str) -> Iterator[Database]:
+    """A fresh database with the raw schema, private to one test."""
+    database = server.create(template=initialised_template)
+    yield database
+    server.drop(database)
+
+
+@pytest.fixture
+def empty_db(server: Server) -> Iterator[Database]:
+    """A fresh database with nothing in it (not even the raw schema)."""
+    database = server.create()
+    yield database
+    server.drop(database)
+
+
+@pytest.fixture(scope="module")
+def module_db(server: Server, initialised_template: str) -> Iterator[Database]:
+    """A database with the raw schema shared by one test module (for dbt suites)."""
+    database = server.create(template=initialised_template)
+    yield database
+    server.drop(database)
+
+
+def run_loader(database: Database, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `agent-loader` CLI in a subprocess against `database`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", *args],
+        env=database.env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"agent-loader {args} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+class Dbt:
+    """Runs dbt as a subprocess against one database, with private profiles and target dirs."""
+
+    def __init__(self, database: Database, folder: Path) -> None:
+        self.database = database
+        self.profiles_dir = folder / "profiles"
+        self.target_dir = folder / "target"
+        self.profiles_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "profiles.example.yml", self.profiles_dir / "profiles.yml")
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [
+            str(Path(sys.executable).with_name("dbt")),
+            *args,
+            "--profiles-dir",
+            str(self.profiles_dir),
+            "--target-path",
+            str(self.target_dir),
+            "--log-path",
+            str(self.target_dir / "logs"),
+        ]
+        result = subprocess.run(
+            command, env=self.database.env, capture_output=True, text=True, cwd=REPO
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-8000:]}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def dbt(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Dbt:
+    """dbt bound to `module_db`."""
+    return Dbt(module_db, tmp_path_factory.mktemp("dbt"))

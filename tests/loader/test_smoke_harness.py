@@ -1,0 +1,19 @@
+from tests.conftest import run_loader
+
+
+def test_fresh_database_has_the_raw_schema(db):
+    tables = db.query(
+        "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
+    )
+    assert [name for (name,) in tables] == [
+        "agent_events",
+        "load_batches",
+        "marketplace_events",
+        "quarantine",
+        "schema_migrations",
+    ]
+
+
+def test_cli_init_on_an_empty_database_reports_version_1(empty_db):
+    result = run_loader(empty_db, "init", "--json")
+    assert '"schema_version": 1' in result.stdout
