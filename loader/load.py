@@ -397,7 +397,9 @@ def batch_files(paths: Iterable[Path]) -> Iterator[Path]:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(path).parts
-                if child.is_file() and not any(part.startswith(".") for part in relative):
+                # A broken symlink is listed too: loading it fails loudly instead of vanishing.
+                is_candidate = child.is_file() or (child.is_symlink() and not child.exists())
+                if is_candidate and not any(part.startswith(".") for part in relative):
                     yield child
         else:
             yield path

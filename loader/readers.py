@@ -191,10 +191,13 @@ class BatchFile:
         while line := stream.readline(limit + 1):
             self._position += 1
             if len(line) > limit and not line.endswith(b"\n"):
-                size, prefix = len(line), line
+                size, prefix = len(line), line[:QUARANTINE_PREFIX_BYTES]
                 while not line.endswith(b"\n") and (line := stream.readline(_CHUNK)):
                     size += len(line)
-                yield _oversized(self._position, prefix, size, limit)
+                    if len(prefix) < QUARANTINE_PREFIX_BYTES:
+                        prefix += line[: QUARANTINE_PREFIX_BYTES - len(prefix)]
+                size -= len(line) - len(line.rstrip(b"\r\n"))  # the line ending is not data
+                yield _oversized(self._position, prefix.rstrip(b"\r\n"), size, limit)
                 found_any = True
                 continue
             if self._position == 1:

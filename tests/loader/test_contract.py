@@ -1,0 +1,133 @@
+"""The event contract: what each seed shape accepts and the reason it gives when it refuses."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from loader.events import (
+    AGENT_EVENT_TYPES,
+    MARKETPLACE_EVENT_TYPES,
+    AgentEvent,
+    ContractError,
+    MarketplaceEvent,
+    parse_event,
+)
+from tests.factories import agent_event, marketplace_event
+
+
+def test_seed_000_event_is_accepted_and_its_naive_timestamp_read_as_utc():
+    event = parse_event(agent_event(timestamp="2026-11-01T09:30:15.250000"))
+    assert isinstance(event, AgentEvent)
+    assert event.timestamp == datetime(2026, 11, 1, 9, 30, 15, 250000, tzinfo=timezone.utc)
+
+
+def test_offset_timestamp_keeps_its_instant():
+    event = parse_event(marketplace_event(timestamp="2026-11-01T11:30:00+02:00"))
+    assert isinstance(event, MarketplaceEvent)
+    assert event.timestamp == datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
+    assert event.timestamp.utcoffset() == timedelta(hours=2)
+
+
+@pytest.mark.parametrize("event_type", AGENT_EVENT_TYPES)
+def test_every_seed_000_event_type_is_accepted(event_type):
+    payload = {"error_type": "timeout"} if event_type == "error" else {}
+    assert parse_event(agent_event(event_type=event_type, payload=payload)).event_type == event_type
+
+
+def _properties(event_type):
+    return {
+        "agent_invoked": {},
+        "agent_completed": marketplace_event()["properties"],
+        "agent_errored": {**marketplace_event()["properties"], "error_type": "Timeout"},
+        "tool_called": {"tool_name": "search"},
+        "tool_failed": {"tool_name": "search", "error": "HTTP 502"},
+        "user_feedback": {"rating": 4, "comment": None},
+        "install": {},
+        "uninstall": {"plan": "pro"},
+    }[event_type]
+
+
+@pytest.mark.parametrize("event_type", MARKETPLACE_EVENT_TYPES)
+def test_every_seed_004_event_type_is_accepted(event_type):
+    event = marketplace_event(event_type=event_type, properties=_properties(event_type))
+    assert parse_event(event).event_type == event_type
+
+
+def test_extra_keys_inside_bodies_are_kept():
+    event = parse_event(agent_event(payload={"text": "hi", "channel": "web"}))
+    assert event.payload == {"text": "hi", "channel": "web"}
+
+
+COMPLETED = marketplace_event()["properties"]
+
+REFUSED = [
+    # envelope: missing, extra, mistyped, empty, unknown type, bad timestamp
+    ({"agent_name": None}, "agent_name: Input should be a valid string"),
+    ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+    ({"event_type": "clicked"}, "event_type: Input should be 'conversation_start'"),
+    ({"conversation_id": ""}, "conversation_id: String should have at least 1 character"),
+    ({"timestamp": "yesterday"}, "timestamp: not an ISO 8601 timestamp"),
+    ({"timestamp": 1767225600}, "timestamp: expected an ISO 8601 string, got int"),
+    ({"payload": ["text"]}, "payload: Input should be a valid dictionary"),
+    ({"user_id": 7}, "user_id: Input should be a valid string"),
+    # bodies: what staging casts must have the right type
+    ({"metadata": {"total_tokens": "12"}}, "metadata.total_tokens: Input should be a valid integer"),
+    ({"metadata": {"total_tokens": True}}, "metadata.total_tokens: Input should be a valid integer"),
+    ({"metadata": {"latency_ms": -1}}, "metadata.latency_ms: Input should be greater than or equal"),
+    ({"event_type": "error", "payload": {}}, "payload.error_type: Field required"),
+    ({"payload": {"text": 5}}, "payload.text: Input should be a valid string"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "reason"), REFUSED)
+def test_seed_000_contract_refuses_with_a_precise_reason(overrides, reason):
+    with pytest.raises(ContractError) as refused:
+        parse_event(agent_event(**overrides))
+    assert reason in refused.value.reason
+
+
+def test_missing_field_is_named():
+    event = agent_event()
+    del event["session_id"]
+    with pytest.raises(ContractError, match="session_id: Field required"):
+        parse_event(event)
+
+
+REFUSED_MARKETPLACE = [
+    ({"event_type": "AGENT_COMPLETED"}, "event_type: Input should be 'agent_invoked'"),
+    ({"tenant_id": ""}, "tenant_id: String should have at least 1 character"),
+    ({"properties": {**COMPLETED, "cost_usd": -0.5}}, "properties.cost_usd: Input should be greater"),
+    ({"properties": {**COMPLETED, "cost_usd": "0.5"}}, "properties.cost_usd: expected a number"),
+    ({"properties": {**COMPLETED, "duration_ms": None}}, "properties.duration_ms: expected a number"),
+    ({"properties": {**COMPLETED, "input_tokens": 1.5}}, "properties.input_tokens: Input should be a"),
+    ({"properties": {**COMPLETED, "tool_calls": "search"}}, "properties.tool_calls: Input should be a valid list"),
+    ({"properties": {**COMPLETED, "tool_calls": ["a", 3]}}, "properties.tool_calls.1: Input should be a valid string"),
+    ({"properties": {"input_tokens": 1}}, "properties.output_tokens: Field required"),
+    ({"event_type": "user_feedback", "properties": {"rating": 6}}, "properties.rating: Input should be less than or equal to 5"),
+    ({"event_type": "user_feedback", "properties": {"rating": 0}}, "properties.rating: Input should be greater than or equal to 1"),
+    ({"event_type": "user_feedback", "properties": {"rating": 4.5}}, "properties.rating: Input should be a valid integer"),
+    ({"event_type": "user_feedback", "properties": {}}, "properties.rating: Field required"),
+    ({"event_type": "tool_failed", "properties": {"error": "x"}}, "properties.tool_name: Field required"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "reason"), REFUSED_MARKETPLACE)
+def test_seed_004_contract_refuses_with_a_precise_reason(overrides, reason):
+    with pytest.raises(ContractError) as refused:
+        parse_event(marketplace_event(**overrides))
+    assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ([1, 2], "record is an array, expected a JSON object"),
+        ("text", "record is a str, expected a JSON object"),
+        ({"name": "x"}, "record fits neither event shape"),
+    ],
+)
+def test_records_of_neither_shape_are_refused(record, reason):
+    with pytest.raises(ContractError, match=reason):
+        parse_event(record)

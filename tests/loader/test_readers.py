@@ -1,0 +1,137 @@
+"""Reading batch files: every format, in bounded memory, with problems as records."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tracemalloc
+
+import pytest
+
+from loader.load import batch_files
+from loader.readers import BatchFile, file_checksum
+from tests.factories import (
+    agent_event,
+    marketplace_event,
+    write_array,
+    write_events_document,
+    write_ndjson,
+)
+
+EVENTS = [agent_event(event_id=f"e{i}") for i in range(3)] + [marketplace_event(id="m1")]
+WRITERS = {
+    "ndjson": write_ndjson,
+    "events-document": write_events_document,
+    "json-array": write_array,
+}
+
+
+def read(path, **options):
+    with BatchFile(path, **options) as batch:
+        records = list(batch.records())
+    return batch, records
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("file_format", WRITERS)
+def test_every_format_yields_every_record_in_order(tmp_path, file_format, compress):
+    path = WRITERS[file_format](tmp_path / "batch", EVENTS, compress)
+    batch, records = read(path)
+    assert batch.format == file_format
+    assert batch.compressed is compress
+    assert [record.value for record in records] == EVENTS
+    assert [record.position for record in records] == [1, 2, 3, 4]
+    assert all(record.error is None for record in records)
+    assert batch.sha256 == file_checksum(path)[0]
+
+
+def test_ndjson_positions_are_line_numbers_and_blank_lines_are_not_records(tmp_path):
+    path = tmp_path / "b.ndjson"
+    path.write_text(json.dumps(EVENTS[0]) + "\n\n  \n" + json.dumps(EVENTS[1]) + "\r\n")
+    _, records = read(path)
+    assert [(r.position, r.value["event_id"]) for r in records] == [(1, "e0"), (4, "e1")]
+
+
+def test_raw_text_of_a_document_element_is_the_exact_slice(tmp_path):
+    path = tmp_path / "doc.json"
+    path.write_text('{"events": [ {"a": 1} ,\n  {"b": [2, 3]}]}')
+    _, records = read(path)
+    assert [r.raw for r in records] == ['{"a": 1}', '{"b": [2, 3]}']
+
+
+@pytest.mark.parametrize(
+    ("content", "reasons"),
+    [
+        (b"", ["file is empty"]),
+        (b"\n\n", ["file is empty: it holds only blank lines"]),
+        (b'{"a": 1}\n{"b": ', [None, "the last line has no newline: was the file truncated?"]),
+        (b'[{"a": 1}, {"b": "x', [None, "the file ends inside this record (truncated file?)"]),
+        (b'[{"a": 1}, ', [None, "the file ends before the closing ']' (truncated file?)"]),
+        (b'{"events": [{"a": 1}] ', [None, "does not end with '}' after the array"]),
+        (b'{"events": {"a": 1}}', ['the "events" value is not a JSON array']),
+        (b'[{"a": 1} {"b": 2}]', [None, "expected ',' or ']' after record 1"]),
+        (b'[{"a": 1}] trailing', [None, "unexpected content after the end of the document"]),
+        (b'{"a": 1}\n{"a": \xff}\n', [None, "invalid UTF-8 at byte 7 of the record"]),
+        (b'[{"a": "\xc3\x28"}]', ["invalid UTF-8 near character 8 of the record"]),
+        (b"not json\n", ["invalid JSON: Expecting value at column 1"]),
+    ],
+)
+def test_problems_become_records_with_a_reason(tmp_path, content, reasons):
+    path = tmp_path / "batch"
+    path.write_bytes(content)
+    _, records = read(path)
+    found = [record.error for record in records]
+    assert len(found) == len(reasons)
+    for error, reason in zip(found, reasons, strict=True):
+        assert (error is None) if reason is None else (reason in error), error
+
+
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path):
+    data = gzip.compress(b"".join(json.dumps(e).encode() + b"\n" for e in EVENTS * 200))
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(data[: len(data) // 2])
+    batch, records = read(path)
+    assert records[-1].error.startswith("gzip data is truncated or corrupt")
+    good = [r for r in records if r.error is None]
+    assert 0 < len(good) < 800
+    assert batch.bytes == len(data) // 2  # the whole file was hashed
+
+
+def test_oversized_records_keep_a_prefix_and_reading_goes_on(tmp_path):
+    big = agent_event(payload={"text": "x" * 5000})
+    path = write_ndjson(tmp_path / "big.ndjson", [EVENTS[0], big, EVENTS[1]])
+    _, records = read(path, max_record_bytes=1024)
+    assert [r.error is None for r in records] == [True, False, True]
+    assert "over the 1024-byte limit" in records[1].error
+    assert records[1].size == len(json.dumps(big))
+
+
+def test_oversized_document_element_is_refused(tmp_path):
+    path = write_array(tmp_path / "big.json", [EVENTS[0], agent_event(payload={"t": "y" * 4000})])
+    _, records = read(path, max_record_bytes=1024)
+    assert records[0].error is None
+    assert "over the 1024-byte limit" in records[1].error
+
+
+def test_memory_stays_bounded_whatever_the_file_size(tmp_path):
+    """About 25 MB of NDJSON read with a peak far below the file size."""
+    line = (json.dumps(agent_event(payload={"text": "lorem ipsum " * 20})) + "\n").encode()
+    path = tmp_path / "large.ndjson"
+    with open(path, "wb") as handle:
+        for _ in range(25_000_000 // len(line)):
+            handle.write(line)
+    tracemalloc.start()
+    with BatchFile(path) as batch:
+        count = sum(1 for _ in batch.records())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 25_000_000 // len(line)
+    assert peak < 8_000_000, peak
+
+
+def test_directories_are_walked_in_sorted_order_without_hidden_files(tmp_path):
+    for name in ["b/2.json", "a.ndjson", "b/1.ndjson.gz", ".tmp/x.json", "c/.part.json"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("[]")
+    found = [str(p.relative_to(tmp_path)) for p in batch_files([tmp_path])]
+    assert found == ["a.ndjson", "b/1.ndjson.gz", "b/2.json"]
