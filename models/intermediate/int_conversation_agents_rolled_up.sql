@@ -1,0 +1,80 @@
+{#-
+    One row per conversation and agent: the agent's first and last event in the conversation
+    and the time between them, the seed's per-agent resolution time before averaging.
+
+    Incremental like int_conversations_rolled_up: every conversation with an event loaded
+    since the high-water mark minus `lookback_hours` is recomputed from all of its events and
+    replaced whole (delete+insert keyed on conversation_id, which deletes all of its agents).
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['conversation_id', 'agent_name'], 'unique': true},
+            {'columns': ['agent_name']},
+            {'columns': ['last_loaded_at']},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_agent_events__events') }}
+
+),
+
+conversation_events as (
+
+    select * from events
+
+    {% if is_incremental() %}
+        where
+            conversation_id in (
+                select new_events.conversation_id
+                from events as new_events
+                where
+                    new_events.loaded_at
+                    >= {{ lookback_high_water_mark('last_loaded_at') }}
+            )
+    {% endif %}
+
+),
+
+conversation_agents as (
+
+    select
+        conversation_id,
+        agent_name,
+        count(*) as events,
+        -- The seed's resolution time: see the `resolution_seconds` doc block.
+        extract(epoch from max(occurred_at) - min(occurred_at)) as resolution_seconds,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at,
+        max(loaded_at) as last_loaded_at
+
+    from conversation_events
+    group by conversation_id, agent_name
+
+),
+
+final as (
+
+    select
+        conversation_id,
+        agent_name,
+        events,
+        resolution_seconds,
+        first_event_at,
+        last_event_at,
+        last_loaded_at
+
+    from conversation_agents
+
+)
+
+select * from final

@@ -1,0 +1,166 @@
+{#-
+    One row per conversation, recomputed from all of its events.
+
+    Incremental: a run rebuilds every conversation that has an event loaded since this
+    table's high-water mark (`last_loaded_at`) minus `lookback_hours`, from all of that
+    conversation's staged events, and replaces it whole (delete+insert on conversation_id).
+    A late event is found by when it was loaded, not by when it happened, so an event that
+    belongs to a conversation from last week still gives the full-refresh row.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['conversation_id'], 'unique': true},
+            {'columns': ['last_loaded_at']},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_agent_events__events') }}
+
+),
+
+conversation_events as (
+
+    select * from events
+
+    {% if is_incremental() %}
+        where
+            conversation_id in (
+                select new_events.conversation_id
+                from events as new_events
+                where
+                    new_events.loaded_at
+                    >= {{ lookback_high_water_mark('last_loaded_at') }}
+            )
+    {% endif %}
+
+),
+
+conversation_agents as (
+
+    select
+        conversation_id,
+        agent_name,
+        min(occurred_at) as first_event_at
+
+    from conversation_events
+    group by conversation_id, agent_name
+
+),
+
+agent_lists as (
+
+    select
+        conversation_id,
+        count(*) as agents_involved,
+        string_agg(
+            agent_name, ', ' order by first_event_at, agent_name
+        ) as agent_names
+
+    from conversation_agents
+    group by conversation_id
+
+),
+
+conversation_totals as (
+
+    select
+        conversation_id,
+        -- Ties on occurred_at are broken by event_id, so first and last are deterministic.
+        (array_agg(user_id order by occurred_at, event_id))[1] as user_id,
+        (array_agg(session_id order by occurred_at, event_id))[1] as session_id,
+        (array_agg(agent_name order by occurred_at, event_id))[1] as first_agent_name,
+        (
+            array_agg(agent_name order by occurred_at desc, event_id desc)
+        )[1] as last_agent_name,
+        (
+            array_agg(event_type order by occurred_at desc, event_id desc)
+            filter (where event_type in ('handoff', 'error'))
+        )[1] as last_handoff_or_error_type,
+        count(*) as events,
+        count(*) filter (where event_type = 'message') as messages,
+        count(*) filter (where event_type = 'tool_call') as tool_calls,
+        count(*) filter (where event_type = 'handoff') as handoffs,
+        count(*) filter (where event_type = 'error') as errors,
+        count(*) filter (where event_type = 'completion') as completions,
+        coalesce(sum(total_tokens), 0)::bigint as total_tokens,
+        coalesce(sum(latency_ms), 0) as total_latency_ms,
+        avg(latency_ms) as avg_latency_ms,
+        bool_or(event_type = 'conversation_end') as has_conversation_end,
+        min(occurred_at) as started_at,
+        max(occurred_at) as ended_at,
+        max(loaded_at) as last_loaded_at
+
+    from conversation_events
+    group by conversation_id
+
+),
+
+conversations_classified as (
+
+    select
+        *,
+        -- The outcome rule: see the `conversation_outcome` doc block.
+        case
+            when completions > 0 then 'completed'
+            when last_handoff_or_error_type = 'error' then 'errored'
+            when last_handoff_or_error_type = 'handoff' then 'handed_off'
+            else 'abandoned'
+        end as outcome,
+        extract(epoch from ended_at - started_at) as duration_seconds
+
+    from conversation_totals
+
+),
+
+final as (
+
+    select
+        -- ids
+        conversations_classified.conversation_id,
+        conversations_classified.user_id,
+        conversations_classified.session_id,
+
+        -- strings
+        conversations_classified.first_agent_name,
+        conversations_classified.last_agent_name,
+        agent_lists.agent_names,
+        conversations_classified.outcome,
+
+        -- numerics
+        agent_lists.agents_involved,
+        conversations_classified.events,
+        conversations_classified.messages,
+        conversations_classified.tool_calls,
+        conversations_classified.handoffs,
+        conversations_classified.errors,
+        conversations_classified.completions,
+        conversations_classified.total_tokens,
+        conversations_classified.total_latency_ms,
+        conversations_classified.avg_latency_ms,
+        conversations_classified.duration_seconds,
+
+        -- booleans
+        conversations_classified.has_conversation_end,
+
+        -- timestamps
+        conversations_classified.started_at,
+        conversations_classified.ended_at,
+        conversations_classified.last_loaded_at
+
+    from conversations_classified
+    inner join agent_lists
+        on conversations_classified.conversation_id = agent_lists.conversation_id
+
+)
+
+select * from final

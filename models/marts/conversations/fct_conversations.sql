@@ -1,0 +1,73 @@
+{#-
+    One row per conversation: who, which agents, when, how long, what happened and how it
+    ended. Incremental: the conversations int_conversations_rolled_up rebuilt since this
+    table's high-water mark (minus `lookback_hours`) replace their rows here.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['conversation_id'], 'unique': true},
+            {'columns': ['started_at']},
+            {'columns': ['first_agent_name']},
+            {'columns': ['outcome']},
+            {'columns': ['last_loaded_at']},
+        ],
+    )
+}}
+
+with
+
+conversations as (
+
+    select * from {{ ref('int_conversations_rolled_up') }}
+
+    {% if is_incremental() %}
+        where last_loaded_at >= {{ lookback_high_water_mark('last_loaded_at') }}
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        -- ids
+        conversation_id,
+        user_id,
+        session_id,
+
+        -- strings
+        first_agent_name,
+        last_agent_name,
+        agent_names,
+        outcome,
+
+        -- numerics
+        agents_involved,
+        events,
+        messages,
+        tool_calls,
+        handoffs,
+        errors,
+        completions,
+        total_tokens,
+        total_latency_ms,
+        avg_latency_ms,
+        duration_seconds,
+
+        -- booleans
+        has_conversation_end,
+
+        -- timestamps
+        started_at,
+        ended_at,
+        last_loaded_at
+
+    from conversations
+
+)
+
+select * from final

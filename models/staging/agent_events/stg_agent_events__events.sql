@@ -1,0 +1,116 @@
+{#-
+    One row per conversation event, typed and renamed, with the payload and metadata fields
+    analysts use pulled into columns (each only for the event type that carries it).
+
+    Incremental: a run reads only the raw rows loaded since this table's high-water mark
+    (`loaded_at`) minus `lookback_hours`, and of those only the events not already here. Raw
+    rows are never updated, so an event, once staged, never changes.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['event_id'], 'unique': true},
+            {'columns': ['conversation_id']},
+            {'columns': ['loaded_at']},
+        ],
+    )
+}}
+
+with
+
+source as (
+
+    select * from {{ source('agent_events', 'agent_events') }} as agent_events
+
+    {% if is_incremental() %}
+        where
+            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+            and not exists (
+                select from {{ this }} as staged
+                where staged.event_id = agent_events.event_id
+            )
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        event_id,
+        conversation_id,
+        session_id,
+        user_id,
+        batch_id,
+        agent_name,
+        event_type,
+        event_ts as occurred_at,
+        loaded_at,
+        case when event_type = 'message' then payload ->> 'text' end as message_text,
+        case when event_type = 'message' then payload ->> 'role' end as message_role,
+        case when event_type = 'tool_call' then payload ->> 'tool_name' end as tool_name,
+        case
+            when event_type = 'handoff' then payload ->> 'from_agent'
+        end as handoff_from_agent_name,
+        case
+            when event_type = 'handoff' then payload ->> 'to_agent'
+        end as handoff_to_agent_name,
+        case when event_type = 'handoff' then payload ->> 'reason' end as handoff_reason,
+        case when event_type = 'error' then payload ->> 'error_type' end as error_type,
+        case when event_type = 'error' then payload ->> 'message' end as error_message,
+        metadata ->> 'model' as model_name,
+        case when event_type = 'tool_call' then payload -> 'arguments' end as tool_arguments,
+        -- The loader has checked these JSON types, so the casts are safe.
+        (metadata ->> 'total_tokens')::bigint as total_tokens,
+        (metadata ->> 'prompt_tokens')::bigint as prompt_tokens,
+        (metadata ->> 'completion_tokens')::bigint as completion_tokens,
+        (metadata ->> 'latency_ms')::numeric as latency_ms
+
+    from source
+
+),
+
+final as (
+
+    select
+        -- ids
+        event_id,
+        conversation_id,
+        session_id,
+        user_id,
+        batch_id,
+
+        -- strings
+        agent_name,
+        event_type,
+        message_text,
+        message_role,
+        tool_name,
+        handoff_from_agent_name,
+        handoff_to_agent_name,
+        handoff_reason,
+        error_type,
+        error_message,
+        model_name,
+
+        -- json
+        tool_arguments,
+
+        -- numerics
+        total_tokens,
+        prompt_tokens,
+        completion_tokens,
+        latency_ms,
+
+        -- timestamps
+        occurred_at,
+        loaded_at
+
+    from renamed
+
+)
+
+select * from final
