@@ -1,0 +1,40 @@
+{#-
+    The build date and the dashboard window of the marketplace marts, as SQL date expressions.
+
+    `as_of` (var, a date `YYYY-MM-DD`; a timestamp is cut to its date) pins the build date so
+    tests and backfills are reproducible; unset, it is today in UTC. The dashboard window is the
+    `dashboard_window_days` calendar days (UTC) ending with the `as_of` date, both ends included:
+    whole days, so the rows of `publisher_daily` inside the window add up to the dashboard.
+-#}
+{% macro marketplace_as_of_date() -%}
+    {%- if var('as_of', none) is none -%}
+        cast(now() at time zone 'utc' as date)
+    {%- else -%}
+        cast('{{ var("as_of") }}' as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro marketplace_window_start_date() -%}
+    ({{ marketplace_as_of_date() }} - {{ var('dashboard_window_days', 30) | int - 1 }})
+{%- endmacro %}
+
+{#- The UTC calendar date of a timestamptz column. -#}
+{% macro utc_date(column) -%}
+    cast({{ column }} at time zone 'utc' as date)
+{%- endmacro %}
+
+{#-
+    The filter of an incremental model fed by rows carrying `loaded_at`: on an incremental run,
+    only rows loaded after the high-water mark minus `lookback_hours` (late or concurrent loads).
+    The coalesce keeps an empty target from filtering out everything.
+-#}
+{% macro loaded_since_high_water_mark(column='loaded_at') -%}
+    {%- if is_incremental() -%}
+        {{ column }} > (
+            select coalesce(max(this_run.{{ column }}), '-infinity'::timestamptz)
+            from {{ this }} as this_run
+        ) - interval '{{ var("lookback_hours") | int }} hours'
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}

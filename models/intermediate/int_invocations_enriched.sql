@@ -1,0 +1,75 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='invocation_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['invocation_id'], 'unique': true},
+            {'columns': ['publisher_id', 'finished_date']},
+            {'columns': ['loaded_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }}
+    where {{ loaded_since_high_water_mark() }}
+
+),
+
+invocations as (
+
+    -- seed 004: an invocation is one `agent_completed` (success) or `agent_errored` event
+    select
+        event_id as invocation_id,
+        agent_id,
+        publisher_id,
+        tenant_id,
+        error_type,
+        input_tokens,
+        output_tokens,
+        input_tokens + output_tokens as total_tokens,
+        duration_ms,
+        cost_usd,
+        tool_calls,
+        coalesce(cardinality(tool_calls), 0) as tool_call_count,
+        event_type = 'agent_completed' as is_success,
+        event_at as finished_at,
+        loaded_at
+
+    from events
+    where event_type in ('agent_completed', 'agent_errored')
+
+),
+
+final as (
+
+    select
+        invocation_id,
+        agent_id,
+        publisher_id,
+        tenant_id,
+        error_type,
+        input_tokens,
+        output_tokens,
+        total_tokens,
+        duration_ms,
+        cost_usd,
+        -- seed 004: revenue is the `cost_usd` of completions; an errored call earns nothing
+        case when is_success then cost_usd else 0 end as revenue_usd,
+        tool_call_count,
+        tool_calls,
+        is_success,
+        {{ utc_date('finished_at') }} as finished_date,
+        finished_at,
+        loaded_at
+
+    from invocations
+
+)
+
+select * from final

@@ -1,0 +1,105 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='tool_use_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['tool_use_id'], 'unique': true},
+            {'columns': ['publisher_id', 'used_date']},
+            {'columns': ['loaded_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }}
+    where {{ loaded_since_high_water_mark() }}
+
+),
+
+invocations as (
+
+    select * from {{ ref('int_invocations_enriched') }}
+    where {{ loaded_since_high_water_mark() }}
+
+),
+
+tool_events as (
+
+    -- a tool event is one call: `tool_called` succeeded, `tool_failed` failed
+    select
+        event_id as tool_use_id,
+        event_id,
+        agent_id,
+        publisher_id,
+        tenant_id,
+        tool_name,
+        'tool_event' as reported_by,
+        duration_ms,
+        event_type = 'tool_failed' as is_failure,
+        event_at as used_at,
+        loaded_at
+
+    from events
+    where event_type in ('tool_called', 'tool_failed')
+
+),
+
+listed_calls as (
+
+    -- one row per entry of an invocation's `tool_calls` list (seed 004's tool usage count)
+    select
+        invocations.invocation_id || ':' || listed.call_position as tool_use_id,
+        invocations.invocation_id as event_id,
+        invocations.agent_id,
+        invocations.publisher_id,
+        invocations.tenant_id,
+        listed.tool_name,
+        case
+            when invocations.is_success then 'completed_invocation'
+            else 'errored_invocation'
+        end as reported_by,
+        cast(null as numeric) as duration_ms,
+        cast(null as boolean) as is_failure,
+        invocations.finished_at as used_at,
+        invocations.loaded_at
+
+    from invocations
+    cross join lateral
+        unnest(invocations.tool_calls) with ordinality as listed (tool_name, call_position)
+
+),
+
+unioned as (
+
+    select * from tool_events
+    union all
+    select * from listed_calls
+
+),
+
+final as (
+
+    select
+        tool_use_id,
+        event_id,
+        agent_id,
+        publisher_id,
+        tenant_id,
+        tool_name,
+        reported_by,
+        duration_ms,
+        is_failure,
+        {{ utc_date('used_at') }} as used_date,
+        used_at,
+        loaded_at
+
+    from unioned
+
+)
+
+select * from final

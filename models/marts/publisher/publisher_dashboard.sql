@@ -1,0 +1,142 @@
+{{
+    config(
+        indexes=[
+            {'columns': ['publisher_id'], 'unique': true},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }}
+
+),
+
+invocations as (
+
+    select * from {{ ref('int_invocations_enriched') }}
+
+),
+
+agent_installs as (
+
+    select * from {{ ref('agent_installs') }}
+
+),
+
+tenant_revenue as (
+
+    select * from {{ ref('tenant_revenue') }}
+
+),
+
+publishers as (
+
+    -- every publisher with any event up to the as-of date gets a row, idle ones included
+    select distinct publisher_id
+    from events
+    where {{ utc_date('event_at') }} <= {{ marketplace_as_of_date() }}
+
+),
+
+window_invocations as (
+
+    select * from invocations
+    where
+        finished_date between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+
+),
+
+invocation_metrics as (
+
+    select
+        publisher_id,
+        count(*) as total_invocations,
+        count(*) filter (where is_success) as completed_invocations,
+        count(*) filter (where not is_success) as errored_invocations,
+        count(distinct tenant_id) as unique_tenants,
+        sum(revenue_usd) as total_revenue,
+        -- response times: completions only, as in the seed
+        avg(duration_ms) filter (where is_success) as avg_response_time_ms,
+        percentile_disc(0.95) within group (order by duration_ms)
+            filter (where is_success) as p95_response_time_ms
+
+    from window_invocations
+    group by publisher_id
+
+),
+
+rating_metrics as (
+
+    select
+        publisher_id,
+        count(*) as rating_count,
+        avg(rating) as avg_satisfaction
+
+    from events
+    where
+        event_type = 'user_feedback'
+        and {{ utc_date('event_at') }} between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+    group by publisher_id
+
+),
+
+install_metrics as (
+
+    select
+        publisher_id,
+        count(*) filter (where is_installed) as active_installs
+
+    from agent_installs
+    group by publisher_id
+
+),
+
+tenant_metrics as (
+
+    select
+        publisher_id,
+        sum(revenue_usd) / count(*) as avg_revenue_per_tenant
+
+    from tenant_revenue
+    group by publisher_id
+
+),
+
+final as (
+
+    select
+        publishers.publisher_id,
+        coalesce(invocation_metrics.total_invocations, 0) as total_invocations,
+        coalesce(invocation_metrics.completed_invocations, 0) as completed_invocations,
+        coalesce(invocation_metrics.errored_invocations, 0) as errored_invocations,
+        coalesce(invocation_metrics.unique_tenants, 0) as unique_tenants,
+        coalesce(install_metrics.active_installs, 0) as active_installs,
+        coalesce(rating_metrics.rating_count, 0) as rating_count,
+        rating_metrics.avg_satisfaction,
+        cast(invocation_metrics.errored_invocations as numeric)
+        / nullif(invocation_metrics.total_invocations, 0) as error_rate,
+        invocation_metrics.avg_response_time_ms,
+        invocation_metrics.p95_response_time_ms,
+        coalesce(invocation_metrics.total_revenue, 0) as total_revenue,
+        tenant_metrics.avg_revenue_per_tenant,
+        {{ marketplace_window_start_date() }} as window_start_date,
+        {{ marketplace_as_of_date() }} as window_end_date
+
+    from publishers
+    left join invocation_metrics
+        on publishers.publisher_id = invocation_metrics.publisher_id
+    left join rating_metrics
+        on publishers.publisher_id = rating_metrics.publisher_id
+    left join install_metrics
+        on publishers.publisher_id = install_metrics.publisher_id
+    left join tenant_metrics
+        on publishers.publisher_id = tenant_metrics.publisher_id
+
+)
+
+select * from final

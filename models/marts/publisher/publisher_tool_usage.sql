@@ -1,0 +1,65 @@
+{{
+    config(
+        indexes=[
+            {'columns': ['publisher_id', 'tool_name'], 'unique': true},
+        ],
+    )
+}}
+
+with
+
+tool_uses as (
+
+    select * from {{ ref('int_tool_uses_unioned') }}
+
+),
+
+window_tool_uses as (
+
+    select * from tool_uses
+    where
+        used_date between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+
+),
+
+counted as (
+
+    select
+        publisher_id,
+        tool_name,
+        count(*) filter (where reported_by = 'tool_event') as tool_event_calls,
+        count(*) filter (where reported_by = 'tool_event' and is_failure) as tool_failed_events,
+        count(*) filter (where reported_by = 'completed_invocation') as listed_in_completions,
+        count(*) filter (where reported_by = 'errored_invocation') as listed_in_errors
+
+    from window_tool_uses
+    group by publisher_id, tool_name
+
+),
+
+final as (
+
+    -- calls: the tool events when the tool has any (they carry the outcome, and the
+    -- invocations' lists name the same calls again); otherwise the list entries
+    select
+        publisher_id,
+        tool_name,
+        case
+            when tool_event_calls > 0 then tool_event_calls
+            else listed_in_completions + listed_in_errors
+        end as calls,
+        tool_failed_events as failures,
+        cast(tool_failed_events as numeric) / nullif(tool_event_calls, 0) as failure_rate,
+        tool_event_calls,
+        listed_in_completions,
+        listed_in_errors,
+        tool_event_calls > 0 as has_tool_events,
+        {{ marketplace_window_start_date() }} as window_start_date,
+        {{ marketplace_as_of_date() }} as window_end_date
+
+    from counted
+
+)
+
+select * from final

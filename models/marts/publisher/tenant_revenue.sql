@@ -1,0 +1,44 @@
+{{
+    config(
+        indexes=[
+            {'columns': ['publisher_id', 'tenant_id'], 'unique': true},
+            {'columns': ['tenant_id']},
+        ],
+    )
+}}
+
+with
+
+invocations as (
+
+    select * from {{ ref('int_invocations_enriched') }}
+
+),
+
+window_invocations as (
+
+    select * from invocations
+    where
+        finished_date between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+
+),
+
+final as (
+
+    select
+        publisher_id,
+        tenant_id,
+        count(*) as invocations,
+        count(*) filter (where is_success) as completed_invocations,
+        sum(revenue_usd) as revenue_usd,
+        sum(revenue_usd) / count(*) as revenue_per_invocation_usd,
+        {{ marketplace_window_start_date() }} as window_start_date,
+        {{ marketplace_as_of_date() }} as window_end_date
+
+    from window_invocations
+    group by publisher_id, tenant_id
+
+)
+
+select * from final
