@@ -22,19 +22,3 @@
 {% macro utc_date(column) -%}
     cast({{ column }} at time zone 'utc' as date)
 {%- endmacro %}
-
-{#-
-    The filter of an incremental model fed by rows carrying `loaded_at`: on an incremental run,
-    only rows loaded after the high-water mark minus `lookback_hours` (late or concurrent loads).
-    The coalesce keeps an empty target from filtering out everything.
--#}
-{% macro loaded_since_high_water_mark(column='loaded_at') -%}
-    {%- if is_incremental() -%}
-        {{ column }} > (
-            select coalesce(max(this_run.{{ column }}), '-infinity'::timestamptz)
-            from {{ this }} as this_run
-        ) - interval '{{ var("lookback_hours") | int }} hours'
-    {%- else -%}
-        true
-    {%- endif -%}
-{%- endmacro %}

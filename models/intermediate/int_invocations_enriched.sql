@@ -16,8 +16,16 @@ with
 
 events as (
 
-    select * from {{ ref('stg_marketplace__events') }}
-    where {{ loaded_since_high_water_mark() }}
+    select * from {{ ref('stg_marketplace__events') }} as events
+
+    {% if is_incremental() %}
+        where
+            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+            and not exists (
+                select from {{ this }} as built
+                where built.invocation_id = events.event_id
+            )
+    {% endif %}
 
 ),
 
@@ -32,14 +40,14 @@ invocations as (
         error_type,
         input_tokens,
         output_tokens,
-        input_tokens + output_tokens as total_tokens,
         duration_ms,
         cost_usd,
         tool_calls,
+        occurred_at as finished_at,
+        loaded_at,
+        input_tokens + output_tokens as total_tokens,
         coalesce(cardinality(tool_calls), 0) as tool_call_count,
-        event_type = 'agent_completed' as is_success,
-        event_at as finished_at,
-        loaded_at
+        event_type = 'agent_completed' as is_success
 
     from events
     where event_type in ('agent_completed', 'agent_errored')

@@ -16,15 +16,31 @@ with
 
 events as (
 
-    select * from {{ ref('stg_marketplace__events') }}
-    where {{ loaded_since_high_water_mark() }}
+    select * from {{ ref('stg_marketplace__events') }} as events
+
+    {% if is_incremental() %}
+        where
+            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+            and not exists (
+                select from {{ this }} as built
+                where built.event_id = events.event_id
+            )
+    {% endif %}
 
 ),
 
 invocations as (
 
-    select * from {{ ref('int_invocations_enriched') }}
-    where {{ loaded_since_high_water_mark() }}
+    select * from {{ ref('int_invocations_enriched') }} as invocations
+
+    {% if is_incremental() %}
+        where
+            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+            and not exists (
+                select from {{ this }} as built
+                where built.event_id = invocations.invocation_id
+            )
+    {% endif %}
 
 ),
 
@@ -41,7 +57,7 @@ tool_events as (
         'tool_event' as reported_by,
         duration_ms,
         event_type = 'tool_failed' as is_failure,
-        event_at as used_at,
+        occurred_at as used_at,
         loaded_at
 
     from events
@@ -69,8 +85,8 @@ listed_calls as (
         invocations.loaded_at
 
     from invocations
-    cross join lateral
-        unnest(invocations.tool_calls) with ordinality as listed (tool_name, call_position)
+    cross join
+        lateral unnest(invocations.tool_calls) with ordinality as listed (tool_name, call_position)
 
 ),
 

@@ -11,7 +11,7 @@ with
 events as (
 
     select * from {{ ref('stg_marketplace__events') }}
-    where {{ utc_date('event_at') }} <= {{ marketplace_as_of_date() }}
+    where {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
 
 ),
 
@@ -22,17 +22,25 @@ invocations as (
 
 ),
 
+first_event_date as (
+
+    select min({{ utc_date('occurred_at') }}) as first_date
+    from events
+
+),
+
 spine as (
 
     -- every day from the first marketplace event to the as-of date
-    select cast(days.day_start as date) as date_day
-    from (select min({{ utc_date('event_at') }}) as first_date from events) as bounds
-    cross join lateral generate_series(
-        bounds.first_date,
-        {{ marketplace_as_of_date() }},
-        interval '1 day'
-    ) as days (day_start)
-    where bounds.first_date is not null
+    select cast(calendar.day_start as date) as date_day
+    from first_event_date
+    cross join
+        lateral generate_series(
+            first_event_date.first_date,
+            {{ marketplace_as_of_date() }},
+            interval '1 day'
+        ) as calendar (day_start)
+    where first_event_date.first_date is not null
 
 ),
 
@@ -55,19 +63,20 @@ daily_invocations as (
 daily_installs as (
 
     select
-        {{ utc_date('event_at') }} as date_day,
+        {{ utc_date('occurred_at') }} as date_day,
         count(*) filter (where event_type = 'install') as installs,
         count(*) filter (where event_type = 'uninstall') as uninstalls
 
     from events
     where event_type in ('install', 'uninstall')
-    group by {{ utc_date('event_at') }}
+    group by {{ utc_date('occurred_at') }}
 
 ),
 
 final as (
 
     select
+        spine.date_day,
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
         coalesce(daily_invocations.gmv_usd, 0) as gmv_usd,
@@ -75,8 +84,7 @@ final as (
         coalesce(daily_invocations.active_agents, 0) as active_agents,
         coalesce(daily_invocations.active_tenants, 0) as active_tenants,
         coalesce(daily_installs.installs, 0) as installs,
-        coalesce(daily_installs.uninstalls, 0) as uninstalls,
-        spine.date_day
+        coalesce(daily_installs.uninstalls, 0) as uninstalls
 
     from spine
     left join daily_invocations

@@ -83,10 +83,9 @@ retained as (
 final as (
 
     select
+        cohort_months.cohort_month_start_date,
+        cohort_months.activity_month_start_date,
         cohort_months.cohort_tenants,
-        coalesce(retained.retained_tenants, 0) as retained_tenants,
-        cast(coalesce(retained.retained_tenants, 0) as numeric)
-        / cohort_months.cohort_tenants as retention_rate,
         cast(
             extract(year from age(
                 cohort_months.activity_month_start_date,
@@ -97,8 +96,9 @@ final as (
                 cohort_months.cohort_month_start_date
             )) as integer
         ) as months_since_cohort,
-        cohort_months.cohort_month_start_date,
-        cohort_months.activity_month_start_date
+        coalesce(retained.retained_tenants, 0) as retained_tenants,
+        cast(coalesce(retained.retained_tenants, 0) as numeric)
+        / cohort_months.cohort_tenants as retention_rate
 
     from cohort_months
     left join retained

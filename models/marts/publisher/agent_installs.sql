@@ -24,13 +24,13 @@ install_events as (
         tenant_id,
         event_type,
         plan_name,
-        event_at,
+        occurred_at,
         loaded_at
 
     from events
     where
         event_type in ('install', 'uninstall')
-        and {{ utc_date('event_at') }} <= {{ marketplace_as_of_date() }}
+        and {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
 
 ),
 
@@ -41,7 +41,7 @@ ranked as (
         -- the latest event decides the state; ties broken by load order, then id
         row_number() over (
             partition by publisher_id, agent_id, tenant_id
-            order by event_at desc, loaded_at desc, event_id desc
+            order by occurred_at desc, loaded_at desc, event_id desc
         ) as recency_rank
 
     from install_events
@@ -56,9 +56,9 @@ histories as (
         tenant_id,
         count(*) filter (where event_type = 'install') as install_events,
         count(*) filter (where event_type = 'uninstall') as uninstall_events,
-        min(event_at) filter (where event_type = 'install') as first_installed_at,
-        max(event_at) filter (where event_type = 'install') as last_installed_at,
-        max(event_at) filter (where event_type = 'uninstall') as last_uninstalled_at
+        min(occurred_at) filter (where event_type = 'install') as first_installed_at,
+        max(occurred_at) filter (where event_type = 'install') as last_installed_at,
+        max(occurred_at) filter (where event_type = 'uninstall') as last_uninstalled_at
 
     from install_events
     group by publisher_id, agent_id, tenant_id
@@ -80,7 +80,7 @@ final as (
         histories.first_installed_at,
         histories.last_installed_at,
         histories.last_uninstalled_at,
-        latest.event_at as state_changed_at
+        latest.occurred_at as state_changed_at
 
     from histories
     inner join ranked as latest

@@ -27,12 +27,28 @@ ratings as (
     select
         publisher_id,
         rating,
-        {{ utc_date('event_at') }} as rated_date
+        {{ utc_date('occurred_at') }} as rated_date
 
     from events
     where
         event_type = 'user_feedback'
-        and {{ utc_date('event_at') }} <= {{ marketplace_as_of_date() }}
+        and {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
+
+),
+
+active_days as (
+
+    select
+        publisher_id,
+        finished_date as active_date
+    from invocations
+
+    union all
+
+    select
+        publisher_id,
+        rated_date as active_date
+    from ratings
 
 ),
 
@@ -42,11 +58,7 @@ first_active_days as (
         publisher_id,
         min(active_date) as first_active_date
 
-    from (
-        select publisher_id, finished_date as active_date from invocations
-        union all
-        select publisher_id, rated_date as active_date from ratings
-    ) as activity
+    from active_days
     group by publisher_id
 
 ),
@@ -56,14 +68,15 @@ spine as (
     -- every day from the publisher's first activity to the as-of date, idle days included
     select
         first_active_days.publisher_id,
-        cast(days.day_start as date) as date_day
+        cast(calendar.day_start as date) as date_day
 
     from first_active_days
-    cross join lateral generate_series(
-        first_active_days.first_active_date,
-        {{ marketplace_as_of_date() }},
-        interval '1 day'
-    ) as days (day_start)
+    cross join
+        lateral generate_series(
+            first_active_days.first_active_date,
+            {{ marketplace_as_of_date() }},
+            interval '1 day'
+        ) as calendar (day_start)
 
 ),
 
@@ -79,13 +92,13 @@ daily_invocations as (
         sum(revenue_usd) as revenue_usd,
         avg(duration_ms) filter (where is_success) as avg_response_time_ms,
         percentile_disc(0.50) within group (order by duration_ms)
-            filter (where is_success) as p50_response_time_ms,
+        filter (where is_success) as p50_response_time_ms,
         percentile_disc(0.90) within group (order by duration_ms)
-            filter (where is_success) as p90_response_time_ms,
+        filter (where is_success) as p90_response_time_ms,
         percentile_disc(0.95) within group (order by duration_ms)
-            filter (where is_success) as p95_response_time_ms,
+        filter (where is_success) as p95_response_time_ms,
         percentile_disc(0.99) within group (order by duration_ms)
-            filter (where is_success) as p99_response_time_ms
+        filter (where is_success) as p99_response_time_ms
 
     from invocations
     group by publisher_id, finished_date

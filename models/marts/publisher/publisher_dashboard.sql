@@ -37,7 +37,7 @@ publishers as (
     -- every publisher with any event up to the as-of date gets a row, idle ones included
     select distinct publisher_id
     from events
-    where {{ utc_date('event_at') }} <= {{ marketplace_as_of_date() }}
+    where {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
 
 ),
 
@@ -62,7 +62,7 @@ invocation_metrics as (
         -- response times: completions only, as in the seed
         avg(duration_ms) filter (where is_success) as avg_response_time_ms,
         percentile_disc(0.95) within group (order by duration_ms)
-            filter (where is_success) as p95_response_time_ms
+        filter (where is_success) as p95_response_time_ms
 
     from window_invocations
     group by publisher_id
@@ -79,7 +79,7 @@ rating_metrics as (
     from events
     where
         event_type = 'user_feedback'
-        and {{ utc_date('event_at') }} between {{ marketplace_window_start_date() }}
+        and {{ utc_date('occurred_at') }} between {{ marketplace_window_start_date() }}
         and {{ marketplace_as_of_date() }}
     group by publisher_id
 

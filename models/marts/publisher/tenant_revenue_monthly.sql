@@ -31,11 +31,11 @@ final as (
     select
         publisher_id,
         tenant_id,
+        month_start_date,
         count(*) as invocations,
         count(*) filter (where is_success) as completed_invocations,
         sum(revenue_usd) as revenue_usd,
-        sum(revenue_usd) / count(*) as revenue_per_invocation_usd,
-        month_start_date
+        sum(revenue_usd) / count(*) as revenue_per_invocation_usd
 
     from dated_invocations
     group by publisher_id, tenant_id, month_start_date

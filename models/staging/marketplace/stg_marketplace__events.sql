@@ -15,24 +15,35 @@ with
 
 source as (
 
-    select * from {{ source('marketplace', 'marketplace_events') }}
-    where {{ loaded_since_high_water_mark() }}
+    select * from {{ source('marketplace', 'marketplace_events') }} as marketplace_events
+
+    {% if is_incremental() %}
+        -- raw rows are never updated: read the recent loads, keep the events not staged yet
+        where
+            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+            and not exists (
+                select from {{ this }} as staged
+                where staged.event_id = marketplace_events.id
+            )
+    {% endif %}
 
 ),
 
 renamed as (
 
     select
-        -- ids
         id as event_id,
         event_type,
         agent_id,
         publisher_id,
         tenant_id,
         batch_id,
+        properties,
+        event_ts as occurred_at,
+        loaded_at,
 
-        -- strings (each cast only for the event types whose contract defines the key:
-        -- other types may carry the same key with another type)
+        -- each key is read only for the event types whose contract defines it: other types
+        -- may carry the same key with another type, and the loader has checked these types
         case
             when event_type in ('tool_called', 'tool_failed')
                 then properties ->> 'tool_name'
@@ -53,8 +64,6 @@ renamed as (
             when event_type in ('install', 'uninstall')
                 then properties ->> 'plan'
         end as plan_name,
-
-        -- numerics
         case
             when event_type in ('agent_invoked', 'agent_completed', 'agent_errored')
                 then cast(properties ->> 'input_tokens' as bigint)
@@ -75,26 +84,55 @@ renamed as (
             when event_type = 'user_feedback'
                 then cast(properties ->> 'rating' as integer)
         end as rating,
-
-        -- arrays: the tools an invocation called, in order (seed default: empty list)
+        -- the tools an invocation called, in order (the seed's default: an empty list)
         case
             when event_type in ('agent_completed', 'agent_errored')
                 then array(
                     select jsonb_array_elements_text(
-                        coalesce(properties -> 'tool_calls', '[]'::jsonb)
+                        coalesce(properties -> 'tool_calls', cast('[]' as jsonb))
                     )
                 )
-        end as tool_calls,
-
-        -- the raw body, for keys outside the contract
-        properties,
-
-        -- timestamps
-        event_ts as event_at,
-        loaded_at
+        end as tool_calls
 
     from source
 
+),
+
+final as (
+
+    select
+        -- ids
+        event_id,
+        agent_id,
+        publisher_id,
+        tenant_id,
+        batch_id,
+
+        -- strings
+        event_type,
+        tool_name,
+        error_type,
+        tool_error_message,
+        feedback_comment,
+        plan_name,
+
+        -- numerics
+        input_tokens,
+        output_tokens,
+        duration_ms,
+        cost_usd,
+        rating,
+
+        -- arrays and json: the listed tools, and the raw body for keys outside the contract
+        tool_calls,
+        properties,
+
+        -- timestamps
+        occurred_at,
+        loaded_at
+
+    from renamed
+
 )
 
-select * from renamed
+select * from final
