@@ -185,8 +185,10 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
-    click.echo(f"{'batch':>7}  {'status':<7} {'read':>9} {'loaded':>9} {'dups':>7} {'quar':>7}  "
-               f"{'finished (UTC)':<19}  path")
+    click.echo(
+        f"{'batch':>7}  {'status':<7} {'read':>9} {'loaded':>9} {'dups':>7} {'quar':>7}  "
+        f"{'finished (UTC)':<19}  path"
+    )
     for row in rows:
         finished = row["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if row["finished_at"] else ""
         click.echo(

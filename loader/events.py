@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -21,7 +21,9 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
+    create_model,
 )
 
 AGENT_EVENT_TYPES = (
@@ -133,7 +135,11 @@ AGENT_PAYLOADS: dict[str, type[_Body]] = {
 
 
 class AgentEvent(BaseModel):
-    """Seed 000's `AgentEvent.to_dict()`: all nine keys, exactly."""
+    """Seed 000's `AgentEvent.to_dict()`: all nine keys, exactly.
+
+    `payload` is checked by the model for the event type (AGENT_PAYLOADS), through
+    `parse_event`; validating this class directly checks the envelope and metadata only.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -144,8 +150,8 @@ class AgentEvent(BaseModel):
     timestamp: Timestamp
     agent_name: NonEmptyStr
     user_id: StrictStr
-    payload: dict[str, Any]
-    metadata: dict[str, Any]
+    payload: _Body
+    metadata: AgentMetadata
 
 
 # --- seed 004: marketplace events --------------------------------------------------------
@@ -198,7 +204,11 @@ MARKETPLACE_PROPERTIES: dict[str, type[_Body]] = {
 
 
 class MarketplaceEvent(BaseModel):
-    """Seed 004's `AnalyticsEvent`, `event_type` as the enum's value string."""
+    """Seed 004's `AnalyticsEvent`, `event_type` as the enum's value string.
+
+    `properties` is checked by the model for the event type (MARKETPLACE_PROPERTIES),
+    through `parse_event`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -208,53 +218,79 @@ class MarketplaceEvent(BaseModel):
     publisher_id: NonEmptyStr
     tenant_id: NonEmptyStr
     timestamp: Timestamp
-    properties: dict[str, Any]
+    properties: _Body
 
 
 # --- routing -----------------------------------------------------------------------------
 
 
-def _describe(error: ValidationError, prefix: str = "") -> str:
+def _by_event_type(base: type[BaseModel], body: str, bodies: dict[str, type[_Body]]) -> TypeAdapter:
+    """One validator for a shape: a union of `base` narrowed to each event type's body model.
+
+    Validating envelope and body in one call (discriminated on `event_type`) is about twice
+    as fast as validating them one after the other, and the loader does it per record.
+    """
+    variants = tuple(
+        create_model(
+            f"{base.__name__}_{event_type}",
+            __base__=base,
+            event_type=(Literal[event_type], ...),
+            **{body: (model, ...)},
+        )
+        for event_type, model in bodies.items()
+    )
+    return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
+
+
+_AGENT_EVENT = _by_event_type(AgentEvent, "payload", AGENT_PAYLOADS)
+_MARKETPLACE_EVENT = _by_event_type(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
+
+
+def _describe(error: ValidationError, event_types: tuple[str, ...]) -> str:
     """One readable line per failed field: `properties.rating: ... (got 7)`."""
     parts = []
     for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"]) or "record"
+        kind, location = item["type"], item["loc"]
+        if kind == "union_tag_not_found":
+            parts.append("event_type: Field required")
+            continue
+        if kind == "union_tag_invalid":
+            expected = ", ".join(repr(event_type) for event_type in event_types)
+            parts.append(
+                f"event_type: Input should be one of {expected} (got {item['ctx']['tag']!r})"
+            )
+            continue
+        if location and location[0] in event_types:
+            location = location[1:]  # the union's variant name, not a field
         message = item["msg"]
-        if item["type"] == "value_error":
+        if kind == "value_error":
             message = message.removeprefix("Value error, ")
-        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
+        if kind not in ("missing", "extra_forbidden") and "input" in item:
             shown = repr(item["input"])
             message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
-        parts.append(f"{prefix}{location}: {message}")
+        parts.append(f"{'.'.join(str(part) for part in location) or 'record'}: {message}")
     return "; ".join(parts)
-
-
-def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise ContractError(_describe(error, prefix)) from None
 
 
 def parse_event(record: Any) -> AgentEvent | MarketplaceEvent:
     """Route a decoded JSON record to its shape and validate it, or raise ContractError.
 
-    The envelope is validated first, then the JSON body by the model for its event type
-    (`AGENT_PAYLOADS` and `AgentMetadata`, or `MARKETPLACE_PROPERTIES`).
+    The shape is told by the id field (`event_id` for seed 000, `id` for seed 004); the
+    envelope and the body of the record's event type are then validated together.
     """
     if not isinstance(record, dict):
         kind = "an array" if isinstance(record, list) else f"a {type(record).__name__}"
         raise ContractError(f"record is {kind}, expected a JSON object")
     if "event_id" in record:
-        event = _validate(AgentEvent, record)
-        _validate(AGENT_PAYLOADS[event.event_type], event.payload, "payload.")
-        _validate(AgentMetadata, event.metadata, "metadata.")
-        return event
-    if "id" in record:
-        event = _validate(MarketplaceEvent, record)
-        _validate(MARKETPLACE_PROPERTIES[event.event_type], event.properties, "properties.")
-        return event
-    raise ContractError(
-        "record fits neither event shape: it has no 'event_id' (conversation event, seed 000)"
-        " and no 'id' (marketplace event, seed 004)"
-    )
+        adapter, event_types = _AGENT_EVENT, AGENT_EVENT_TYPES
+    elif "id" in record:
+        adapter, event_types = _MARKETPLACE_EVENT, MARKETPLACE_EVENT_TYPES
+    else:
+        raise ContractError(
+            "record fits neither event shape: it has no 'event_id' (conversation event,"
+            " seed 000) and no 'id' (marketplace event, seed 004)"
+        )
+    try:
+        return adapter.validate_python(record)
+    except ValidationError as error:
+        raise ContractError(_describe(error, event_types)) from None

@@ -1,15 +1,17 @@
 """Loading batch files: read, validate, COPY, exactly once, with a ledger row per file.
 
 One file is one transaction: its ledger row in `raw.load_batches`, its events and its
-quarantine rows commit together or not at all. Records stream through a single COPY into a
-temporary table (Python validates the next rows while the server parses the previous ones),
-then move to the raw tables with `insert ... on conflict do nothing`, so an event seen before
-counts as a duplicate instead of loading twice.
+quarantine rows commit together or not at all. Records stream through COPY into a temporary
+table, a segment at a time (a background thread validates the next segment while the server
+stores the previous one), then move to the raw tables with `insert ... on conflict do
+nothing`, so an event seen before counts as a duplicate instead of loading twice.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,25 +29,16 @@ from loader.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_che
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_NULL = "\\N"
 
-# The single COPY target: one row per record, whichever table it is bound for.
+# The single COPY target: one row per record, whichever table it is bound for. A valid
+# record travels as its own JSON text (PostgreSQL parses it once, into jsonb) with the
+# timestamp normalised by the contract; an invalid one as its raw text and the reason.
 _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
-    event_id text,
-    conversation_id text,
-    session_id text,
-    event_type text,
     event_ts timestamptz,
-    agent_name text,
-    user_id text,
-    agent_id text,
-    publisher_id text,
-    tenant_id text,
-    body jsonb,
-    metadata jsonb,
+    record jsonb,
     raw_text text,
     raw_bytes bigint,
     reason text
@@ -58,8 +51,17 @@ insert into raw.agent_events (
     payload, metadata, batch_id, loaded_at
 )
 select
-    event_id, conversation_id, session_id, event_type, event_ts, agent_name, user_id,
-    body, metadata, %(batch_id)s, now()
+    record ->> 'event_id',
+    record ->> 'conversation_id',
+    record ->> 'session_id',
+    record ->> 'event_type',
+    event_ts,
+    record ->> 'agent_name',
+    record ->> 'user_id',
+    record -> 'payload',
+    record -> 'metadata',
+    %(batch_id)s,
+    now()
 from load_records
 where kind = 'a'
 on conflict (event_id) do nothing
@@ -71,8 +73,15 @@ insert into raw.marketplace_events (
     batch_id, loaded_at
 )
 select
-    event_id, event_type, agent_id, publisher_id, tenant_id, event_ts, body,
-    %(batch_id)s, now()
+    record ->> 'id',
+    record ->> 'event_type',
+    record ->> 'agent_id',
+    record ->> 'publisher_id',
+    record ->> 'tenant_id',
+    event_ts,
+    record -> 'properties',
+    %(batch_id)s,
+    now()
 from load_records
 where kind = 'm'
 on conflict (id) do nothing
@@ -121,28 +130,40 @@ def _text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _json(value: Any) -> str:
-    # json.dumps escapes control characters itself; only backslashes need COPY escaping.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace(
-        "\\", "\\\\"
-    )
+def _unstorable(value: Any) -> str | None:
+    """Why PostgreSQL would refuse a decoded JSON value in jsonb, or None.
 
-
-def _has_nul(value: Any) -> bool:
+    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity, the NUL
+    character (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape).
+    """
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+        if "\x00" in value:
+            return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return (
+                    "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
+                    " which is not valid Unicode"
+                )
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "contains NaN or Infinity, which JSON and jsonb do not allow"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if reason := _unstorable(key) or _unstorable(item):
+                return reason
+    elif isinstance(value, list):
+        for item in value:
+            if reason := _unstorable(item):
+                return reason
+    return None
 
 
 def _quarantine_row(record: Record, reason: str) -> bytes:
-    raw = record.raw.replace("\x00", "\\x00")
-    fields = [str(record.position), QUARANTINE] + [_NULL] * 12
-    fields += [_text(raw), str(record.size), _text(reason)]
-    return ("\t".join(fields) + "\n").encode("utf-8", "backslashreplace")
+    raw = _text(record.raw.replace("\x00", "\\x00"))
+    line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
+    return line.encode("utf-8", "backslashreplace")
 
 
 def _event_row(record: Record) -> tuple[str, bytes]:
@@ -150,53 +171,17 @@ def _event_row(record: Record) -> tuple[str, bytes]:
     if record.error:
         raise ContractError(record.error)
     event = parse_event(record.value)
-    if "\\u0000" in record.raw and _has_nul(record.value):
-        raise ContractError(
-            "contains a NUL character (\\u0000), which PostgreSQL cannot store in text or jsonb"
-        )
-    try:
-        if isinstance(event, AgentEvent):
-            kind = AGENT
-            fields = (
-                _text(event.event_id),
-                _text(event.conversation_id),
-                _text(event.session_id),
-                event.event_type,
-                event.timestamp.isoformat(),
-                _text(event.agent_name),
-                _text(event.user_id),
-                _NULL,
-                _NULL,
-                _NULL,
-                _json(event.payload),
-                _json(event.metadata),
-            )
-        else:
-            kind = MARKETPLACE
-            fields = (
-                _text(event.id),
-                _NULL,
-                _NULL,
-                event.event_type,
-                event.timestamp.isoformat(),
-                _NULL,
-                _NULL,
-                _text(event.agent_id),
-                _text(event.publisher_id),
-                _text(event.tenant_id),
-                _json(event.properties),
-                _NULL,
-            )
-    except ValueError:
-        raise ContractError("contains NaN or Infinity, which JSON and jsonb do not allow") from None
-    line = f"{record.position}\t{kind}\t" + "\t".join(fields) + "\t\\N\t\\N\t\\N\n"
-    try:
-        return kind, line.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ContractError(
-            "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
-            " which is not valid Unicode"
-        ) from None
+    raw = record.raw
+    # Only text holding these tokens can hold what jsonb refuses: check those records fully.
+    if ("\\u" in raw or "NaN" in raw or "Infinity" in raw) and (
+        reason := _unstorable(record.value)
+    ):
+        raise ContractError(reason)
+    kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
+    if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
+        raw = _text(raw)
+    line = f"{record.position}\t{kind}\t{event.timestamp.isoformat()}\t{raw}\t\\N\t\\N\t\\N\n"
+    return kind, line.encode("utf-8")
 
 
 def copy_row(record: Record) -> tuple[str, bytes, str | None]:
@@ -208,34 +193,103 @@ def copy_row(record: Record) -> tuple[str, bytes, str | None]:
     return kind, line, None
 
 
-class CopySource:
-    """A file-like object for COPY FROM STDIN that turns records into rows as it is read.
+class Tally:
+    """Records per kind, and quarantine reasons by family, as rows are produced."""
 
-    Rows are produced on demand, so memory stays at one chunk however big the file is.
-    """
-
-    def __init__(self, records: Iterable[Record]) -> None:
-        self._records = iter(records)
+    def __init__(self) -> None:
         self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
 
+    def row(self, record: Record) -> bytes:
+        kind, line, reason = copy_row(record)
+        self.counts[kind] += 1
+        if reason is not None:
+            family = _reason_kind(reason)
+            self.reasons[family] = self.reasons.get(family, 0) + 1
+        return line
+
+
+_SEGMENT_END = object()
+_END = object()
+
+
+class RowStream(Tally):
+    """Turns records into COPY rows on a background thread, in segments.
+
+    Reading and validating is Python work that holds the GIL; psycopg2 releases it while
+    the server runs a COPY or an insert, so this thread prepares the next segment while the
+    server stores the previous one. The queue between them is bounded (QUEUE_CHUNKS chunks of
+    CHUNK_BYTES), so memory stays flat however large the file.
+    """
+
+    # Big chunks: each hand-over between the threads may wait for the GIL (up to 5 ms).
+    CHUNK_BYTES = 1 << 20
+    QUEUE_CHUNKS = 32
+    SEGMENT_ROWS = 50_000
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        super().__init__()
+        self.finished = False
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(records,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, records: Iterable[Record]) -> None:
+        try:
+            parts: list[bytes] = []
+            size = rows = 0
+            for record in records:
+                line = self.row(record)
+                parts.append(line)
+                size += len(line)
+                rows += 1
+                if size >= self.CHUNK_BYTES or rows >= self.SEGMENT_ROWS:
+                    self._put(b"".join(parts))
+                    parts, size = [], 0
+                if rows >= self.SEGMENT_ROWS:
+                    self._put(_SEGMENT_END)
+                    rows = 0
+            self._put(b"".join(parts))
+            self._put(_END)
+        except _Stopped:
+            pass
+        except BaseException as error:  # handed to the loading thread, which re-raises it
+            self._put(error)
+
+    def _put(self, item: object) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def read(self, size: int = -1) -> bytes:
-        size = size if size > 0 else 1 << 18
-        parts = []
-        total = 0
-        for record in self._records:
-            kind, line, reason = copy_row(record)
-            self.counts[kind] += 1
-            if reason is not None:
-                key = _reason_kind(reason)
-                self.reasons[key] = self.reasons.get(key, 0) + 1
-            parts.append(line)
-            total += len(line)
-            if total >= size:
-                break
-        return b"".join(parts)
+        """File-like `read` for COPY: the next chunk, or b'' at the end of a segment."""
+        if self.finished:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, bytes):
+            return item
+        if item is not _SEGMENT_END:
+            self.finished = True
+            if isinstance(item, BaseException):
+                self.error = item
+        return b""
 
     readline = read
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Stopped(Exception):
+    """The loading side gave up; the producer thread ends quietly."""
 
 
 def _reason_kind(reason: str) -> str:
@@ -250,20 +304,20 @@ def _reason_kind(reason: str) -> str:
 def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> FileResult:
     """Read and validate a file without a database: what `load` would load and quarantine."""
     started = time.perf_counter()
+    tally = Tally()
     with BatchFile(path, max_record_bytes) as batch:
-        source = CopySource(batch.records())
-        while source.read(1 << 20):
-            pass
+        for record in batch.records():
+            tally.row(record)
         result = FileResult(str(path), "validated", batch.sha256, batch.bytes, batch.format)
-    _fill_counts(result, source)
+    _fill_counts(result, tally)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _fill_counts(result: FileResult, source: CopySource) -> None:
-    result.records_read = sum(source.counts.values())
-    result.quarantined = source.counts[QUARANTINE]
-    result.reasons = dict(sorted(source.reasons.items(), key=lambda item: -item[1]))
+def _fill_counts(result: FileResult, tally: Tally) -> None:
+    result.records_read = sum(tally.counts.values())
+    result.quarantined = tally.counts[QUARANTINE]
+    result.reasons = dict(sorted(tally.reasons.items(), key=lambda item: -item[1]))
 
 
 def load_file(
@@ -335,23 +389,30 @@ def _load_in_one_transaction(
         )
         result.batch_id = cur.fetchone()[0]
         cur.execute(_CREATE_LOAD_RECORDS)
-        source = CopySource(batch.records())
-        cur.copy_expert("copy load_records from stdin", source, size=1 << 18)
+        ids = {"batch_id": result.batch_id}
+        stream = RowStream(batch.records())
+        try:
+            while not stream.finished:
+                cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
+                if stream.error is not None:
+                    raise stream.error
+                cur.execute(_INSERT_AGENT_EVENTS, ids)
+                result.agent_events_loaded += cur.rowcount
+                cur.execute(_INSERT_MARKETPLACE_EVENTS, ids)
+                result.marketplace_events_loaded += cur.rowcount
+                cur.execute(_INSERT_QUARANTINE, ids)
+                cur.execute("truncate load_records")
+        finally:
+            stream.close()
         if batch.sha256 != result.sha256:
             raise FileChanged(
                 "the file changed while it was being loaded (is a collector still writing it?);"
                 " nothing was loaded from it, the next run retries"
             )
         result.file_format = batch.format + (".gz" if batch.compressed else "")
-        _fill_counts(result, source)
-        ids = {"batch_id": result.batch_id}
-        cur.execute(_INSERT_AGENT_EVENTS, ids)
-        result.agent_events_loaded = cur.rowcount
-        cur.execute(_INSERT_MARKETPLACE_EVENTS, ids)
-        result.marketplace_events_loaded = cur.rowcount
-        cur.execute(_INSERT_QUARANTINE, ids)
+        _fill_counts(result, stream)
         result.loaded = result.agent_events_loaded + result.marketplace_events_loaded
-        result.duplicates = source.counts[AGENT] + source.counts[MARKETPLACE] - result.loaded
+        result.duplicates = stream.counts[AGENT] + stream.counts[MARKETPLACE] - result.loaded
         cur.execute(
             """
             update raw.load_batches

@@ -35,9 +35,11 @@ def test_two_loads_started_at_once_load_each_event_once(db, tmp_path):
     results = [file for stdout, _ in outputs for file in json.loads(stdout)]
     assert sorted(file["status"] for file in results) == ["loaded"] * 6 + ["skipped"] * 6
     distinct = len({event.get("event_id") or event["id"] for event in events[: 5 * 750 + 1500]})
-    assert db.scalar("select count(*) from raw.agent_events") + db.scalar(
-        "select count(*) from raw.marketplace_events"
-    ) == distinct
+    assert (
+        db.scalar("select count(*) from raw.agent_events")
+        + db.scalar("select count(*) from raw.marketplace_events")
+        == distinct
+    )
     assert db.scalar("select sum(loaded) from raw.load_batches") == distinct
     assert db.scalar("select count(*) from raw.load_batches") == 6
 
@@ -52,7 +54,7 @@ def _copy_in_progress(db):
 def test_a_load_killed_mid_copy_then_rerun_loads_every_event_exactly_once(db, tmp_path):
     events = [agent_event(payload={"text": "x" * 200}) for _ in range(150_000)]
     big = write_ndjson(tmp_path / "big.ndjson", events)
-    small = write_ndjson(tmp_path / "small.ndjson", events[:10] + [agent_event()])
+    small = write_ndjson(tmp_path / "small.ndjson", [*events[:10], agent_event()])
     process = start_load(db, big, small)
     deadline = time.monotonic() + 60
     while not _copy_in_progress(db):

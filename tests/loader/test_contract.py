@@ -57,7 +57,7 @@ def test_every_seed_004_event_type_is_accepted(event_type):
 
 def test_extra_keys_inside_bodies_are_kept():
     event = parse_event(agent_event(payload={"text": "hi", "channel": "web"}))
-    assert event.payload == {"text": "hi", "channel": "web"}
+    assert event.payload.model_dump(exclude_unset=True) == {"text": "hi", "channel": "web"}
 
 
 COMPLETED = marketplace_event()["properties"]
@@ -66,16 +66,25 @@ REFUSED = [
     # envelope: missing, extra, mistyped, empty, unknown type, bad timestamp
     ({"agent_name": None}, "agent_name: Input should be a valid string"),
     ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
-    ({"event_type": "clicked"}, "event_type: Input should be 'conversation_start'"),
+    ({"event_type": "clicked"}, "event_type: Input should be one of 'conversation_start'"),
     ({"conversation_id": ""}, "conversation_id: String should have at least 1 character"),
     ({"timestamp": "yesterday"}, "timestamp: not an ISO 8601 timestamp"),
     ({"timestamp": 1767225600}, "timestamp: expected an ISO 8601 string, got int"),
     ({"payload": ["text"]}, "payload: Input should be a valid dictionary"),
     ({"user_id": 7}, "user_id: Input should be a valid string"),
     # bodies: what staging casts must have the right type
-    ({"metadata": {"total_tokens": "12"}}, "metadata.total_tokens: Input should be a valid integer"),
-    ({"metadata": {"total_tokens": True}}, "metadata.total_tokens: Input should be a valid integer"),
-    ({"metadata": {"latency_ms": -1}}, "metadata.latency_ms: Input should be greater than or equal"),
+    (
+        {"metadata": {"total_tokens": "12"}},
+        "metadata.total_tokens: Input should be a valid integer",
+    ),
+    (
+        {"metadata": {"total_tokens": True}},
+        "metadata.total_tokens: Input should be a valid integer",
+    ),
+    (
+        {"metadata": {"latency_ms": -1}},
+        "metadata.latency_ms: Input should be greater than or equal",
+    ),
     ({"event_type": "error", "payload": {}}, "payload.error_type: Field required"),
     ({"payload": {"text": 5}}, "payload.text: Input should be a valid string"),
 ]
@@ -96,20 +105,47 @@ def test_missing_field_is_named():
 
 
 REFUSED_MARKETPLACE = [
-    ({"event_type": "AGENT_COMPLETED"}, "event_type: Input should be 'agent_invoked'"),
+    ({"event_type": "AGENT_COMPLETED"}, "event_type: Input should be one of 'agent_invoked'"),
     ({"tenant_id": ""}, "tenant_id: String should have at least 1 character"),
-    ({"properties": {**COMPLETED, "cost_usd": -0.5}}, "properties.cost_usd: Input should be greater"),
+    (
+        {"properties": {**COMPLETED, "cost_usd": -0.5}},
+        "properties.cost_usd: Input should be greater",
+    ),
     ({"properties": {**COMPLETED, "cost_usd": "0.5"}}, "properties.cost_usd: expected a number"),
-    ({"properties": {**COMPLETED, "duration_ms": None}}, "properties.duration_ms: expected a number"),
-    ({"properties": {**COMPLETED, "input_tokens": 1.5}}, "properties.input_tokens: Input should be a"),
-    ({"properties": {**COMPLETED, "tool_calls": "search"}}, "properties.tool_calls: Input should be a valid list"),
-    ({"properties": {**COMPLETED, "tool_calls": ["a", 3]}}, "properties.tool_calls.1: Input should be a valid string"),
+    (
+        {"properties": {**COMPLETED, "duration_ms": None}},
+        "properties.duration_ms: expected a number",
+    ),
+    (
+        {"properties": {**COMPLETED, "input_tokens": 1.5}},
+        "properties.input_tokens: Input should be a",
+    ),
+    (
+        {"properties": {**COMPLETED, "tool_calls": "search"}},
+        "properties.tool_calls: Input should be a valid list",
+    ),
+    (
+        {"properties": {**COMPLETED, "tool_calls": ["a", 3]}},
+        "properties.tool_calls.1: Input should be a valid string",
+    ),
     ({"properties": {"input_tokens": 1}}, "properties.output_tokens: Field required"),
-    ({"event_type": "user_feedback", "properties": {"rating": 6}}, "properties.rating: Input should be less than or equal to 5"),
-    ({"event_type": "user_feedback", "properties": {"rating": 0}}, "properties.rating: Input should be greater than or equal to 1"),
-    ({"event_type": "user_feedback", "properties": {"rating": 4.5}}, "properties.rating: Input should be a valid integer"),
+    (
+        {"event_type": "user_feedback", "properties": {"rating": 6}},
+        "properties.rating: Input should be less than or equal to 5",
+    ),
+    (
+        {"event_type": "user_feedback", "properties": {"rating": 0}},
+        "properties.rating: Input should be greater than or equal to 1",
+    ),
+    (
+        {"event_type": "user_feedback", "properties": {"rating": 4.5}},
+        "properties.rating: Input should be a valid integer",
+    ),
     ({"event_type": "user_feedback", "properties": {}}, "properties.rating: Field required"),
-    ({"event_type": "tool_failed", "properties": {"error": "x"}}, "properties.tool_name: Field required"),
+    (
+        {"event_type": "tool_failed", "properties": {"error": "x"}},
+        "properties.tool_name: Field required",
+    ),
 ]
 
 

@@ -57,9 +57,9 @@ def test_values_land_typed_and_unchanged(db, tmp_path):
     )
     market = marketplace_event(id="m1", timestamp="2026-11-01T11:30:00+02:00")
     load(db, write_ndjson(tmp_path / "b.ndjson", [agent, market]))
-    row = db.query(
-        "select event_ts, payload, metadata, session_id, user_id from raw.agent_events"
-    )[0]
+    row = db.query("select event_ts, payload, metadata, session_id, user_id from raw.agent_events")[
+        0
+    ]
     assert row[0] == datetime(2026, 11, 1, 9, 30, 15, 250000, tzinfo=timezone.utc)
     assert row[1] == agent["payload"]
     assert row[2] == agent["metadata"]
@@ -109,7 +109,10 @@ BAD_LINES = [
     (b"{not json", "invalid JSON: Expecting property name enclosed in double quotes"),
     (json.dumps(agent_event(event_type="clicked")).encode(), "event_type: Input should be"),
     (json.dumps({**agent_event(), "extra": 1}).encode(), "extra: Extra inputs are not permitted"),
-    (json.dumps(marketplace_event(agent_id=3)).encode(), "agent_id: Input should be a valid string"),
+    (
+        json.dumps(marketplace_event(agent_id=3)).encode(),
+        "agent_id: Input should be a valid string",
+    ),
     (json.dumps(agent_event(payload={"text": "a\u0000b"})).encode(), "contains a NUL character"),
     (json.dumps(agent_event(user_id="nul\u0000")).encode(), "contains a NUL character"),
     (b'{"event_id": "x\xff"}', "invalid UTF-8 at byte 16 of the record"),
