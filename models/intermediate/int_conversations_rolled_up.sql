@@ -93,8 +93,9 @@ conversation_totals as (
         count(*) filter (where event_type = 'error') as errors,
         count(*) filter (where event_type = 'completion') as completions,
         coalesce(sum(total_tokens), 0)::bigint as total_tokens,
-        coalesce(sum(latency_ms), 0) as total_latency_ms,
-        avg(latency_ms) as avg_latency_ms,
+        -- numeric(38, 6) as in the mart contract: 6 decimals keep timestamps exact.
+        coalesce(sum(latency_ms), 0)::numeric(38, 6) as total_latency_ms,
+        avg(latency_ms)::numeric(38, 6) as avg_latency_ms,
         bool_or(event_type = 'conversation_end') as has_conversation_end,
         min(occurred_at) as started_at,
         max(occurred_at) as ended_at,
@@ -116,7 +117,7 @@ conversations_classified as (
             when last_handoff_or_error_type = 'handoff' then 'handed_off'
             else 'abandoned'
         end as outcome,
-        extract(epoch from ended_at - started_at) as duration_seconds
+        extract(epoch from ended_at - started_at)::numeric(38, 6) as duration_seconds
 
     from conversation_totals
 
