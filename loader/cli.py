@@ -115,6 +115,11 @@ def init(dsn: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
 )
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Checksum every file, even one whose path, size and mtime match a loaded batch.",
+)
 @database_errors
 def load(
     paths: tuple[Path, ...],
@@ -123,19 +128,20 @@ def load(
     max_record_bytes: int,
     wait: bool,
     fail_on_quarantine: bool,
+    rehash: bool,
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
 
-    A file whose checksum is in the ledger is skipped; an event seen before is counted as a
-    duplicate; an invalid record goes to raw.quarantine with its reason. Directories are read
-    recursively in sorted order, hidden files left out.
+    A file already in the ledger is skipped (same path, size and mtime; else same sha256);
+    an event seen before is counted as a duplicate; an invalid record goes to raw.quarantine
+    with its reason. Directories are read recursively in sorted order, hidden files left out.
     """
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
     warehouse.acquire_load_lock(conn, wait)
     results = []
     for path in batch_files(paths):
-        result = load_file(conn, path, max_record_bytes)
+        result = load_file(conn, path, max_record_bytes, rehash)
         results.append(result)
         if not as_json:
             click.echo(_file_line(result))

@@ -324,17 +324,25 @@ def load_file(
     conn: psycopg2.extensions.connection,
     path: Path,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    rehash: bool = False,
 ) -> FileResult:
-    """Load one file exactly once; see the module docstring for how."""
+    """Load one file exactly once; see the module docstring for how.
+
+    A file is skipped when the ledger has loaded it before: at once when its path, size and
+    modification time match a loaded batch (unless `rehash`), otherwise when its sha256 does.
+    """
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
     try:
-        result.sha256, result.bytes = file_checksum(path)
-        earlier = _loaded_batch(conn, result.sha256)
+        stat = path.stat()
+        earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
+        if earlier is None:
+            result.sha256, result.bytes = file_checksum(path)
+            earlier = _loaded_batch(conn, result.sha256)
         if earlier is not None:
             result.status, result.batch_id = "skipped", earlier
         else:
-            _load_in_one_transaction(conn, path, result, max_record_bytes)
+            _load_in_one_transaction(conn, path, result, max_record_bytes, stat.st_mtime_ns)
             result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
@@ -362,6 +370,22 @@ def _describe_failure(error: Exception) -> str:
     return f"cannot read the file: {error}"
 
 
+def _loaded_file(
+    conn: psycopg2.extensions.connection, path: Path, size: int, modified_ns: int
+) -> int | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            select batch_id from raw.load_batches
+            where path = %s and bytes = %s and modified_ns = %s and status = 'loaded'
+            """,
+            (str(path), size, modified_ns),
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    return row[0] if row else None
+
+
 def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | None:
     with conn.cursor() as cur:
         cur.execute(
@@ -374,18 +398,23 @@ def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | No
 
 
 def _load_in_one_transaction(
-    conn: psycopg2.extensions.connection, path: Path, result: FileResult, max_record_bytes: int
+    conn: psycopg2.extensions.connection,
+    path: Path,
+    result: FileResult,
+    max_record_bytes: int,
+    modified_ns: int,
 ) -> None:
     with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
         cur.execute(
             """
             insert into raw.load_batches (
-                path, sha256, bytes, status, loader_version, started_at, finished_at
+                path, sha256, bytes, modified_ns, status, loader_version, started_at,
+                finished_at
             )
-            values (%s, %s, %s, 'loaded', %s, clock_timestamp(), clock_timestamp())
+            values (%s, %s, %s, %s, 'loaded', %s, clock_timestamp(), clock_timestamp())
             returning batch_id
             """,
-            (str(path), result.sha256, result.bytes, __version__),
+            (str(path), result.sha256, result.bytes, modified_ns, __version__),
         )
         result.batch_id = cur.fetchone()[0]
         cur.execute(_CREATE_LOAD_RECORDS)

@@ -193,3 +193,22 @@ def test_a_missing_file_fails_with_a_reason_in_the_ledger(db, tmp_path):
     assert result.status == "failed"
     assert result.error == "cannot read the file: No such file or directory"
     assert db.scalar("select error from raw.load_batches") == result.error
+
+
+def test_an_unchanged_file_is_skipped_without_reading_it(db, tmp_path):
+    path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
+    first = load(db, path)
+    with mock.patch.object(load_module, "file_checksum", side_effect=AssertionError("read")):
+        again = load(db, path)
+    assert (again.status, again.batch_id) == ("skipped", first.batch_id)
+    rehashed = load(db, path, rehash=True)
+    assert (rehashed.status, rehashed.batch_id) == ("skipped", first.batch_id)
+
+
+def test_a_file_rewritten_in_place_loads_its_new_events(db, tmp_path):
+    a, b = agent_event(), agent_event()
+    path = write_ndjson(tmp_path / "b.ndjson", [a])
+    load(db, path)
+    write_ndjson(path, [a, b])  # a collector appended to the same file
+    result = load(db, path)
+    assert (result.status, result.loaded, result.duplicates) == ("loaded", 1, 1)

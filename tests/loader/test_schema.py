@@ -14,6 +14,6 @@ def test_fresh_database_has_the_raw_schema(db):
     ]
 
 
-def test_cli_init_on_an_empty_database_reports_version_1(empty_db):
+def test_cli_init_on_an_empty_database_reports_the_latest_version(empty_db):
     result = run_loader(empty_db, "init", "--json")
-    assert '"schema_version": 1' in result.stdout
+    assert '"schema_version": 2' in result.stdout
