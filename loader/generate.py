@@ -69,11 +69,11 @@ class Workload:
     tool_failure_rate: float = 0.02
     duplicate_rate: float = 0.0
     late_rate: float = 0.0
-    # Planted anomalies, by publisher id (pub-01, ...) or tool name.
+    # Planted anomalies. Publishers are pub-01, pub-02, ...; their agents pub-01-agent-1, ...
     error_rate_by_publisher: dict[str, float] = field(default_factory=dict)
-    slow_publishers: set[str] = field(default_factory=set)
-    failing_tools: dict[str, float] = field(default_factory=dict)
-    unhappy_publishers: set[str] = field(default_factory=set)
+    slow_agents: set[str] = field(default_factory=set)  # durations around 16 s, not 1.3 s
+    failing_tools: dict[tuple[str, str], float] = field(default_factory=dict)  # (pub, tool)
+    unhappy_publishers: set[str] = field(default_factory=set)  # ratings mostly 1 and 2
 
     @property
     def start(self) -> datetime:
@@ -237,12 +237,12 @@ class Generator:
         tools = rng.sample(TOOLS, rng.randint(0, 3))
         for tool in tools:
             at += timedelta(milliseconds=rng.randint(50, 900))
-            failure_rate = w.failing_tools.get(tool, w.tool_failure_rate)
+            failure_rate = w.failing_tools.get((publisher, tool), w.tool_failure_rate)
             if rng.random() < failure_rate:
                 yield event("tool_failed", {"tool_name": tool, "error": "HTTP 502"})
             else:
                 yield event("tool_called", {"tool_name": tool})
-        slow = publisher in w.slow_publishers
+        slow = agent_id in w.slow_agents
         duration = rng.lognormvariate(9.7 if slow else 7.2, 0.45)
         errored = rng.random() < w.error_rate_by_publisher.get(publisher, w.error_rate)
         input_tokens = rng.randint(100, 4000)

@@ -1,0 +1,198 @@
+"""`agent-loader demo`: from nothing to marts and insights, with a report on screen.
+
+Steps: connect (embedded server unless one is configured), create the raw schema, generate a
+few days of events with planted anomalies (once: a rerun reuses the files, so it loads
+nothing twice), load them, run `dbt build`, and report what the marts say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+
+from loader import dbt, embedded, warehouse
+from loader.generate import Workload, generate
+from loader.load import FileResult, batch_files, load_file
+
+# The anomalies the demo plants; `insights` should report exactly these.
+DEMO_ANOMALIES: dict[str, Any] = {
+    "error_rate_by_publisher": {"pub-02": 0.15},
+    "slow_agents": {"pub-03-agent-1"},
+    "failing_tools": {("pub-05", "web_fetch"): 0.35},
+    "unhappy_publishers": {"pub-04"},
+}
+
+DBT_SCHEMAS = ("staging", "intermediate", "marts", "seeds")
+
+
+@dataclass
+class DemoResult:
+    landing: Path
+    generated: int
+    files: list[FileResult] = field(default_factory=list)
+    dbt_summary: str = ""
+    dbt_ok: bool = False
+
+
+def demo_workload(events: int, days: int, seed: int) -> Workload:
+    return Workload(
+        events=events,
+        days=days,
+        seed=seed,
+        events_per_file=max(events // 6, 1000),
+        duplicate_rate=0.002,
+        late_rate=0.001,
+        **DEMO_ANOMALIES,
+    )
+
+
+def reset(conn: psycopg2.extensions.connection, landing: Path) -> None:
+    """Drop everything the demo made: the raw and dbt schemas, and the generated files."""
+    with conn.cursor() as cur:
+        for schema in ("raw", *DBT_SCHEMAS):
+            cur.execute(f"drop schema if exists {schema} cascade")
+    conn.commit()
+    if landing.exists():
+        for path in sorted(landing.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+
+
+def run(
+    dsn: str,
+    events: int,
+    days: int,
+    seed: int,
+    fresh: bool,
+    say: Callable[[str], None],
+) -> DemoResult:
+    conn = warehouse.connect(dsn)
+    landing = embedded.home() / "landing" / f"seed-{seed}"
+    if fresh:
+        say("reset: dropping the raw, staging, intermediate, marts and seeds schemas")
+        reset(conn, landing)
+    applied = warehouse.migrate(conn)
+    say(
+        f"init: raw schema at version {warehouse.schema_version(conn)}"
+        + (f" (applied {len(applied)} migrations)" if applied else "")
+    )
+
+    result = DemoResult(landing, 0)
+    if any(landing.glob("batch-*")):
+        say(f"generate: reusing the batch files in {landing}")
+    else:
+        say(f"generate: {events:,} events over {days} days into {landing}")
+        written = generate(demo_workload(events, days, seed), landing)
+        result.generated = written.events
+    warehouse.acquire_load_lock(conn, wait=True)
+    for path in batch_files([landing]):
+        file_result = load_file(conn, path)
+        result.files.append(file_result)
+        say(
+            f"load: {path.name}: {file_result.status}, {file_result.loaded:,} loaded,"
+            f" {file_result.duplicates:,} duplicates, {file_result.quarantined:,} quarantined"
+        )
+    conn.close()
+
+    say("dbt build: staging, intermediate and marts, with every test (about a minute) ...")
+    completed = dbt.run(["build"], dsn)
+    lines = [line for line in completed.stdout.splitlines() if line.strip()]
+    done = [line for line in lines if "Done. PASS=" in line]
+    result.dbt_summary = done[-1].split("Done. ", 1)[1] if done else "\n".join(lines[-20:])
+    result.dbt_ok = completed.returncode == 0
+    say(f"dbt build: {'ok' if result.dbt_ok else 'FAILED'}: {result.dbt_summary}")
+    if not result.dbt_ok:
+        failures = [line for line in lines if "ERROR" in line or "FAIL" in line]
+        for line in failures[-15:]:
+            say(f"    {line}")
+    return result
+
+
+def _rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def report(dsn: str) -> str:
+    """The demo's closing report, read from the ledger and the marts."""
+    conn = warehouse.connect(dsn)
+    try:
+        totals = _rows(
+            conn,
+            "select count(*), coalesce(sum(records_read), 0), coalesce(sum(loaded), 0),"
+            " coalesce(sum(duplicates), 0), coalesce(sum(quarantined), 0)"
+            " from raw.load_batches where status = 'loaded'",
+        )[0]
+        dashboard = _rows(
+            conn,
+            "select publisher_id, total_invocations, unique_tenants, active_installs,"
+            " avg_satisfaction, error_rate, avg_response_time_ms, p95_response_time_ms,"
+            " total_revenue from marts.publisher_dashboard order by publisher_id",
+        )
+        errors = _rows(
+            conn,
+            "select rank, error_type, occurrences, share from marts.error_types_ranked"
+            " where rank <= 10 order by rank, error_type",
+        )
+        insights = _rows(
+            conn,
+            "select severity, publisher_id, title, description from marts.insights"
+            " order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end,"
+            " publisher_id, title",
+        )
+    finally:
+        conn.close()
+
+    out = [
+        "",
+        f"Loaded {totals[0]} batch files: {totals[1]:,} records read = {totals[2]:,} loaded"
+        f" + {totals[3]:,} duplicates + {totals[4]:,} quarantined",
+        "",
+        "Publisher dashboard (marts.publisher_dashboard)",
+        f"  {'publisher':<10} {'invocations':>11} {'tenants':>7} {'installs':>8} {'rating':>6}"
+        f" {'errors':>7} {'avg ms':>7} {'p95 ms':>7} {'revenue $':>10}",
+    ]
+    for row in dashboard:
+        publisher, invocations, tenants, installs, rating, error_rate, avg, p95, revenue = row
+        out.append(
+            f"  {publisher:<10} {invocations:>11,} {tenants:>7} {installs:>8} {_num(rating, 2):>6}"
+            f" {_pct(error_rate):>7} {_num(avg, 0):>7} {_num(p95, 0):>7} {_num(revenue, 2):>10}"
+        )
+    out += ["", "Top error types (marts.error_types_ranked)"]
+    out += [
+        f"  {rank:>2}. {name:<20} {count:>6,}  {_pct(share)}" for rank, name, count, share in errors
+    ]
+    out += ["", f"Insights (marts.insights): {len(insights)}"]
+    out += [
+        f"  [{severity}] {publisher}: {title}. {description}"
+        for severity, publisher, title, description in insights
+    ]
+    return "\n".join(out)
+
+
+def _num(value: Any, places: int) -> str:
+    return "-" if value is None else f"{float(value):,.{places}f}"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1%}"
+
+
+def connection_help(dsn: str, is_embedded: bool) -> str:
+    lines = [
+        "",
+        f"Connect a BI tool or psql: psql '{dsn or 'the PG* variables'}'",
+        "  BI tools read the schema `marts`.",
+    ]
+    if is_embedded:
+        lines.append(
+            f"The embedded server keeps running (data in {embedded.pgdata()});"
+            " stop it with: agent-loader embedded stop"
+        )
+    lines.append(f"Report generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
+    return "\n".join(lines)
