@@ -1,0 +1,83 @@
+"""`agent-loader demo` end to end: on the embedded server and on a configured one.
+
+The demo plants four anomalies (loader.demo.DEMO_ANOMALIES); the report must list exactly
+those four insights, and a rerun must load nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+PLANTED = [
+    "  [critical] pub-02: High Error Rate.",
+    "  [warning] pub-03: Slow p95 Response Time.",
+    "  [warning] pub-04: Low User Satisfaction.",
+    "  [warning] pub-05: Tool 'web_fetch' Failing Often.",
+]
+
+
+def agent_loader(env, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "loader", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def insight_lines(report: str) -> list[str]:
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Insights (marts.insights)"))
+    found = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  ["):
+            break
+        found.append(line.split(". ", 1)[0] + ".")
+    return found
+
+
+def check_report(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "dbt build: ok" in result.stdout
+    assert insight_lines(result.stdout) == PLANTED
+    assert " + 0 quarantined" in result.stdout
+    assert "Top error types" in result.stdout and " 1. tool_timeout" in result.stdout
+
+
+@pytest.fixture
+def embedded_env(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env["AGENT_ANALYTICS_HOME"] = str(tmp_path / "home")
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    yield env
+    agent_loader(env, "embedded", "stop")
+
+
+def test_demo_on_the_embedded_server_reports_the_planted_anomalies_and_reruns_safely(embedded_env):
+    first = agent_loader(embedded_env, "demo")
+    check_report(first)
+    assert "Using the embedded PostgreSQL" in first.stderr
+    assert "agent-loader embedded stop" in first.stdout
+
+    second = agent_loader(embedded_env, "demo")
+    check_report(second)
+    assert "generate: reusing the batch files" in second.stdout
+    assert second.stdout.count(": skipped, 0 loaded") == first.stdout.count(": loaded, ")
+    summary = next(line for line in first.stdout.splitlines() if line.startswith("Loaded "))
+    assert summary in second.stdout  # the same totals: nothing loaded twice
+
+
+def test_demo_on_a_configured_server(module_db, tmp_path):
+    env = dict(module_db.env, AGENT_ANALYTICS_HOME=str(tmp_path / "home"))
+    result = agent_loader(env, "demo", "--events", "30000")
+    check_report(result)
+    assert "Using the embedded PostgreSQL" not in result.stderr
+    assert module_db.scalar("select count(*) from marts.insights") == len(PLANTED)

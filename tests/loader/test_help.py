@@ -1,0 +1,31 @@
+"""Every command's --help is accurate: it lists every option, and the README names it."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from loader.cli import main
+from tests.conftest import REPO
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in sorted(group.commands.items()):
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+
+
+ALL = list(commands(main))
+
+
+@pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) for p, _ in ALL])
+def test_help_lists_every_option_and_readme_documents_the_command(path, command):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert command.help and command.help.split("\n")[0].strip() in result.output
+    for parameter in command.params:
+        if isinstance(parameter, click.Option):
+            assert parameter.opts[0] in result.output, parameter.opts[0]
+    assert f"agent-loader {' '.join(path)}" in (REPO / "README.md").read_text()
