@@ -46,7 +46,7 @@ invocations as (
         occurred_at as finished_at,
         loaded_at,
         input_tokens + output_tokens as total_tokens,
-        coalesce(cardinality(tool_calls), 0) as tool_call_count,
+        jsonb_array_length(tool_calls) as tool_call_count,
         event_type = 'agent_completed' as is_success
 
     from events

@@ -86,7 +86,8 @@ listed_calls as (
 
     from invocations
     cross join
-        lateral unnest(invocations.tool_calls) with ordinality as listed (tool_name, call_position)
+        lateral jsonb_array_elements_text(invocations.tool_calls)
+        with ordinality as listed (tool_name, call_position)
 
 ),
 

@@ -87,11 +87,7 @@ renamed as (
         -- the tools an invocation called, in order (the seed's default: an empty list)
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then array(
-                    select jsonb_array_elements_text(
-                        coalesce(properties -> 'tool_calls', cast('[]' as jsonb))
-                    )
-                )
+                then coalesce(properties -> 'tool_calls', cast('[]' as jsonb))
         end as tool_calls
 
     from source
