@@ -22,9 +22,11 @@ ALL = list(commands(main))
 
 @pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) for p, _ in ALL])
 def test_help_lists_every_option_and_readme_documents_the_command(path, command):
-    result = CliRunner().invoke(main, [*path, "--help"])
+    result = CliRunner().invoke(main, [*path, "--help"], prog_name="agent-loader")
     assert result.exit_code == 0
-    assert command.help and command.help.split("\n")[0].strip() in result.output
+    assert result.output.startswith(f"Usage: agent-loader {' '.join(path)} ")
+    words = " ".join(result.output.split())
+    assert command.help and " ".join(command.help.split("\n")[0].split()) in words
     for parameter in command.params:
         if isinstance(parameter, click.Option):
             assert parameter.opts[0] in result.output, parameter.opts[0]
