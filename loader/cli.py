@@ -393,7 +393,7 @@ def demo_command(dsn: str | None, events: int, days: int, seed: int, reset: bool
 
 @main.group(name="embedded")
 def embedded_group() -> None:
-    """Manage the embedded PostgreSQL under $AGENT_ANALYTICS_HOME (./.agent-analytics)."""
+    """Manage the embedded PostgreSQL, whose data lives under $AGENT_ANALYTICS_HOME."""
 
 
 @embedded_group.command(name="start")
