@@ -8,16 +8,17 @@
 {% test accepted_range(model, column_name, min_value=none, max_value=none, inclusive=true) %}
 
 {%- set lower = '>=' if inclusive else '>' -%}
-{%- set upper = '<=' if inclusive else '<' %}
+{%- set upper = '<=' if inclusive else '<' -%}
+{%- set low = min_value if min_value is not none else 'null' -%}
+{%- set high = max_value if max_value is not none else 'null' %}
 
 select {{ column_name }}
 from {{ model }}
 where
     {{ column_name }} is not null
-    and not (
-        true
-        {%- if min_value is not none %} and {{ column_name }} {{ lower }} {{ min_value }}{% endif %}
-        {%- if max_value is not none %} and {{ column_name }} {{ upper }} {{ max_value }}{% endif %}
+    and (
+        ({{ low }} is not null and not {{ column_name }} {{ lower }} {{ low }})
+        or ({{ high }} is not null and not {{ column_name }} {{ upper }} {{ high }})
     )
 
 {% endtest %}
