@@ -22,7 +22,9 @@ from loader import __version__, demo, embedded, warehouse
 from loader.errors import EXIT_PROBLEMS, DatabaseError
 from loader.generate import Workload, generate
 from loader.load import FileResult, batch_files, load_file, validate_file
+from loader.privacy import Privacy, PrivacyConfigError
 from loader.readers import DEFAULT_MAX_RECORD_BYTES
+from loader.retention import parse_duration, purge
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,6 +119,23 @@ def init(dsn: str | None, as_json: bool) -> None:
     help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
 )
 @click.option(
+    "--tokenize-users",
+    is_flag=True,
+    envvar="AGENT_ANALYTICS_TOKENIZE_USERS",
+    help=(
+        "Replace user ids with keyed HMAC-SHA256 tokens before writing; the key comes from"
+        " $AGENT_ANALYTICS_TOKEN_KEY (at least 16 bytes)."
+    ),
+)
+@click.option(
+    "--redact",
+    type=click.Choice(["none", "mask", "drop"]),
+    default="none",
+    show_default=True,
+    envvar="AGENT_ANALYTICS_REDACT",
+    help="Free text (messages, comments, ...): keep, mask e-mails/phones/cards, or drop.",
+)
+@click.option(
     "--rehash",
     is_flag=True,
     help="Checksum every file, even one whose path, size and mtime match a loaded batch.",
@@ -129,6 +148,8 @@ def load(
     max_record_bytes: int,
     wait: bool,
     fail_on_quarantine: bool,
+    tokenize_users: bool,
+    redact: str,
     rehash: bool,
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
@@ -137,12 +158,16 @@ def load(
     an event seen before is counted as a duplicate; an invalid record goes to raw.quarantine
     with its reason. Directories are read recursively in sorted order, hidden files left out.
     """
+    try:
+        privacy = Privacy.from_options(tokenize_users, redact)
+    except PrivacyConfigError as error:
+        raise click.UsageError(str(error)) from None
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
     warehouse.acquire_load_lock(conn, wait)
     results = []
     for path in batch_files(paths):
-        result = load_file(conn, path, max_record_bytes, rehash)
+        result = load_file(conn, path, max_record_bytes, rehash, privacy)
         results.append(result)
         if not as_json:
             click.echo(_file_line(result))
@@ -203,6 +228,52 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
             f"{row['loaded']:>9} {row['duplicates']:>7} {row['quarantined']:>7}  "
             f"{finished:<19}  {row['path']}" + (f"  ({row['error']})" if row["error"] else "")
         )
+
+
+@main.command(name="purge")
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help="Retention window, e.g. 90d, 12h or 2w: rows older than now minus this go.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--batch-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows deleted per transaction.",
+)
+@dsn_option
+@json_option
+@database_errors
+def purge_command(
+    older_than: str, dry_run: bool, batch_size: int, dsn: str | None, as_json: bool
+) -> None:
+    """Delete raw events and quarantine rows older than the retention window.
+
+    Events go by event time, quarantine rows by when they were quarantined, in batches of
+    --batch-size rows. The ledger keeps reconciling (purged rows are counted per batch) and
+    raw.purges records each purge; the next `dbt build` drops purged events from the marts.
+    """
+    try:
+        window = parse_duration(older_than)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    result = purge(conn, window, batch_size, dry_run)
+    conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), default=str))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.agent_events:,} agent events, {result.marketplace_events:,}"
+        f" marketplace events and {result.quarantine:,} quarantine rows older than"
+        f" {result.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+    )
 
 
 def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:

@@ -9,6 +9,7 @@ nothing`, so an event seen before counts as a duplicate instead of loading twice
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -24,6 +25,7 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.events import AgentEvent, ContractError, parse_event
+from loader.privacy import NO_PRIVACY, Privacy
 from loader.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -160,13 +162,14 @@ def _unstorable(value: Any) -> str | None:
     return None
 
 
-def _quarantine_row(record: Record, reason: str) -> bytes:
-    raw = _text(record.raw.replace("\x00", "\\x00"))
+def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
+    raw = record.raw.replace("\x00", "\\x00")
+    raw = _text(privacy.raw_text(raw) if privacy.active else raw)
     line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
     return line.encode("utf-8", "backslashreplace")
 
 
-def _event_row(record: Record) -> tuple[str, bytes]:
+def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
     if record.error:
         raise ContractError(record.error)
@@ -178,30 +181,33 @@ def _event_row(record: Record) -> tuple[str, bytes]:
     ):
         raise ContractError(reason)
     kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
+    if privacy.active:  # the protected record, re-serialised, is what gets written
+        raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
     if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
         raw = _text(raw)
     line = f"{record.position}\t{kind}\t{event.timestamp.isoformat()}\t{raw}\t\\N\t\\N\t\\N\n"
     return kind, line.encode("utf-8")
 
 
-def copy_row(record: Record) -> tuple[str, bytes, str | None]:
+def copy_row(record: Record, privacy: Privacy = NO_PRIVACY) -> tuple[str, bytes, str | None]:
     """(kind, COPY row, quarantine reason or None) for one record."""
     try:
-        kind, line = _event_row(record)
+        kind, line = _event_row(record, privacy)
     except ContractError as error:
-        return QUARANTINE, _quarantine_row(record, error.reason), error.reason
+        return QUARANTINE, _quarantine_row(record, error.reason, privacy), error.reason
     return kind, line, None
 
 
 class Tally:
     """Records per kind, and quarantine reasons by family, as rows are produced."""
 
-    def __init__(self) -> None:
+    def __init__(self, privacy: Privacy = NO_PRIVACY) -> None:
+        self.privacy = privacy
         self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
 
     def row(self, record: Record) -> bytes:
-        kind, line, reason = copy_row(record)
+        kind, line, reason = copy_row(record, self.privacy)
         self.counts[kind] += 1
         if reason is not None:
             family = _reason_kind(reason)
@@ -227,8 +233,8 @@ class RowStream(Tally):
     QUEUE_CHUNKS = 32
     SEGMENT_ROWS = 50_000
 
-    def __init__(self, records: Iterable[Record]) -> None:
-        super().__init__()
+    def __init__(self, records: Iterable[Record], privacy: Privacy = NO_PRIVACY) -> None:
+        super().__init__(privacy)
         self.finished = False
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
@@ -304,7 +310,7 @@ def _reason_kind(reason: str) -> str:
 def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> FileResult:
     """Read and validate a file without a database: what `load` would load and quarantine."""
     started = time.perf_counter()
-    tally = Tally()
+    tally = Tally(NO_PRIVACY)
     with BatchFile(path, max_record_bytes) as batch:
         for record in batch.records():
             tally.row(record)
@@ -325,6 +331,7 @@ def load_file(
     path: Path,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     rehash: bool = False,
+    privacy: Privacy = NO_PRIVACY,
 ) -> FileResult:
     """Load one file exactly once; see the module docstring for how.
 
@@ -342,7 +349,9 @@ def load_file(
         if earlier is not None:
             result.status, result.batch_id = "skipped", earlier
         else:
-            _load_in_one_transaction(conn, path, result, max_record_bytes, stat.st_mtime_ns)
+            _load_in_one_transaction(
+                conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
+            )
             result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
@@ -403,23 +412,31 @@ def _load_in_one_transaction(
     result: FileResult,
     max_record_bytes: int,
     modified_ns: int,
+    privacy: Privacy,
 ) -> None:
     with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
         cur.execute(
             """
             insert into raw.load_batches (
-                path, sha256, bytes, modified_ns, status, loader_version, started_at,
-                finished_at
+                path, sha256, bytes, modified_ns, status, privacy, loader_version,
+                started_at, finished_at
             )
-            values (%s, %s, %s, %s, 'loaded', %s, clock_timestamp(), clock_timestamp())
+            values (%s, %s, %s, %s, 'loaded', %s, %s, clock_timestamp(), clock_timestamp())
             returning batch_id
             """,
-            (str(path), result.sha256, result.bytes, modified_ns, __version__),
+            (
+                str(path),
+                result.sha256,
+                result.bytes,
+                modified_ns,
+                privacy.describe(),
+                __version__,
+            ),
         )
         result.batch_id = cur.fetchone()[0]
         cur.execute(_CREATE_LOAD_RECORDS)
         ids = {"batch_id": result.batch_id}
-        stream = RowStream(batch.records())
+        stream = RowStream(batch.records(), privacy)
         try:
             while not stream.finished:
                 cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
