@@ -33,14 +33,15 @@ AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 # The single COPY target: one row per record, whichever table it is bound for. A valid
-# record travels as its own JSON text (PostgreSQL parses it once, into jsonb) with the
-# timestamp normalised by the contract; an invalid one as its raw text and the reason.
+# record travels as its own JSON text with the timestamp normalised by the contract; an
+# invalid one as its raw text and the reason. `json` (checked, not parsed into a tree) is
+# the cheapest way in: only payload, metadata and properties become jsonb, on insert.
 _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
     event_ts timestamptz,
-    record jsonb,
+    record json,
     raw_text text,
     raw_bytes bigint,
     reason text
@@ -53,19 +54,14 @@ insert into raw.agent_events (
     payload, metadata, batch_id, loaded_at
 )
 select
-    record ->> 'event_id',
-    record ->> 'conversation_id',
-    record ->> 'session_id',
-    record ->> 'event_type',
-    event_ts,
-    record ->> 'agent_name',
-    record ->> 'user_id',
-    record -> 'payload',
-    record -> 'metadata',
-    %(batch_id)s,
-    now()
-from load_records
-where kind = 'a'
+    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts, e.agent_name,
+    e.user_id, e.payload, e.metadata, %(batch_id)s, now()
+from load_records as r
+cross join lateral json_to_record(r.record) as e (
+    event_id text, conversation_id text, session_id text, event_type text,
+    agent_name text, user_id text, payload jsonb, metadata jsonb
+)
+where r.kind = 'a'
 on conflict (event_id) do nothing
 """
 
@@ -75,17 +71,14 @@ insert into raw.marketplace_events (
     batch_id, loaded_at
 )
 select
-    record ->> 'id',
-    record ->> 'event_type',
-    record ->> 'agent_id',
-    record ->> 'publisher_id',
-    record ->> 'tenant_id',
-    event_ts,
-    record -> 'properties',
-    %(batch_id)s,
-    now()
-from load_records
-where kind = 'm'
+    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts, e.properties,
+    %(batch_id)s, now()
+from load_records as r
+cross join lateral json_to_record(r.record) as e (
+    id text, event_type text, agent_id text, publisher_id text, tenant_id text,
+    properties jsonb
+)
+where r.kind = 'm'
 on conflict (id) do nothing
 """
 
