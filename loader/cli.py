@@ -276,6 +276,46 @@ def purge_command(
     )
 
 
+@main.command(name="roles")
+@click.option(
+    "--prefix",
+    default="aa_",
+    show_default=True,
+    envvar="AGENT_ANALYTICS_ROLE_PREFIX",
+    help=(
+        "Prefix of the five role names (env AGENT_ANALYTICS_ROLE_PREFIX); dbt must use the"
+        " same one: --vars '{role_prefix: ...}'."
+    ),
+)
+@dsn_option
+@json_option
+@database_errors
+def roles_command(prefix: str, dsn: str | None, as_json: bool) -> None:
+    """Create the loader, transformer and BI roles and their grants. Safe to rerun.
+
+    Creates NOLOGIN group roles PREFIXloader (writes raw), PREFIXtransformer (runs dbt),
+    PREFIXbi_operator, PREFIXbi_publisher and PREFIXbi_tenant (read marts, row-level
+    security by app.publisher_id / app.tenant_id). Grant them to login roles. Run as the
+    role that ran `agent-loader init`; the next `dbt build` grants the marts.
+    """
+    from loader.roles import RoleConfigError, create_roles
+
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    try:
+        result = create_roles(conn, prefix)
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    created = ", ".join(result.created) or "none (all existed)"
+    click.echo(f"roles in database {result.database}: {', '.join(result.roles.values())}")
+    click.echo(f"created: {created}")
+
+
 def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
     """Parse repeated NAME=RATE options into a dict, with a usage error on a bad one."""
     parsed = {}

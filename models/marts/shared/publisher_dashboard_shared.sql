@@ -1,0 +1,137 @@
+{#-
+    What a publisher may see of `publisher_dashboard`: its own row only (row-level security on
+    `publisher_id`), no tenant ids, and each group of metrics null when it was computed over
+    fewer than `min_tenants_per_aggregate` tenants (the invocation metrics over the tenants
+    that invoked, the response times over those that completed, the satisfaction over those
+    that rated, the active installs over those with an installed agent).
+-#}
+{{
+    config(
+        indexes=[
+            {'columns': ['publisher_id'], 'unique': true},
+        ],
+    )
+}}
+
+with
+
+dashboard as (
+
+    select * from {{ ref('publisher_dashboard') }}
+
+),
+
+invocations as (
+
+    select * from {{ ref('int_invocations_enriched') }}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }}
+
+),
+
+agent_installs as (
+
+    select * from {{ ref('agent_installs') }}
+
+),
+
+invocation_tenants as (
+
+    select
+        publisher_id,
+        count(distinct tenant_id) as invoking_tenants,
+        count(distinct tenant_id) filter (where is_success) as completing_tenants
+
+    from invocations
+    where
+        finished_date between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+    group by publisher_id
+
+),
+
+rating_tenants as (
+
+    select
+        publisher_id,
+        count(distinct tenant_id) as rating_tenants
+
+    from events
+    where
+        event_type = 'user_feedback'
+        and {{ utc_date('occurred_at') }} between {{ marketplace_window_start_date() }}
+        and {{ marketplace_as_of_date() }}
+    group by publisher_id
+
+),
+
+install_tenants as (
+
+    select
+        publisher_id,
+        count(distinct tenant_id) filter (where is_installed) as installed_tenants
+
+    from agent_installs
+    group by publisher_id
+
+),
+
+dashboard_with_tenants as (
+
+    select
+        dashboard.*,
+        coalesce(invocation_tenants.invoking_tenants, 0) as invoking_tenants,
+        coalesce(invocation_tenants.completing_tenants, 0) as completing_tenants,
+        coalesce(rating_tenants.rating_tenants, 0) as rating_tenants,
+        coalesce(install_tenants.installed_tenants, 0) as installed_tenants
+
+    from dashboard
+    left join invocation_tenants
+        on dashboard.publisher_id = invocation_tenants.publisher_id
+    left join rating_tenants
+        on dashboard.publisher_id = rating_tenants.publisher_id
+    left join install_tenants
+        on dashboard.publisher_id = install_tenants.publisher_id
+
+),
+
+final as (
+
+    select
+        publisher_id,
+        {{ suppress_below_min_tenants('total_invocations', 'invoking_tenants') }}
+            as total_invocations,
+        {{ suppress_below_min_tenants('completed_invocations', 'invoking_tenants') }}
+            as completed_invocations,
+        {{ suppress_below_min_tenants('errored_invocations', 'invoking_tenants') }}
+            as errored_invocations,
+        {{ suppress_below_min_tenants('unique_tenants', 'invoking_tenants') }} as unique_tenants,
+        {{ suppress_below_min_tenants('active_installs', 'installed_tenants') }} as active_installs,
+        {{ suppress_below_min_tenants('rating_count', 'rating_tenants') }} as rating_count,
+        {{ suppress_below_min_tenants('avg_satisfaction', 'rating_tenants') }} as avg_satisfaction,
+        {{ suppress_below_min_tenants('error_rate', 'invoking_tenants') }} as error_rate,
+        {{ suppress_below_min_tenants('avg_response_time_ms', 'completing_tenants') }}
+            as avg_response_time_ms,
+        {{ suppress_below_min_tenants('p95_response_time_ms', 'completing_tenants') }}
+            as p95_response_time_ms,
+        {{ suppress_below_min_tenants('total_revenue', 'invoking_tenants') }} as total_revenue,
+        {{ suppress_below_min_tenants('avg_revenue_per_tenant', 'invoking_tenants') }}
+            as avg_revenue_per_tenant,
+        least(
+            invoking_tenants,
+            completing_tenants,
+            rating_tenants,
+            installed_tenants
+        ) < {{ var('min_tenants_per_aggregate', 5) | int }} as has_suppressed_metrics,
+        window_start_date,
+        window_end_date
+
+    from dashboard_with_tenants
+
+)
+
+select * from final
