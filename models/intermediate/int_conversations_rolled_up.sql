@@ -34,13 +34,15 @@ conversation_events as (
 
     {% if is_incremental() %}
         where
-            conversation_id in (
-                select new_events.conversation_id
-                from events as new_events
+            -- `= any(array(...))`: the planner looks these conversations up by index;
+            -- with `in (subquery)` it guesses a third of staging and hashes all of it
+            conversation_id = any(array(
+                select distinct new_events.conversation_id
+                from {{ ref('stg_agent_events__events') }} as new_events
                 where
                     new_events.loaded_at
                     >= {{ lookback_high_water_mark('last_loaded_at') }}
-            )
+            ))
     {% endif %}
 
 ),

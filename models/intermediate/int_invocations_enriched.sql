@@ -23,7 +23,10 @@ events as (
             loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
             and not exists (
                 select from {{ this }} as built
-                where built.invocation_id = events.event_id
+                where
+                    built.invocation_id = events.event_id
+                    -- a built row keeps its event's loaded_at: probe only the recent ones
+                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
             )
     {% endif %}
 

@@ -31,7 +31,10 @@ source as (
             loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
             and not exists (
                 select from {{ this }} as staged
-                where staged.event_id = agent_events.event_id
+                where
+                    staged.event_id = agent_events.event_id
+                    -- a staged row keeps its raw loaded_at: probe only the recent ones
+                    and staged.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
             )
     {% endif %}
 
