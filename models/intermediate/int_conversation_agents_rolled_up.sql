@@ -12,6 +12,7 @@
         incremental_strategy='delete+insert',
         unique_key='conversation_id',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('first_event_at', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
         indexes=[
             {'columns': ['conversation_id', 'agent_name'], 'unique': true},
             {'columns': ['agent_name']},
@@ -43,6 +44,8 @@ conversation_events as (
                     new_events.loaded_at
                     >= {{ lookback_high_water_mark('last_loaded_at') }}
             ))
+        -- conversations that lost events to a purge are recomputed from the events left
+        {{ or_lost_to_purge('conversation_id', 'first_event_at', 'last_loaded_at') }}
     {% endif %}
 
 ),

@@ -13,6 +13,7 @@
         incremental_strategy='delete+insert',
         unique_key='conversation_id',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('hour', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
         indexes=[
             {'columns': ['conversation_id', 'hour'], 'unique': true},
             {'columns': ['hour']},
@@ -44,6 +45,8 @@ conversation_events as (
                     new_events.loaded_at
                     >= {{ lookback_high_water_mark('last_loaded_at') }}
             ))
+        -- conversations that lost events to a purge are recomputed from the events left
+        {{ or_lost_to_purge('conversation_id', 'hour', 'last_loaded_at') }}
     {% endif %}
 
 ),

@@ -4,6 +4,7 @@
         unique_key='invocation_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('finished_at', 'invocation_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['invocation_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},

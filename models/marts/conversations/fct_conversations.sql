@@ -9,6 +9,7 @@
         incremental_strategy='delete+insert',
         unique_key='conversation_id',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('started_at', 'conversation_id', ref('int_conversations_rolled_up'), 'conversation_id', 'last_loaded_at') }}",
         indexes=[
             {'columns': ['conversation_id'], 'unique': true},
             {'columns': ['started_at']},
@@ -26,7 +27,10 @@ conversations as (
     select * from {{ ref('int_conversations_rolled_up') }}
 
     {% if is_incremental() %}
-        where last_loaded_at >= {{ lookback_high_water_mark('last_loaded_at') }}
+        where
+            last_loaded_at >= {{ lookback_high_water_mark('last_loaded_at') }}
+        -- conversations that lost events to a purge, as recomputed upstream
+        {{ or_lost_to_purge('conversation_id', 'started_at', 'last_loaded_at') }}
     {% endif %}
 
 ),

@@ -12,6 +12,7 @@
         incremental_strategy='delete+insert',
         unique_key='event_id',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('agent_events', 'agent_events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['event_id'], 'unique': true},
             {'columns': ['conversation_id']},

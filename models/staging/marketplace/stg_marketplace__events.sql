@@ -4,6 +4,7 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('marketplace', 'marketplace_events'), 'id', 'loaded_at') }}",
         indexes=[
             {'columns': ['event_id'], 'unique': true},
             {'columns': ['loaded_at'], 'type': 'brin'},
