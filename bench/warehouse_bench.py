@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -203,10 +204,14 @@ def run_loader(dsn: str, folder: Path) -> tuple[dict, float]:
 
 
 def age_history(dsn: str, days: int) -> None:
-    """Mark batch i of n loaded (n - i) / n x `days` ago: the loader running all along."""
-    conn = psycopg2.connect(dsn)
-    with conn.cursor() as cur:
-        for table in ("raw.agent_events", "raw.marketplace_events"):
+    """Mark batch i of n loaded (n - i) / n x `days` ago: the loader running all along.
+
+    One UPDATE per raw table, the two on their own connections at once.
+    """
+
+    def age(table: str) -> None:
+        conn = psycopg2.connect(dsn)
+        with conn.cursor() as cur:
             cur.execute(
                 f"""
                 with batches as (
@@ -221,10 +226,13 @@ def age_history(dsn: str, days: int) -> None:
                 """,
                 (days,),
             )
-    conn.commit()
-    conn.autocommit = True
-    conn.cursor().execute("vacuum analyze raw.agent_events, raw.marketplace_events")
-    conn.close()
+        conn.commit()
+        conn.autocommit = True
+        conn.cursor().execute(f"vacuum analyze {table}")
+        conn.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(age, ("raw.agent_events", "raw.marketplace_events")))
 
 
 def write_late_events(dsn: str, folder: Path, count: int) -> int:
@@ -296,10 +304,7 @@ class Dbt:
             tail = "\n".join(result.stdout.splitlines()[-40:])
             raise click.ClickException(f"dbt {' '.join(args)} failed:\n{tail}")
         results = json.loads((self.folder / "target" / "run_results.json").read_text())
-        nodes = [
-            (r["unique_id"].split(".")[0], r["unique_id"].split(".")[-1], r["execution_time"])
-            for r in results["results"]
-        ]
+        nodes = [(*_node_name(r["unique_id"]), r["execution_time"]) for r in results["results"]]
         return {
             "seconds": seconds,
             "model_seconds": sum(t for kind, _, t in nodes if kind != "test"),
@@ -307,6 +312,12 @@ class Dbt:
             "slowest": sorted(((t, kind, name) for kind, name, t in nodes), reverse=True)[:8],
             "nodes": {f"{kind}.{name}": round(t, 3) for kind, name, t in nodes},
         }
+
+
+def _node_name(unique_id: str) -> tuple[str, str]:
+    """(resource type, name) of a node: `test.project.name.hash` keeps the name, not the hash."""
+    parts = unique_id.split(".")
+    return parts[0], parts[-1] if parts[0] == "unit_test" else parts[2]
 
 
 def mart_fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
@@ -422,6 +433,7 @@ def run(
     verify: bool,
     server: str,
     keep: bool,
+    per_file: int = 50_000,
 ) -> dict:
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     end -= timedelta(hours=2)
@@ -436,7 +448,6 @@ def run(
             history, extra = folder / "history", folder / "increment"
 
             _log(f"generating {events:,} events over {days} days ...")
-            per_file = max(10_000, min(250_000, events // 40))
             workload = Workload(events=events, days=days, end=end, seed=seed)
             workload.events_per_file = per_file
             report["generate_seconds"], written = timed(generate, workload, history)
@@ -461,7 +472,7 @@ def run(
             extra_workload = Workload(
                 events=more, days=3, end=end + timedelta(hours=1), seed=seed + 1000
             )
-            extra_workload.events_per_file = max(10_000, min(250_000, more // 4))
+            extra_workload.events_per_file = per_file
             generated = generate(extra_workload, extra)
             late_written = write_late_events(db.dsn, extra, late_count)
             _log("loading the increment ...")
@@ -589,6 +600,12 @@ def _split(timing: dict) -> str:
 @click.option(
     "--late", type=int, default=None, help="Late events for built conversations [10% of +1%]."
 )
+@click.option(
+    "--events-per-file",
+    default=50_000,
+    show_default=True,
+    help="Events per batch file (both loads: the loader's memory follows the file size).",
+)
 @click.option("--repeat", default=5, show_default=True, help="Timed runs per BI query.")
 @click.option(
     "--verify/--no-verify",
@@ -606,6 +623,7 @@ def main(
     seed: int,
     increment: float,
     late: int | None,
+    events_per_file: int,
     repeat: int,
     verify: bool,
     dsn: str | None,
@@ -616,7 +634,7 @@ def main(
     if quick:
         events = QUICK_EVENTS
     server = dsn if dsn is not None else _server_dsn()
-    report = run(events, days, seed, increment, late, repeat, verify, server, keep)
+    report = run(events, days, seed, increment, late, repeat, verify, server, keep, events_per_file)
     print_report(report)
     if json_path:
         json_path.write_text(json.dumps(report, indent=2, default=str))
