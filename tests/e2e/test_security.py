@@ -38,7 +38,7 @@ GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant")
 LOGINS = {group: f"{PREFIX}{group}_login" for group in GROUPS}
 VARS = ("--vars", json.dumps({"as_of": NOW.date().isoformat(), "role_prefix": PREFIX}))
 
-TENANT_MARTS = ("agent_installs", "tenant_revenue", "tenant_revenue_monthly")
+TENANT_MARTS = ("agent_installs", "tenant_revenue", "tenant_revenue_monthly", "fct_invocations")
 SHARED_MARTS = (
     "publisher_dashboard_shared",
     "publisher_daily_shared",
