@@ -451,6 +451,7 @@ def run(
             workload = Workload(events=events, days=days, end=end, seed=seed)
             workload.events_per_file = per_file
             report["generate_seconds"], written = timed(generate, workload, history)
+            report["events_written"] = written.events
             report["files"] = len(written.files)
             report["bytes"] = sum(p.stat().st_size for p in written.files)
 

@@ -46,7 +46,8 @@ def report(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_generated_record_is_loaded_once(report):
     history, increment = report["load"]["summary"], report["increment"]["summary"]
-    assert history["records_read"] == report["events"] > 0
+    # the generator finishes the conversation it is writing: about N events
+    assert history["records_read"] == report["events_written"] >= report["events"] > 0
     assert history["loaded"] == history["records_read"]
     assert history["quarantined"] == history["files_failed"] == 0
     assert increment["loaded"] == report["increment"]["events"] + report["increment"]["late"]
