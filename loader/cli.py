@@ -25,6 +25,7 @@ from loader.load import FileResult, batch_files, load_file, validate_file
 from loader.privacy import Privacy, PrivacyConfigError
 from loader.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.retention import parse_duration, purge
+from loader.roles import RoleConfigError, create_roles
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -298,8 +299,6 @@ def roles_command(prefix: str, dsn: str | None, as_json: bool) -> None:
     security by app.publisher_id / app.tenant_id). Grant them to login roles. Run as the
     role that ran `agent-loader init`; the next `dbt build` grants the marts.
     """
-    from loader.roles import RoleConfigError, create_roles
-
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
     try:
