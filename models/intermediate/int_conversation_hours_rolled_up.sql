@@ -35,17 +35,7 @@ conversation_events as (
     select * from events
 
     {% if is_incremental() %}
-        where
-            -- staging itself, not the `events` CTE: a CTE read twice is materialized whole
-            conversation_id in (
-                select new_events.conversation_id
-                from {{ ref('stg_agent_events__events') }} as new_events
-                where
-                    new_events.loaded_at
-                    >= {{ lookback_high_water_mark('last_loaded_at') }}
-            )
-        -- conversations that lost events to a purge are recomputed from the events left
-        {{ or_lost_to_purge('conversation_id', 'hour', 'last_loaded_at') }}
+        {{ where_conversation_touched('hour') }}
     {% endif %}
 
 ),
