@@ -277,7 +277,7 @@ class Dbt:
         self.env = dbt_runner.environment(dsn)
         self.folder = folder
         (folder / "profiles").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "profiles.example.yml", folder / "profiles" / "profiles.yml")
+        shutil.copy(REPO / "profiles.yml", folder / "profiles" / "profiles.yml")
         self.vars = json.dumps({"as_of": as_of})
         self.log = folder / "dbt-output.log"
 

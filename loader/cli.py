@@ -19,7 +19,7 @@ import click
 import psycopg2
 
 from loader import __version__, demo, embedded, warehouse
-from loader.errors import EXIT_PROBLEMS, DatabaseError
+from loader.errors import EXIT_PROBLEMS, DatabaseError, NoConnection
 from loader.generate import Workload, generate
 from loader.load import FileResult, batch_files, load_file, validate_file
 from loader.privacy import Privacy, PrivacyConfigError
@@ -35,7 +35,7 @@ dsn_option = click.option(
     help=(
         "PostgreSQL connection string (env AGENT_ANALYTICS_DSN). Default: the libpq variables"
         " PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; with none of those set, the embedded"
-        " server under $AGENT_ANALYTICS_HOME (default ./.agent-analytics)."
+        " server under $AGENT_ANALYTICS_HOME (default ./.agent-analytics) when it runs."
     ),
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
@@ -46,19 +46,36 @@ max_record_option = click.option(
     show_default=True,
     help="Records larger than this are quarantined, never loaded.",
 )
+project_dir_option = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DBT_PROJECT_DIR",
+    help="The dbt project (env DBT_PROJECT_DIR) [default: the current folder].",
+)
 paths_argument = click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
 )
 
 
-def resolve_dsn(dsn: str | None) -> str:
-    """--dsn, else the libpq environment, else the embedded server (started if needed)."""
+def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
+    """--dsn, else the libpq environment, else the embedded server when it runs.
+
+    Only `demo` (and `embedded start`) start the embedded server: any other command with no
+    connection configured (under cron, say) refuses instead of starting a server somewhere.
+    """
     if dsn:
         return dsn
     if warehouse.libpq_configured():
         return ""
+    uri = embedded.running_uri()
+    if uri is None and not start_embedded:
+        raise NoConnection(
+            "no PostgreSQL configured: set --dsn (or $AGENT_ANALYTICS_DSN) or the PG* variables"
+            " (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE); to use the embedded server,"
+            f" run `agent-loader embedded start` (data in {embedded.pgdata()})"
+        )
     click.echo(f"Using the embedded PostgreSQL in {embedded.pgdata()}", err=True)
-    return embedded.start()
+    return uri or embedded.start()
 
 
 def database_errors(command: F) -> F:
@@ -412,6 +429,7 @@ def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
     metavar="PUBLISHER",
     help="Plant unhappy users for a publisher (ratings mostly 1 and 2).",
 )
+@json_option
 def generate_command(
     out: Path,
     events: int,
@@ -425,6 +443,7 @@ def generate_command(
     slow_agents: tuple[str, ...],
     failing_tools: tuple[str, ...],
     unhappy: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Write synthetic batch files in both seed shapes, deterministic for a --seed.
 
@@ -456,6 +475,15 @@ def generate_command(
     written = generate(
         workload, out, progress=lambda n: click.echo(f"  {n:,} events written ...", err=True)
     )
+    if as_json:
+        summary = {
+            "events": written.events,
+            "duplicates": written.duplicates,
+            "late": written.late,
+            "files": [str(path) for path in written.files],
+        }
+        click.echo(json.dumps(summary, indent=2))
+        return
     click.echo(
         f"wrote {written.events:,} events ({written.duplicates:,} duplicates,"
         f" {written.late:,} late) in {len(written.files)} files under {out}"
@@ -484,7 +512,17 @@ def generate_command(
     is_flag=True,
     help="Start over: drop the raw and dbt schemas and the generated files first.",
 )
-def demo_command(dsn: str | None, events: int, days: int, seed: int, reset: bool) -> None:
+@project_dir_option
+@json_option
+def demo_command(
+    dsn: str | None,
+    events: int,
+    days: int,
+    seed: int,
+    reset: bool,
+    project_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Generate, load and build a few days of events, then print what the marts say.
 
     With no --dsn or PG* variables it runs on an embedded PostgreSQL under
@@ -493,10 +531,14 @@ def demo_command(dsn: str | None, events: int, days: int, seed: int, reset: bool
     loads nothing twice; --reset starts from scratch.
     """
     is_embedded = not dsn and not warehouse.libpq_configured()
-    resolved = resolve_dsn(dsn)
-    result = demo.run(resolved, events, days, seed, reset, say=lambda line: click.echo(line))
+    resolved = resolve_dsn(dsn, start_embedded=True)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
     if not result.dbt_ok:
         raise click.ClickException("dbt build failed; see the lines above")
+    if as_json:
+        click.echo(json.dumps(demo.report_data(resolved), default=str, indent=2))
+        return
     click.echo(demo.report(resolved))
     click.echo(demo.connection_help(resolved, is_embedded))
 
@@ -507,9 +549,27 @@ def embedded_group() -> None:
 
 
 @embedded_group.command(name="start")
-def embedded_start() -> None:
-    """Start the embedded server (or reuse it) and print its connection string."""
-    click.echo(embedded.start())
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help=f"TCP port on 127.0.0.1 [default: {embedded.DEFAULT_PORT}, else a free one].",
+)
+@json_option
+def embedded_start(port: int | None, as_json: bool) -> None:
+    """Start the embedded server (or reuse it) and print its connection URI.
+
+    It listens on 127.0.0.1 so that psql and BI tools can connect; dbt's shipped profile
+    reaches it when no PG* variable is set and it uses the default port.
+    """
+    try:
+        uri = embedded.start(port)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"uri": uri, "pgdata": str(embedded.pgdata())}))
+    else:
+        click.echo(uri)
 
 
 @embedded_group.command(name="stop")

@@ -1,19 +1,25 @@
-"""Running the project's dbt from Python, with the same connection as the loader."""
+"""Running the project's dbt from Python, with the same connection as the loader.
+
+dbt is driven in-process through its programmatic API (`dbtRunner`), and its result objects
+are read, not its printed lines. The project is found the way dbt finds it: `--project-dir`,
+else $DBT_PROJECT_DIR, else the current folder.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import psycopg2.extensions
 
-from loader import embedded
+from loader.errors import EXIT_USAGE
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-"""The dbt project: this checkout's root, where dbt_project.yml sits beside `loader/`."""
+PROJECT_DIR_VARIABLE = "DBT_PROJECT_DIR"
 
 _LIBPQ_NAMES = {
     "host": "PGHOST",
@@ -24,8 +30,26 @@ _LIBPQ_NAMES = {
 }
 
 
+class ProjectNotFound(click.ClickException):
+    """No dbt_project.yml where dbt would look."""
+
+    exit_code = EXIT_USAGE
+
+
+def project_dir(explicit: Path | str | None = None) -> Path:
+    """The dbt project: `explicit`, else $DBT_PROJECT_DIR, else the current folder."""
+    chosen = explicit or os.environ.get(PROJECT_DIR_VARIABLE) or Path.cwd()
+    folder = Path(chosen).expanduser().resolve()
+    if not (folder / "dbt_project.yml").is_file():
+        raise ProjectNotFound(
+            f"no dbt_project.yml in {folder}: run from the agent-analytics checkout, or pass"
+            f" --project-dir (or set ${PROJECT_DIR_VARIABLE})"
+        )
+    return folder
+
+
 def environment(dsn: str) -> dict[str, str]:
-    """The process environment with the PG* variables that `profiles.example.yml` reads.
+    """The process environment with the PG* variables that the shipped `profiles.yml` reads.
 
     A DSN (key=value or URI) is spelled out into PGHOST, PGPORT, ...; an empty DSN means
     the PG* variables already in the environment.
@@ -41,25 +65,52 @@ def environment(dsn: str) -> dict[str, str]:
     return env
 
 
-def profiles_dir() -> Path:
-    """A folder holding profiles.yml: the project's own, else a copy of the example."""
-    if (PROJECT_DIR / "profiles.yml").exists():
-        return PROJECT_DIR
-    folder = embedded.home() / "dbt"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_DIR / "profiles.example.yml", folder / "profiles.yml")
-    return folder
+@contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """os.environ replaced for the duration: dbt's `env_var()` reads the process environment."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
-def run(args: list[str], dsn: str) -> subprocess.CompletedProcess[str]:
-    """Run `dbt ARGS` on the project against `dsn`; output is captured, not printed."""
-    if not (PROJECT_DIR / "dbt_project.yml").exists():
-        raise FileNotFoundError(
-            f"no dbt_project.yml in {PROJECT_DIR}: run from a checkout of agent-analytics"
-        )
-    executable = Path(sys.executable).with_name("dbt")
-    command = [str(executable) if executable.exists() else "dbt", *args]
-    command += ["--profiles-dir", str(profiles_dir())]
-    return subprocess.run(
-        command, cwd=PROJECT_DIR, env=environment(dsn), capture_output=True, text=True
-    )
+@dataclass
+class BuildResult:
+    """What one dbt invocation did: success, counts by status, and the nodes that failed."""
+
+    success: bool
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return self.error
+        return " ".join(f"{status.upper()}={n}" for status, n in sorted(self.counts.items()))
+
+
+def run(args: list[str], dsn: str, project: Path | None = None) -> BuildResult:
+    """Run `dbt ARGS` in-process on the project against `dsn`; dbt's own logs go to its log file."""
+    from dbt.cli.main import dbtRunner  # late: importing dbt takes a second
+
+    folder = project_dir(project)
+    command = [*args, "--project-dir", str(folder), "--log-level", "none"]
+    if not os.environ.get("DBT_PROFILES_DIR") and (folder / "profiles.yml").is_file():
+        command += ["--profiles-dir", str(folder)]  # the shipped profile, as dbt run there would
+    with _environ(environment(dsn)):
+        outcome = dbtRunner().invoke(command)
+    result = BuildResult(success=outcome.success)
+    if outcome.exception is not None:
+        result.error = " ".join(str(outcome.exception).split())
+    for node in getattr(outcome.result, "results", None) or []:
+        status = str(getattr(node.status, "value", node.status)).lower()
+        result.counts[status] += 1
+        if status in ("error", "fail"):
+            message = (node.message or "").strip().splitlines()
+            result.failures.append(f"{node.node.name}: {message[0] if message else status}")
+    return result

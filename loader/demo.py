@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
+import psycopg2.extras
 
 from loader import dbt, embedded, warehouse
 from loader.generate import Workload, generate
@@ -69,7 +71,9 @@ def run(
     seed: int,
     fresh: bool,
     say: Callable[[str], None],
+    project: Path | None = None,
 ) -> DemoResult:
+    project = dbt.project_dir(project)  # before any work: a missing project is a usage error
     conn = warehouse.connect(dsn)
     landing = embedded.home() / "landing" / f"seed-{seed}"
     if fresh:
@@ -99,16 +103,12 @@ def run(
     conn.close()
 
     say("dbt build: staging, intermediate and marts, with every test (about a minute) ...")
-    completed = dbt.run(["build"], dsn)
-    lines = [line for line in completed.stdout.splitlines() if line.strip()]
-    done = [line for line in lines if "Done. PASS=" in line]
-    result.dbt_summary = done[-1].split("Done. ", 1)[1] if done else "\n".join(lines[-20:])
-    result.dbt_ok = completed.returncode == 0
+    built = dbt.run(["build"], dsn, project)
+    result.dbt_summary = built.summary
+    result.dbt_ok = built.success
     say(f"dbt build: {'ok' if result.dbt_ok else 'FAILED'}: {result.dbt_summary}")
-    if not result.dbt_ok:
-        failures = [line for line in lines if "ERROR" in line or "FAIL" in line]
-        for line in failures[-15:]:
-            say(f"    {line}")
+    for failure in built.failures[:15]:
+        say(f"    {failure}")
     return result
 
 
@@ -118,28 +118,28 @@ def _rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
         return cur.fetchall()
 
 
-def report(dsn: str) -> str:
-    """The demo's closing report, read from the ledger and the marts."""
+def report_data(dsn: str) -> dict[str, Any]:
+    """What the demo's closing report shows, read from the ledger and the marts."""
     conn = warehouse.connect(dsn)
     try:
-        totals = _rows(
+        files, read, loaded, duplicates, quarantined = _rows(
             conn,
             "select count(*), coalesce(sum(records_read), 0), coalesce(sum(loaded), 0),"
             " coalesce(sum(duplicates), 0), coalesce(sum(quarantined), 0)"
             " from raw.load_batches where status = 'loaded'",
         )[0]
-        dashboard = _rows(
+        dashboard = _dicts(
             conn,
             "select publisher_id, total_invocations, unique_tenants, active_installs,"
             " avg_satisfaction, error_rate, avg_response_time_ms, p95_response_time_ms,"
             " total_revenue from marts.publisher_dashboard order by publisher_id",
         )
-        errors = _rows(
+        errors = _dicts(
             conn,
             "select rank, error_type, occurrences, share from marts.error_types_ranked"
             " where rank <= 10 order by rank, error_type",
         )
-        insights = _rows(
+        insights = _dicts(
             conn,
             "select severity, publisher_id, title, description from marts.insights"
             " order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end,"
@@ -147,32 +147,63 @@ def report(dsn: str) -> str:
         )
     finally:
         conn.close()
+    ledger = {
+        "files": int(files),
+        "read": int(read),
+        "loaded": int(loaded),
+        "duplicates": int(duplicates),
+        "quarantined": int(quarantined),
+    }
+    return {"ledger": ledger, "dashboard": dashboard, "errors": errors, "insights": insights}
 
+
+def report(dsn: str) -> str:
+    """The demo's closing report as text."""
+    data = report_data(dsn)
+    ledger = data["ledger"]
     out = [
         "",
-        f"Loaded {totals[0]} batch files: {totals[1]:,} records read = {totals[2]:,} loaded"
-        f" + {totals[3]:,} duplicates + {totals[4]:,} quarantined",
+        f"Loaded {ledger['files']} batch files: {ledger['read']:,} records read ="
+        f" {ledger['loaded']:,} loaded + {ledger['duplicates']:,} duplicates"
+        f" + {ledger['quarantined']:,} quarantined",
         "",
         "Publisher dashboard (marts.publisher_dashboard)",
         f"  {'publisher':<10} {'invocations':>11} {'tenants':>7} {'installs':>8} {'rating':>6}"
         f" {'errors':>7} {'avg ms':>7} {'p95 ms':>7} {'revenue $':>10}",
     ]
-    for row in dashboard:
-        publisher, invocations, tenants, installs, rating, error_rate, avg, p95, revenue = row
+    for row in data["dashboard"]:
         out.append(
-            f"  {publisher:<10} {invocations:>11,} {tenants:>7} {installs:>8} {_num(rating, 2):>6}"
-            f" {_pct(error_rate):>7} {_num(avg, 0):>7} {_num(p95, 0):>7} {_num(revenue, 2):>10}"
+            f"  {row['publisher_id']:<10} {row['total_invocations']:>11,}"
+            f" {row['unique_tenants']:>7} {row['active_installs']:>8}"
+            f" {_num(row['avg_satisfaction'], 2):>6} {_pct(row['error_rate']):>7}"
+            f" {_num(row['avg_response_time_ms'], 0):>7} {_num(row['p95_response_time_ms'], 0):>7}"
+            f" {_num(row['total_revenue'], 2):>10}"
         )
     out += ["", "Top error types (marts.error_types_ranked)"]
     out += [
-        f"  {rank:>2}. {name:<20} {count:>6,}  {_pct(share)}" for rank, name, count, share in errors
+        f"  {row['rank']:>2}. {row['error_type'] or '-':<20} {row['occurrences']:>6,}"
+        f"  {_pct(row['share'])}"
+        for row in data["errors"]
     ]
-    out += ["", f"Insights (marts.insights): {len(insights)}"]
+    out += ["", f"Insights (marts.insights): {len(data['insights'])}"]
     out += [
-        f"  [{severity}] {publisher}: {title}. {description}"
-        for severity, publisher, title, description in insights
+        f"  [{row['severity']}] {row['publisher_id']}: {row['title']}. {row['description']}"
+        for row in data["insights"]
     ]
     return "\n".join(out)
+
+
+def _dicts(conn: psycopg2.extensions.connection, sql: str) -> list[dict[str, Any]]:
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(sql)
+        # numeric columns arrive as Decimal: floats for JSON and for printing
+        return [
+            {
+                key: float(value) if isinstance(value, Decimal) else value
+                for key, value in row.items()
+            }
+            for row in cur.fetchall()
+        ]
 
 
 def _num(value: Any, places: int) -> str:
@@ -184,10 +215,12 @@ def _pct(value: Any) -> str:
 
 
 def connection_help(dsn: str, is_embedded: bool) -> str:
+    target = dsn or "the PG* variables"
     lines = [
         "",
-        f"Connect a BI tool or psql: psql '{dsn or 'the PG* variables'}'",
-        "  BI tools read the schema `marts`.",
+        f"Connect a BI tool (host, port, user and database from this URL): {target}",
+        f"  psql: psql '{dsn}'" if dsn else "  psql: psql (it reads the PG* variables)",
+        "  BI tools read the schema `marts`; docs/operating.md lists the reader roles.",
     ]
     if is_embedded:
         lines.append(

@@ -17,6 +17,12 @@ EXIT_LOCK_BUSY = 4
 EXIT_SCHEMA = 5
 
 
+class NoConnection(click.ClickException):
+    """No --dsn, no PG* variables and no running embedded server: a configuration error."""
+
+    exit_code = EXIT_USAGE
+
+
 class DatabaseError(click.ClickException):
     """PostgreSQL cannot be reached, or refused a statement."""
 

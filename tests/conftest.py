@@ -173,7 +173,7 @@ class Dbt:
         self.profiles_dir = folder / "profiles"
         self.target_dir = folder / "target"
         self.profiles_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "profiles.example.yml", self.profiles_dir / "profiles.yml")
+        shutil.copy(REPO / "profiles.yml", self.profiles_dir / "profiles.yml")
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [

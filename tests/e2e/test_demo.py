@@ -7,11 +7,15 @@ those four insights, and a rerun must load nothing twice.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import psycopg2
 import pytest
 
+from loader import embedded
 from tests.conftest import REPO
 
 PLANTED = [
@@ -66,6 +70,37 @@ def test_demo_on_the_embedded_server_reports_the_planted_anomalies_and_reruns_sa
     check_report(first)
     assert "Using the embedded PostgreSQL" in first.stderr
     assert "agent-loader embedded stop" in first.stdout
+
+    # The printed URL is TCP on 127.0.0.1, as a BI tool or a container needs, and reads the marts.
+    url = re.search(r"psql '(postgresql://[^']+)'", first.stdout).group(1)
+    assert url.startswith("postgresql://postgres@127.0.0.1:")
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from marts.insights")
+        assert cur.fetchone()[0] == len(PLANTED)
+    conn.close()
+
+    # dbt with the shipped profile and no PG* variable reaches the same database.
+    if url.startswith(f"postgresql://postgres@127.0.0.1:{embedded.DEFAULT_PORT}/"):
+        shown = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("dbt")),
+                "show",
+                "--inline",
+                "select count(*) as n from marts.insights",
+                "--output",
+                "json",
+                "--log-format",
+                "json",
+            ],
+            env=embedded_env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert shown.returncode == 0, shown.stdout[-3000:]
+        assert f'\\"n\\": {len(PLANTED)}' in shown.stdout or f'"n": {len(PLANTED)}' in shown.stdout
 
     second = agent_loader(embedded_env, "demo")
     check_report(second)

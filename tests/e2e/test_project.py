@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def test_build_on_empty_raw_tables_then_docs_cover_every_model_and_column(dbt):
+def test_build_on_empty_raw_tables_then_docs_cover_every_model_and_column(dbt, module_db):
     dbt("build")
     dbt("docs", "generate")
     manifest = json.loads((dbt.target_dir / "manifest.json").read_text())
@@ -36,3 +36,23 @@ def test_build_on_empty_raw_tables_then_docs_cover_every_model_and_column(dbt):
     assert all(
         node["config"]["contract"]["enforced"] for node in marts if node["resource_type"] == "model"
     )
+
+    # persist_docs: the database carries the same descriptions (what `\\d+` and BI tools show).
+    undescribed = module_db.query(
+        """
+        select c.relname, a.attname
+        from pg_class as c
+        join pg_namespace as n on n.oid = c.relnamespace
+        left join pg_attribute as a
+            on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+            and col_description(c.oid, a.attnum) is null
+        where n.nspname = 'marts' and c.relkind in ('r', 'v', 'm', 'p')
+            and (obj_description(c.oid, 'pg_class') is null or a.attname is not null)
+        order by 1, 2
+        """
+    )
+    assert undescribed == []
+    dashboard = module_db.scalar(
+        "select obj_description('marts.publisher_dashboard'::regclass, 'pg_class')"
+    )
+    assert dashboard and "publisher" in dashboard.lower()
