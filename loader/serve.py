@@ -44,8 +44,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from loader.load import copy_row
-from loader.readers import DEFAULT_MAX_RECORD_BYTES, Record
+from loader.events import ContractError, parse_event
+from loader.load import _unstorable  # the loader's own jsonb check, so verdicts agree
+from loader.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 16 << 20
 """Largest request body, after gzip decoding (16 MiB); larger bodies get 413."""
@@ -166,34 +167,87 @@ class BadBatch(Exception):
         self.headers = headers or {}
 
 
-def decode_batch(body: bytes, content_type: str) -> list[Any]:
-    """The records of a request body, or BadBatch(400) when it is not an accepted shape."""
+_DOCUMENT_START = re.compile(r'\s*\{\s*"events"\s*:\s*\[')
+_ARRAY_START = re.compile(r"\s*\[")
+_SPACE = re.compile(r"\s*")
+_DECODER = json.JSONDecoder()
+
+
+def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
+    """The records of a request body as (JSON text, value), or BadBatch(400).
+
+    The text is the record as the client sent it (one line, ready for the batch file), so
+    the server does not serialise what it just parsed; a record spread over several lines
+    (pretty-printed JSON) is re-serialised onto one.
+    """
     if content_type in NDJSON_TYPES:
         records = []
         for number, line in enumerate(body.split(b"\n"), start=1):
             line = line.strip(b" \t\r")
             if line:
-                records.append(_json(line, f"line {number}"))
+                text = _utf8(line, f"line {number}")
+                records.append((text, _json(text, f"line {number}")))
         return records
-    document = _json(body, "the body")
-    if isinstance(document, list):
-        return document
+    text = _utf8(body, "the body")
+    split = _split_document(text)
+    if split is not None:
+        return split
+    document = _json(text, "the body")  # not the common layout: parse it as a whole
     if isinstance(document, dict) and list(document) == ["events"]:
         if not isinstance(document["events"], list):
             raise BadBatch(400, 'the "events" value must be a JSON array of event objects')
-        return document["events"]
-    raise BadBatch(
-        400,
-        'expected {"events": [...]} (the only key) or a JSON array of events;'
-        " for one record per line send Content-Type: application/x-ndjson",
-    )
+        document = document["events"]
+    elif not isinstance(document, list):
+        raise BadBatch(
+            400,
+            'expected {"events": [...]} (the only key) or a JSON array of events;'
+            " for one record per line send Content-Type: application/x-ndjson",
+        )
+    return [(_one_line(value), value) for value in document]
 
 
-def _json(data: bytes, where: str) -> Any:
+def _split_document(text: str) -> list[tuple[str, Any]] | None:
+    """`{"events": [...]}` or `[...]` split into its elements' texts; None if not that."""
+    match = _DOCUMENT_START.match(text)
+    closing = "}" if match else ""
+    match = match or _ARRAY_START.match(text)
+    if not match:
+        return None
+    records, pos = [], _SPACE.match(text, match.end()).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(text, pos)
+            except (json.JSONDecodeError, RecursionError):
+                return None
+            raw = text[pos:end]
+            records.append((_one_line(value) if "\n" in raw or "\r" in raw else raw, value))
+            pos = _SPACE.match(text, end).end()
+            if text.startswith(",", pos):
+                pos = _SPACE.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                return None
+    pos = _SPACE.match(text, pos).end()
+    if closing:
+        if not text.startswith(closing, pos):
+            return None
+        pos = _SPACE.match(text, pos + 1).end()
+    return records if pos == len(text) else None
+
+
+def _utf8(data: bytes, where: str) -> str:
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadBatch(400, f"{where} is not valid UTF-8 (byte {error.start + 1})") from None
+
+
+def _json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -202,32 +256,45 @@ def _json(data: bytes, where: str) -> Any:
         raise BadBatch(400, f"{where} is nested too deeply") from None
 
 
-def _line(record: Any) -> bytes:
-    """One record as an NDJSON line (no newline inside: JSON escapes control characters)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+def _one_line(record: Any) -> str:
+    """A record as one line of JSON (JSON escapes every control character in strings)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(text: str) -> bytes:
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: keep it as an escape, the loader names it
-        return json.dumps(record, separators=(",", ":")).encode("ascii")
+    except UnicodeEncodeError:  # a lone surrogate, only possible after re-serialising
+        return text.encode("utf-8", "backslashreplace")
 
 
-def verdicts(records: list[Any], max_record_bytes: int) -> tuple[list[bytes], list[dict]]:
-    """NDJSON lines for the records, and the ones `load` will quarantine (index and reason).
+def verdicts(
+    records: list[tuple[str, Any]], max_record_bytes: int
+) -> tuple[list[bytes], list[dict]]:
+    """Lines for the batch file, and the records `load` will quarantine (index, reason).
 
-    The verdict is the loader's own (`copy_row`), applied to the line as it is written.
+    The verdict is the loader's own: the size limit of the reader, the event contract
+    (`parse_event`), and the loader's check for values PostgreSQL cannot store in jsonb.
     """
     lines, quarantined = [], []
-    for index, record in enumerate(records):
-        line = _line(record)
+    for index, (text, value) in enumerate(records):
+        line = _encode(text)
         lines.append(line)
+        reason = None
         if len(line) > max_record_bytes:
-            reason = (
+            reason = (  # the reader's words, so the answer matches raw.quarantine
                 f"record is {len(line)} bytes, over the {max_record_bytes}-byte limit"
-                " (--max-record-bytes)"
+                " (--max-record-bytes); raw_text keeps its first"
+                f" {min(len(line), QUARANTINE_PREFIX_BYTES)} bytes"
             )
         else:
-            text = line.decode("utf-8")
-            _, _, reason = copy_row(Record(index + 1, text, len(line), record, None))
+            try:
+                parse_event(value)
+            except ContractError as error:
+                reason = error.reason
+            else:
+                if "\\u" in text or "NaN" in text or "Infinity" in text:
+                    reason = _unstorable(value)
         if reason is not None:
             quarantined.append({"index": index, "reason": reason})
     return lines, quarantined

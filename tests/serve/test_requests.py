@@ -28,7 +28,9 @@ from tests.serve.conftest import (
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     landing = tmp_path_factory.mktemp("landing")
-    process = ServeProcess(landing, "--max-body-bytes", "65536", "--body-timeout", "1")
+    process = ServeProcess(
+        landing, "--max-body-bytes", "65536", "--body-timeout", "1", "--max-record-bytes", "2000"
+    )
     yield process
     process.stop()
 
@@ -172,22 +174,23 @@ def test_answer_names_the_records_load_will_quarantine(
         {"no_id": True},
         agent_event("q-nul", agent_name="a\u0000b"),
         marketplace_event("q-ok-2"),
+        agent_event("q-big", payload={"text": "x" * 3000}),
     ]
     reply = ingest.post({"events": events})
     assert reply.status == 200
     answer = reply.json
-    assert answer["records"] == 7
+    assert answer["records"] == 8
     assert answer["accepted"] == 2
-    assert [item["index"] for item in answer["quarantined"]] == [1, 2, 3, 4, 5]
+    assert [item["index"] for item in answer["quarantined"]] == [1, 2, 3, 4, 5, 7]
 
     landing = tmp_path / "one"
     landing.mkdir()
     (landing / answer["file"]).write_bytes((ingest.landing / answer["file"]).read_bytes())
-    run_loader(db, "load", str(landing))
+    run_loader(db, "load", "--max-record-bytes", "2000", str(landing))
     rows = db.query("select position, reason from raw.quarantine order by position")
     first = answer["first_line"]
     expected = [(first + item["index"], item["reason"]) for item in answer["quarantined"]]
-    # The file holds only this request (written alone), so positions are lines 1..7.
+    # The file holds only this request (written alone), so positions are lines 1..8.
     assert rows == expected
     assert db.scalar("select count(*) from raw.agent_events") == 1
     assert db.scalar("select count(*) from raw.marketplace_events") == 1
