@@ -120,6 +120,15 @@ def _client_process(
     out.put(asyncio.run(run()))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -233,6 +242,7 @@ def main(clients: int, processes: int, seconds: float, json_path: Path | None) -
             if in_raw >= acked:
                 break
             time.sleep(0.2)
+        cpu = {"serve": _cpu_seconds(serve.pid), "load_follow": _cpu_seconds(follow.pid)}
         watcher.done.set()
         watcher.join(60)
         with psycopg2.connect(db.dsn) as conn, conn.cursor() as cur:
@@ -265,6 +275,8 @@ def main(clients: int, processes: int, seconds: float, json_path: Path | None) -
         "batch_files": files,
         "quarantined": quarantined,
         "reconciled": in_raw == distinct == acked and quarantined == 0,
+        "cpu_seconds": {name: round(value, 1) for name, value in cpu.items()},
+        "load_average_1m": os.getloadavg()[0],
     }
     click.echo(
         f"acknowledged  {report['events_per_second']:>9,} events/s   (target >= 20,000)\n"
@@ -272,7 +284,9 @@ def main(clients: int, processes: int, seconds: float, json_path: Path | None) -
         f"ack-to-raw    p95 {report['ack_to_raw_p95_s']} s over {len(delays)} samples"
         "   (target <= 2 s)\n"
         f"raw           {in_raw:,} events from {files} files; acknowledged {acked:,};"
-        f" {'reconciled' if report['reconciled'] else 'NOT RECONCILED'}"
+        f" {'reconciled' if report['reconciled'] else 'NOT RECONCILED'}\n"
+        f"cpu           serve {report['cpu_seconds']['serve']} s, load --follow"
+        f" {report['cpu_seconds']['load_follow']} s; load average {os.getloadavg()[0]:.1f}"
     )
     if json_path:
         json_path.write_text(json.dumps(report, indent=2))
