@@ -184,8 +184,16 @@ class RawWatcher(threading.Thread):
 @click.option("--clients", default=32, show_default=True, help="Concurrent clients.")
 @click.option("--processes", default=2, show_default=True, help="Client processes.")
 @click.option("--seconds", default=15.0, show_default=True, help="Timed window.")
+@click.option(
+    "--commit-interval",
+    default=0.05,
+    show_default=True,
+    help="serve's --commit-interval (group commit): larger means fewer, bigger files.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
-def main(clients: int, processes: int, seconds: float, json_path: Path | None) -> None:
+def main(
+    clients: int, processes: int, seconds: float, commit_interval: float, json_path: Path | None
+) -> None:
     """Acknowledged events/s, answer latency and ack-to-raw latency of the live path."""
     server_dsn = _server_dsn()
     db = Scratch(server_dsn)
@@ -194,8 +202,10 @@ def main(clients: int, processes: int, seconds: float, json_path: Path | None) -
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AGENT_ANALYTICS_DSN": db.dsn}
+    serve_command = [sys.executable, "-m", "loader", "serve", "--landing", str(landing)]
+    serve_command += ["--port", str(port)]
     serve = subprocess.Popen(
-        [sys.executable, "-m", "loader", "serve", "--landing", str(landing), "--port", str(port)],
+        [*serve_command, "--commit-interval", str(commit_interval)],
         cwd=REPO,
         env=env,
         stderr=subprocess.DEVNULL,
@@ -260,6 +270,7 @@ def main(clients: int, processes: int, seconds: float, json_path: Path | None) -
     delays = sorted(watcher.delays)
     report = {
         "clients": clients,
+        "commit_interval": commit_interval,
         "client_processes": processes,
         "seconds": seconds,
         "cpus": os.cpu_count(),

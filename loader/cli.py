@@ -625,11 +625,14 @@ def _follow(
     help="Seconds a client may take to send a request body (408 after that).",
 )
 @click.option(
-    "--commit-delay",
+    "--commit-interval",
     type=click.FloatRange(min=0),
-    default=0.02,
+    default=0.05,
     show_default=True,
-    help="Seconds a batch waits for others to share its file and fsync (group commit).",
+    help=(
+        "Least seconds between two batch files (group commit): under load, batches wait up"
+        " to this long to share one file and one fsync."
+    ),
 )
 @max_record_option
 def serve_command(
@@ -641,7 +644,7 @@ def serve_command(
     max_spool_bytes: int,
     min_free_bytes: int,
     body_timeout: float,
-    commit_delay: float,
+    commit_interval: float,
     max_record_bytes: int,
 ) -> None:
     """Receive events over HTTP (POST /v1/events) into durable batch files.
@@ -669,7 +672,7 @@ def serve_command(
         max_spool_bytes=max_spool_bytes,
         min_free_bytes=min_free_bytes,
         body_timeout=body_timeout,
-        commit_delay=commit_delay,
+        commit_interval=commit_interval,
     )
     try:
         serve.run(

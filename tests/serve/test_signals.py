@@ -15,8 +15,10 @@ from tests.serve.conftest import agent_event, marketplace_event, request
 
 
 def test_sigterm_answers_in_flight_requests_then_exits_0(start_serve) -> None:
-    # A long group-commit delay keeps the requests in flight when SIGTERM arrives.
-    server = start_serve("--commit-delay", "1.5")
+    # A long group-commit interval keeps requests in flight when SIGTERM arrives: the first
+    # batch is written at once, the others wait 1.5 s for the next file.
+    server = start_serve("--commit-interval", "1.5")
+    server.post({"events": [agent_event("term-first")]})
     bodies = [{"events": [agent_event(f"term-{i}-{j}") for j in range(10)]} for i in range(6)]
     with ThreadPoolExecutor(6) as pool:
         replies = [pool.submit(server.post, body) for body in bodies]
@@ -26,7 +28,8 @@ def test_sigterm_answers_in_flight_requests_then_exits_0(start_serve) -> None:
     assert statuses == [200] * 6
     assert server.wait(30) == 0
     written = [json.loads(line)["event_id"] for f in server.batch_files() for line in f.open()]
-    assert sorted(written) == sorted(e["event_id"] for b in bodies for e in b["events"])
+    expected = ["term-first"] + [e["event_id"] for b in bodies for e in b["events"]]
+    assert sorted(written) == sorted(expected)
     try:
         request(server.url + "/healthz", timeout=2)
         raise AssertionError("the server still answers after SIGTERM")
