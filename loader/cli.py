@@ -195,7 +195,9 @@ def load(
     warehouse.require_current_schema(conn)
     warehouse.acquire_load_lock(conn, wait)
     if follow:
-        _follow(conn, paths, max_record_bytes, rehash, privacy, poll_interval, move_loaded_to)
+        _follow(
+            conn, paths, max_record_bytes, rehash, privacy, poll_interval, move_loaded_to, as_json
+        )
         return
     results = []
     for path in batch_files(paths):
@@ -557,23 +559,31 @@ def _follow(
     privacy: Privacy,
     poll_interval: float,
     move_loaded_to: Path | None,
+    as_json: bool,
 ) -> None:
-    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed)."""
+    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
+
+    Prints a line per file as it is loaded (with --json: one JSON document per line).
+    """
     from loader.follow import Stop, follow
+
+    def report(result: FileResult) -> None:
+        click.echo(json.dumps(result.as_dict()) if as_json else _file_line(result))
 
     stop = Stop()
     stop.install()
-    click.echo(f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)")
+    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)"
+    click.echo(say, err=True)
     failed = follow(
         paths,
         lambda path: load_file(conn, path, max_record_bytes, rehash, privacy),
-        lambda result: click.echo(_file_line(result)),
+        report,
         stop,
         poll_interval,
         move_loaded_to,
     )
     conn.close()
-    click.echo(f"stopped; {len(failed)} file(s) still failing")
+    click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
     if failed:
         sys.exit(EXIT_PROBLEMS)
 

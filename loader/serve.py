@@ -324,7 +324,8 @@ class Spool:
         self.landing = landing
         self.metrics = metrics
         self.commit_interval = commit_interval
-        self.bytes = 0
+        self.bytes = 0  # batch files in the landing folder
+        self.queued_bytes = 0  # batches waiting for their file, held in memory
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._token = secrets.token_hex(3)
@@ -346,9 +347,14 @@ class Spool:
 
     async def submit(self, label: str, lines: list[bytes]) -> tuple[str, int]:
         future = asyncio.get_running_loop().create_future()
+        size = sum(len(line) + 1 for line in lines)
         self._queue.append(_Pending(label, lines, future))
+        self.queued_bytes += size
         self._wake.set()
-        return await future
+        try:
+            return await future
+        finally:
+            self.queued_bytes -= size
 
     async def close(self) -> None:
         """Write what is queued, then stop the writer."""
@@ -601,10 +607,11 @@ def _too_large(config: ServeConfig) -> BadBatch:
 
 def _check_room(spool: Spool, config: ServeConfig) -> None:
     """Backpressure: 503 with Retry-After when the spool or the disk is too full."""
-    if spool.bytes >= config.max_spool_bytes:
+    if spool.bytes + spool.queued_bytes >= config.max_spool_bytes:
         reason = (
-            f"the landing folder holds {spool.bytes} bytes not yet loaded (limit"
-            f" {config.max_spool_bytes}); retry later"
+            f"the landing folder holds {spool.bytes} bytes not yet loaded and"
+            f" {spool.queued_bytes} more are being written (limit {config.max_spool_bytes});"
+            " retry later"
         )
     else:
         stat = os.statvfs(config.landing)

@@ -22,10 +22,10 @@ def _wait_for(check, timeout: float = 20.0) -> float:
     return time.monotonic() - started
 
 
-def _stop(process: subprocess.Popen) -> tuple[int, str]:
+def _stop(process: subprocess.Popen) -> tuple[int, str, str]:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
-    return process.returncode, out + err
+    return process.returncode, out, err
 
 
 def test_follow_loads_files_as_they_appear_and_moves_them(tmp_path: Path, db: Database) -> None:
@@ -47,8 +47,8 @@ def test_follow_loads_files_as_they_appear_and_moves_them(tmp_path: Path, db: Da
         busy = run_loader(db, "load", "--no-wait", str(archive), check=False)
         assert busy.returncode == 4
     finally:
-        code, output = _stop(follower)
-    assert code == 0, output
+        code, output, errors = _stop(follower)
+    assert code == 0, errors
     assert output.count("loaded ") == 3
     assert db.scalar("select count(*) from raw.load_batches where status = 'loaded'") == 3
     # A later run over the archive loads nothing twice.
@@ -60,16 +60,19 @@ def test_follow_reports_a_failing_file_and_retries_it_later(tmp_path: Path, db: 
     landing = tmp_path / "landing"
     landing.mkdir()
     (landing / "broken").symlink_to(tmp_path / "missing")
-    follower = start_follow(db, str(landing), "--poll-interval", "0.05")
+    follower = start_follow(db, str(landing), "--poll-interval", "0.05", "--json")
     try:
         _wait_for(lambda: db.scalar("select count(*) from raw.load_batches") >= 1)
         time.sleep(0.5)
         # Retried after 30 s, not at every poll: one failure row so far.
         assert db.scalar("select count(*) from raw.load_batches where status = 'failed'") == 1
     finally:
-        code, output = _stop(follower)
+        code, output, errors = _stop(follower)
     assert code == 1
-    assert "1 file(s) still failing" in output
+    assert "1 file(s) still failing" in errors
+    (line,) = output.splitlines()
+    assert json.loads(line)["status"] == "failed"
+    assert json.loads(line)["path"].endswith("broken")
 
 
 def test_move_loaded_to_without_follow_is_a_usage_error(tmp_path: Path, db: Database) -> None:
@@ -105,8 +108,8 @@ def test_serve_and_follow_put_acknowledged_events_in_raw_within_seconds(
             )
             delays.append(time.monotonic() - acked)
     finally:
-        code, output = _stop(follower)
-    assert code == 0, output
+        code, _, errors = _stop(follower)
+    assert code == 0, errors
     assert db.scalar("select count(*) from raw.agent_events") == 500
     # The target is 2 s at p95 (bench/ingest_bench.py measures it under load); a shared test
     # machine gets slack, but not an order of magnitude.

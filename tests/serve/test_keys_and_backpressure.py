@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,17 @@ def test_nearly_full_disk_answers_503_and_writes_nothing(start_serve) -> None:
     assert reply.headers["Retry-After"] == "2"
     assert "free" in reply.json["error"]
     assert server.batch_files() == []
+
+
+def test_batches_waiting_for_their_file_count_against_the_spool(start_serve) -> None:
+    # The first batch is written at once; the next ones wait 2 s for the next file, in
+    # memory. Two 60 kB batches waiting put the spool over 100 kB: the third is refused.
+    server = start_serve("--max-spool-bytes", "100000", "--commit-interval", "2")
+    assert server.post({"events": [agent_event("first")]}).status == 200
+    bodies = [
+        {"events": [agent_event(f"w-{n}-{i}", payload={"text": "x" * 1000}) for i in range(60)]}
+        for n in range(3)
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        statuses = sorted(reply.status for reply in pool.map(server.post, bodies))
+    assert statuses == [200, 200, 503]
