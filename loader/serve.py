@@ -384,7 +384,7 @@ class Spool:
                         name, size, offsets = await loop.run_in_executor(
                             None, self._write, label, items
                         )
-                    except OSError as error:
+                    except Exception as error:  # answered 503 (OSError) or 500, never lost
                         for pending in items:
                             if not pending.future.done():
                                 pending.future.set_exception(error)

@@ -5,6 +5,8 @@ marketplace reference's collector posts through `EndpointQueue`."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +16,7 @@ from loader.client import BatchRefused, EndpointQueue, EventCollector
 from tests.conftest import Database, run_loader
 from tests.serve import reference_collector as reference
 from tests.serve import reference_marketplace as marketplace
-from tests.serve.conftest import agent_event, free_port
+from tests.serve.conftest import agent_event, free_port, start_follow
 
 
 def _conversation(n: int, event_type: str = "message") -> reference.AgentEvent:
@@ -195,3 +197,30 @@ def test_marketplace_reference_collector_posts_through_the_endpoint_queue(
         "cost_usd": 0.0125,
     }
     assert rows[2][2] == {"rating": 5, "comment": "great"}
+
+
+def test_reference_collector_events_reach_raw_within_seconds(
+    start_serve, tmp_path: Path, db: Database
+) -> None:
+    """The issue's done-when: the collector, unchanged, and the events are in raw in seconds."""
+    server = start_serve()
+    follower = start_follow(db, str(server.landing), "--move-loaded-to", str(tmp_path / "done"))
+    try:
+        events = [_conversation(n) for n in range(50)]
+
+        async def send() -> None:
+            collector = reference.EventCollector(server.url + "/v1/events")
+            for event in events:
+                await collector.collect(event)  # the 50th posts the batch
+
+        asyncio.run(send())
+        posted = time.monotonic()
+        ids = [event.event_id for event in events]
+        query = "select count(*) from raw.agent_events where event_id = any(%s)"
+        while db.scalar(query, (ids,)) < 50:
+            assert time.monotonic() - posted < 10, "not in raw after 10 s"
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        follower.communicate(timeout=30)
+    assert follower.returncode == 0
