@@ -260,6 +260,7 @@ def main(
             in_raw, distinct = cur.fetchone()
             cur.execute("select count(*), coalesce(sum(quarantined), 0) from raw.load_batches")
             files, quarantined = cur.fetchone()
+            quarantined = int(quarantined)
     finally:
         follow.send_signal(signal.SIGTERM)
         serve.send_signal(signal.SIGTERM)

@@ -171,7 +171,14 @@ class EventCollector:
         if not self._buffer:
             return
         batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
-        await self._post_until_acknowledged(batch)
+        try:
+            await self._post_until_acknowledged(batch)
+        except BatchRefused as error:
+            if error.status != 413 or len(batch) == 1:
+                raise
+            self.batch_size = len(batch) // 2  # over the server's body limit: smaller batches
+            log.warning("batch too large for the server; batch_size is now %d", self.batch_size)
+            return
         for _ in batch:
             self._buffer.popleft()
         self.delivered += len(batch)

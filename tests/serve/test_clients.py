@@ -5,6 +5,7 @@ marketplace reference's collector posts through `EndpointQueue`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -224,3 +225,21 @@ def test_reference_collector_events_reach_raw_within_seconds(
         follower.send_signal(signal.SIGTERM)
         follower.communicate(timeout=30)
     assert follower.returncode == 0
+
+
+def test_batches_over_the_body_limit_are_split_until_they_fit(start_serve) -> None:
+    server = start_serve("--max-body-bytes", "4096")
+    events = [agent_event(f"split-{i}", payload={"text": "y" * 200}) for i in range(50)]
+
+    async def send() -> int:
+        collector = EventCollector(server.url + "/v1/events")
+        for event in events:
+            await collector.collect(event)
+        await collector.close()
+        return collector.batch_size
+
+    batch_size = asyncio.run(send())
+    assert batch_size < 50
+    assert len(json.dumps({"events": events[:batch_size]})) <= 4096
+    written = [json.loads(line)["event_id"] for f in server.batch_files() for line in f.open()]
+    assert written == [event["event_id"] for event in events]

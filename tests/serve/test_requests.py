@@ -129,6 +129,14 @@ def test_slow_client_gets_408_after_the_body_timeout(ingest: ServeProcess) -> No
     assert 0.5 < waited < 5
 
 
+def test_client_stuck_in_its_headers_is_disconnected(ingest: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", ingest.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # closed by the server
+        assert time.monotonic() - started < 5
+
+
 # --- accepted ----------------------------------------------------------------------------
 
 
