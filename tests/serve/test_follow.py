@@ -114,3 +114,32 @@ def test_serve_and_follow_put_acknowledged_events_in_raw_within_seconds(
     # The target is 2 s at p95 (bench/ingest_bench.py measures it under load); a shared test
     # machine gets slack, but not an order of magnitude.
     assert sorted(delays)[8] < 5, delays
+
+
+def test_sigterm_during_a_file_finishes_that_file_then_exits_0(
+    tmp_path: Path, db: Database
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    follower = start_follow(db, str(landing))
+    events = 60_000
+    part = landing / ".big.part"
+    with part.open("w") as handle:
+        for i in range(events):
+            handle.write(json.dumps(agent_event(f"big-{i}")) + "\n")
+    part.rename(landing / "big.ndjson")
+    in_copy = (
+        "select count(*) from pg_stat_activity"
+        " where datname = current_database() and query like 'copy load_records%%'"
+    )
+    try:
+        _wait_for(lambda: db.scalar(in_copy) > 0, timeout=60)  # the file is being loaded
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=120)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert "loaded     " in out
+    assert db.scalar("select count(*) from raw.agent_events") == events
+    assert db.scalar("select records_read from raw.load_batches") == events
