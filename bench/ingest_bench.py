@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +118,12 @@ def _client_process(
         return acked, failed, latencies, samples
 
     out.put(asyncio.run(run()))
+
+
+def _percentile(ordered: list[float], percent: float) -> float:
+    """Nearest-rank percentile of an ascending list: the smallest value with at least
+    `percent`% of the values at or below it."""
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -278,11 +284,11 @@ def main(
         "events_acknowledged": acked,
         "requests_refused": failed,
         "events_per_second": round(acked / seconds),
-        "answer_p50_ms": round(1000 * statistics.median(latencies), 1),
-        "answer_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "answer_p50_ms": round(1000 * _percentile(latencies, 50), 1),
+        "answer_p99_ms": round(1000 * _percentile(latencies, 99), 1),
         "ack_to_raw_samples": len(delays),
-        "ack_to_raw_p50_s": round(statistics.median(delays), 3) if delays else None,
-        "ack_to_raw_p95_s": round(delays[int(0.95 * (len(delays) - 1))], 3) if delays else None,
+        "ack_to_raw_p50_s": round(_percentile(delays, 50), 3) if delays else None,
+        "ack_to_raw_p95_s": round(_percentile(delays, 95), 3) if delays else None,
         "events_in_raw": in_raw,
         "batch_files": files,
         "quarantined": quarantined,
