@@ -4,6 +4,7 @@ backpressure (503 + Retry-After while the spool or the disk is too full; nothing
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -135,3 +136,17 @@ def test_batches_waiting_for_their_file_count_against_the_spool(start_serve) -> 
     with ThreadPoolExecutor(3) as pool:
         statuses = sorted(reply.status for reply in pool.map(server.post, bodies))
     assert statuses == [200, 200, 503]
+
+
+def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "loader", "serve", "--landing", str(tmp_path / "l")]
+        result = subprocess.run(
+            [*command, "--port", str(port)], capture_output=True, text=True, cwd=REPO, timeout=60
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr
