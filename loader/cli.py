@@ -158,6 +158,29 @@ def init(dsn: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Checksum every file, even one whose path, size and mtime match a loaded batch.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help=(
+        "Keep running: load new files as they appear (polling), one transaction per file;"
+        " SIGTERM stops it after the current file. Pairs with `agent-loader serve`."
+    ),
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.2,
+    show_default=True,
+    help="With --follow: seconds between looks for new files.",
+)
+@click.option(
+    "--move-loaded-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=(
+        "With --follow: move each loaded file into this folder after its commit, keeping the"
+        " landing folder (the spool `serve` limits) small."
+    ),
+)
 @database_errors
 def load(
     paths: tuple[Path, ...],
@@ -169,6 +192,9 @@ def load(
     tokenize_users: bool,
     redact: str,
     rehash: bool,
+    follow: bool,
+    poll_interval: float,
+    move_loaded_to: Path | None,
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
 
@@ -180,9 +206,16 @@ def load(
         privacy = Privacy.from_options(tokenize_users, redact)
     except PrivacyConfigError as error:
         raise click.UsageError(str(error)) from None
+    if move_loaded_to is not None and not follow:
+        raise click.UsageError("--move-loaded-to works with --follow only")
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
     warehouse.acquire_load_lock(conn, wait)
+    if follow:
+        _follow(
+            conn, paths, max_record_bytes, rehash, privacy, poll_interval, move_loaded_to, as_json
+        )
+        return
     results = []
     for path in batch_files(paths):
         result = load_file(conn, path, max_record_bytes, rehash, privacy)
@@ -576,6 +609,153 @@ def embedded_start(port: int | None, as_json: bool) -> None:
 def embedded_stop() -> None:
     """Stop the embedded server; its data stays for the next start."""
     click.echo("stopped" if embedded.stop() else "not running")
+
+
+def _follow(
+    conn: Any,
+    paths: tuple[Path, ...],
+    max_record_bytes: int,
+    rehash: bool,
+    privacy: Privacy,
+    poll_interval: float,
+    move_loaded_to: Path | None,
+    as_json: bool,
+) -> None:
+    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
+
+    Prints a line per file as it is loaded (with --json: one JSON document per line).
+    """
+    from loader.follow import Stop, follow
+
+    def report(result: FileResult) -> None:
+        click.echo(json.dumps(result.as_dict()) if as_json else _file_line(result))
+
+    stop = Stop()
+    stop.install()
+    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)"
+    click.echo(say, err=True)
+    failed = follow(
+        paths,
+        lambda path: load_file(conn, path, max_record_bytes, rehash, privacy),
+        report,
+        stop,
+        poll_interval,
+        move_loaded_to,
+    )
+    conn.close()
+    click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
+    if failed:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command(name="serve")
+@click.option(
+    "--landing",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the batch files go to (created if missing); `load --follow` reads it.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--keys-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="AGENT_LOADER_KEYS_FILE",
+    help=(
+        "Ingest keys, one LABEL:KEY a line; also read from $AGENT_LOADER_INGEST_KEYS"
+        " (LABEL:KEY,...). With keys, POSTs need Authorization: Bearer KEY."
+    ),
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=16 << 20,
+    show_default=True,
+    help="Largest request body after gzip decoding; larger gets 413.",
+)
+@click.option(
+    "--max-spool-bytes",
+    type=click.IntRange(min=0),
+    default=1 << 30,
+    show_default=True,
+    help="Answer 503 + Retry-After while the landing folder holds more than this.",
+)
+@click.option(
+    "--min-free-bytes",
+    type=click.IntRange(min=0),
+    default=512 << 20,
+    show_default=True,
+    help="Answer 503 + Retry-After while the disk has less free space than this.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client may take to send a request body (408 after that).",
+)
+@click.option(
+    "--commit-interval",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help=(
+        "Least seconds between two batch files (group commit): under load, batches wait up"
+        " to this long to share one file and one fsync."
+    ),
+)
+@max_record_option
+def serve_command(
+    landing: Path,
+    host: str,
+    port: int,
+    keys_file: Path | None,
+    max_body_bytes: int,
+    max_spool_bytes: int,
+    min_free_bytes: int,
+    body_timeout: float,
+    commit_interval: float,
+    max_record_bytes: int,
+) -> None:
+    """Receive events over HTTP (POST /v1/events) into durable batch files.
+
+    A 2xx answer means the batch is fsync'd in the landing folder; the answer lists the
+    records the loader will quarantine and why. GET /healthz and GET /metrics (Prometheus).
+    SIGTERM stops accepting, finishes in-flight requests and exits 0.
+    """
+    from loader import serve
+
+    try:
+        keys = serve.load_keys(keys_file)
+    except (serve.KeyConfigError, OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(str(error), param_hint="--keys-file") from None
+    landing.mkdir(parents=True, exist_ok=True)
+    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host} with no ingest keys: anyone can POST", err=True)
+    config = serve.ServeConfig(
+        landing=landing,
+        host=host,
+        port=port,
+        keys=keys,
+        max_body_bytes=max_body_bytes,
+        max_record_bytes=max_record_bytes,
+        max_spool_bytes=max_spool_bytes,
+        min_free_bytes=min_free_bytes,
+        body_timeout=body_timeout,
+        commit_interval=commit_interval,
+    )
+    try:
+        serve.run(
+            config,
+            ready=lambda _: click.echo(
+                f"serving http://{host}:{port}/v1/events into {landing}"
+                f" ({len(keys)} ingest key(s)); SIGTERM stops",
+                err=True,
+            ),
+        )
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    click.echo("stopped: in-flight requests answered", err=True)
 
 
 # --- output ------------------------------------------------------------------------------

@@ -1,0 +1,695 @@
+"""`agent-loader serve`: the HTTP endpoint collectors POST to, writing durable batch files.
+
+`POST /v1/events` takes what the conversation-analytics reference's `EventCollector` sends
+(`{"events": [...]}` as `application/json`), a JSON array, or NDJSON
+(`application/x-ndjson`), optionally gzip-compressed (`Content-Encoding: gzip`). Each record
+is checked against the event contract exactly as `agent-loader load` will check it, then the
+batch is appended to a batch file in the landing folder. A 2xx answer is sent only after the
+file holding the batch was fsync'd and atomically renamed into place (file and folder
+fsync'd): an acknowledged batch survives a crash of the server or the machine.
+
+Group commit: requests that arrive while a file is being written wait for the next file, so
+many requests share one fsync and throughput does not stop at the disk's fsync rate. Files
+are written as `.name.part` (hidden, so `load` never reads a half-written file) and renamed.
+
+aiohttp is the HTTP library: one maintained package that is both the server here and the
+client the reference collector already uses (`aiohttp.ClientSession`), with streaming
+request bodies (a size limit enforced while reading) and transparent gzip decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import re
+import secrets
+import signal
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from loader.events import ContractError, parse_event
+from loader.load import _unstorable  # the loader's own jsonb check, so verdicts agree
+from loader.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
+
+DEFAULT_MAX_BODY_BYTES = 16 << 20
+"""Largest request body, after gzip decoding (16 MiB); larger bodies get 413."""
+
+DEFAULT_MAX_SPOOL_BYTES = 1 << 30
+"""Landing-folder bytes (files not yet moved away by `load --follow`) above which POSTs get 503."""
+
+DEFAULT_MIN_FREE_BYTES = 512 << 20
+"""Free disk space below which POSTs get 503 (512 MiB)."""
+
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a client may take to send its request body before it gets 408."""
+
+DEFAULT_COMMIT_INTERVAL = 0.05
+"""Least seconds between the starts of two batch-file writes (group commit): under load,
+batches wait up to this long to share a file and an fsync; after a quiet spell the first
+batch is written at once. Fewer, larger files also cost `load --follow` less per event."""
+
+RETRY_AFTER_SECONDS = 2
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+KEYS_ENV = "AGENT_LOADER_INGEST_KEYS"
+_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+ANONYMOUS = "anonymous"
+
+
+class KeyConfigError(ValueError):
+    """The ingest keys file or variable is malformed."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `serve` needs; the CLI fills it from its options."""
+
+    landing: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    keys: dict[str, str] = field(default_factory=dict)  # label -> key; empty: no keys needed
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    commit_interval: float = DEFAULT_COMMIT_INTERVAL
+    shutdown_timeout: float = 30.0
+
+
+# --- ingest keys -------------------------------------------------------------------------
+
+
+def parse_keys(text: str, source: str) -> dict[str, str]:
+    """`label:key` pairs, one per line (a file) or comma-separated (the variable).
+
+    Labels are 1-40 letters, digits, '_' or '-' (they go into batch file names); keys are at
+    least 16 characters. Blank lines and lines starting with '#' are ignored.
+    """
+    keys: dict[str, str] = {}
+    for number, item in enumerate(re.split(r"[\n,]", text), start=1):
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        label, sep, key = item.partition(":")
+        label, key = label.strip(), key.strip()
+        if not sep or not _LABEL.match(label):
+            raise KeyConfigError(
+                f"{source}, entry {number}: expected LABEL:KEY with LABEL made of letters,"
+                " digits, '_' or '-' (at most 40)"
+            )
+        if len(key) < 16:
+            raise KeyConfigError(f"{source}, key {label!r}: a key needs at least 16 characters")
+        if label in keys:
+            raise KeyConfigError(f"{source}: label {label!r} appears twice")
+        keys[label] = key
+    return keys
+
+
+def load_keys(keys_file: Path | None) -> dict[str, str]:
+    """Keys from --keys-file and from $AGENT_LOADER_INGEST_KEYS, merged."""
+    keys: dict[str, str] = {}
+    if keys_file is not None:
+        keys.update(parse_keys(keys_file.read_text(encoding="utf-8"), str(keys_file)))
+    if os.environ.get(KEYS_ENV):
+        for label, key in parse_keys(os.environ[KEYS_ENV], f"${KEYS_ENV}").items():
+            if label in keys:
+                raise KeyConfigError(f"label {label!r} is both in the keys file and ${KEYS_ENV}")
+            keys[label] = key
+    return keys
+
+
+def _key_label(keys: dict[str, str], header: str | None) -> str | None:
+    """The label of the key in an `Authorization: Bearer KEY` header, or None.
+
+    Every configured key is compared (in constant time), so the answer's timing does not
+    tell which key, or how much of one, was right.
+    """
+    if not keys:
+        return ANONYMOUS
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    given = token.strip().encode("utf-8")
+    found = None
+    for label, key in keys.items():
+        if hmac.compare_digest(given, key.encode("utf-8")):
+            found = label
+    return found
+
+
+# --- request bodies ----------------------------------------------------------------------
+
+
+class BadBatch(Exception):
+    """A request the server refuses as a whole: HTTP status and a message saying what to do."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+_DOCUMENT_START = re.compile(r'\s*\{\s*"events"\s*:\s*\[')
+_ARRAY_START = re.compile(r"\s*\[")
+_SPACE = re.compile(r"\s*")
+_DECODER = json.JSONDecoder()
+
+
+def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
+    """The records of a request body as (JSON text, value), or BadBatch(400).
+
+    The text is the record as the client sent it (one line, ready for the batch file), so
+    the server does not serialise what it just parsed; a record spread over several lines
+    (pretty-printed JSON) is re-serialised onto one.
+    """
+    if content_type in NDJSON_TYPES:
+        records = []
+        for number, line in enumerate(body.split(b"\n"), start=1):
+            line = line.strip(b" \t\r")
+            if line:
+                text = _utf8(line, f"line {number}")
+                records.append((text, _json(text, f"line {number}")))
+        return records
+    text = _utf8(body, "the body")
+    split = _split_document(text)
+    if split is not None:
+        return split
+    document = _json(text, "the body")  # not the common layout: parse it as a whole
+    if isinstance(document, dict) and list(document) == ["events"]:
+        if not isinstance(document["events"], list):
+            raise BadBatch(400, 'the "events" value must be a JSON array of event objects')
+        document = document["events"]
+    elif not isinstance(document, list):
+        raise BadBatch(
+            400,
+            'expected {"events": [...]} (the only key) or a JSON array of events;'
+            " for one record per line send Content-Type: application/x-ndjson",
+        )
+    return [(_one_line(value), value) for value in document]
+
+
+def _split_document(text: str) -> list[tuple[str, Any]] | None:
+    """`{"events": [...]}` or `[...]` split into its elements' texts; None if not that."""
+    match = _DOCUMENT_START.match(text)
+    closing = "}" if match else ""
+    match = match or _ARRAY_START.match(text)
+    if not match:
+        return None
+    records, pos = [], _SPACE.match(text, match.end()).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(text, pos)
+            except (json.JSONDecodeError, RecursionError):
+                return None
+            raw = text[pos:end]
+            records.append((_one_line(value) if "\n" in raw or "\r" in raw else raw, value))
+            pos = _SPACE.match(text, end).end()
+            if text.startswith(",", pos):
+                pos = _SPACE.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                return None
+    pos = _SPACE.match(text, pos).end()
+    if closing:
+        if not text.startswith(closing, pos):
+            return None
+        pos = _SPACE.match(text, pos + 1).end()
+    return records if pos == len(text) else None
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadBatch(400, f"{where} is not valid UTF-8 (byte {error.start + 1})") from None
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadBatch(400, f"{where} is not valid JSON: {error.msg} at char {error.pos}") from None
+    except RecursionError:
+        raise BadBatch(400, f"{where} is nested too deeply") from None
+
+
+def _one_line(record: Any) -> str:
+    """A record as one line of JSON (JSON escapes every control character in strings)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, only possible after re-serialising
+        return text.encode("utf-8", "backslashreplace")
+
+
+def verdicts(
+    records: list[tuple[str, Any]], max_record_bytes: int
+) -> tuple[list[bytes], list[dict]]:
+    """Lines for the batch file, and the records `load` will quarantine (index, reason).
+
+    The verdict is the loader's own: the size limit of the reader, the event contract
+    (`parse_event`), and the loader's check for values PostgreSQL cannot store in jsonb.
+    """
+    lines, quarantined = [], []
+    for index, (text, value) in enumerate(records):
+        line = _encode(text)
+        lines.append(line)
+        reason = None
+        if len(line) > max_record_bytes:
+            reason = (  # the reader's words, so the answer matches raw.quarantine
+                f"record is {len(line)} bytes, over the {max_record_bytes}-byte limit"
+                " (--max-record-bytes); raw_text keeps its first"
+                f" {min(len(line), QUARANTINE_PREFIX_BYTES)} bytes"
+            )
+        else:
+            try:
+                parse_event(value)
+            except ContractError as error:
+                reason = error.reason
+            else:
+                if "\\u" in text or "NaN" in text or "Infinity" in text:
+                    reason = _unstorable(value)
+        if reason is not None:
+            quarantined.append({"index": index, "reason": reason})
+    return lines, quarantined
+
+
+# --- the spool: group commit into batch files --------------------------------------------
+
+
+@dataclass
+class _Pending:
+    label: str
+    lines: list[bytes]
+    future: asyncio.Future
+
+
+class Spool:
+    """Batch files in the landing folder, written by group commit.
+
+    `submit` queues a batch and resolves (file name, first line number) once the file that
+    holds it is durable. One writer task takes everything queued, writes one file per key
+    label, fsyncs it, renames it into place, fsyncs the folder and answers all of them.
+    """
+
+    def __init__(self, landing: Path, metrics: Metrics, commit_interval: float) -> None:
+        self.landing = landing
+        self.metrics = metrics
+        self.commit_interval = commit_interval
+        self.bytes = 0  # batch files in the landing folder
+        self.queued_bytes = 0  # batches waiting for their file, held in memory
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._token = secrets.token_hex(3)
+        self._sequence = 0
+        self._closing = False
+        self._dir_fd = os.open(landing, os.O_RDONLY)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._remove_stale_parts()
+        self.bytes = spool_bytes(self.landing)
+        self._task = asyncio.get_running_loop().create_task(self._writer())
+
+    def _remove_stale_parts(self) -> None:
+        """`.part` files left by a crash hold batches never acknowledged: the clients retry."""
+        for entry in os.scandir(self.landing):
+            if entry.name.startswith(".") and entry.name.endswith(".part"):
+                os.unlink(entry.path)
+
+    async def submit(self, label: str, lines: list[bytes]) -> tuple[str, int]:
+        future = asyncio.get_running_loop().create_future()
+        size = sum(len(line) + 1 for line in lines)
+        self._queue.append(_Pending(label, lines, future))
+        self.queued_bytes += size
+        self._wake.set()
+        try:
+            return await future
+        finally:
+            self.queued_bytes -= size
+
+    async def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        os.close(self._dir_fd)
+
+    async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_start = float("-inf")
+        while True:
+            await self._wake.wait()
+            wait = last_start + self.commit_interval - loop.time()
+            if wait > 0 and not self._closing:
+                await asyncio.sleep(wait)  # requests arriving meanwhile share this file
+            last_start = loop.time()
+            self._wake.clear()
+            group, self._queue = self._queue, []
+            if group:
+                by_label: dict[str, list[_Pending]] = {}
+                for pending in group:
+                    by_label.setdefault(pending.label, []).append(pending)
+                for label, items in by_label.items():
+                    try:
+                        name, size, offsets = await loop.run_in_executor(
+                            None, self._write, label, items
+                        )
+                    except Exception as error:  # answered 503 (OSError) or 500, never lost
+                        for pending in items:
+                            if not pending.future.done():
+                                pending.future.set_exception(error)
+                        continue
+                    self.bytes += size
+                    for pending, first_line in zip(items, offsets, strict=True):
+                        if not pending.future.done():
+                            pending.future.set_result((name, first_line))
+            if self._closing and not self._queue:
+                return
+
+    def _write(self, label: str, items: list[_Pending]) -> tuple[str, int, list[int]]:
+        """One durable file for a group (runs in a worker thread)."""
+        self._sequence += 1
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{stamp}-{label}-{self._token}-{self._sequence:06d}.ndjson"
+        part = self.landing / f".{name}.part"
+        offsets, line_number, chunks = [], 1, []
+        for pending in items:
+            offsets.append(line_number)
+            line_number += len(pending.lines)
+            chunks.extend(pending.lines)
+        data = b"\n".join(chunks) + b"\n"
+        started = time.perf_counter()
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            os.unlink(part)
+            raise
+        os.close(fd)
+        os.rename(part, self.landing / name)
+        os.fsync(self._dir_fd)
+        self.metrics.fsync_seconds.observe(time.perf_counter() - started)
+        self.metrics.files.inc()
+        return name, len(data), offsets
+
+    async def rescan(self, every: float) -> None:
+        """Recount the landing folder's bytes now and then (`load --follow` moves files out)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            self.bytes = await loop.run_in_executor(None, spool_bytes, self.landing)
+
+
+def spool_bytes(landing: Path) -> int:
+    """Bytes of the batch files waiting in the landing folder (hidden entries left out)."""
+    return sum(entry.stat().st_size for entry in _batch_entries(landing))
+
+
+def _batch_entries(folder: Path) -> Iterator[os.DirEntry]:
+    for entry in os.scandir(folder):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _batch_entries(Path(entry.path))
+        elif entry.is_file(follow_symlinks=False):
+            yield entry
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+class Metrics:
+    """The Prometheus metrics of one server, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "agent_loader_requests",
+            "HTTP requests by path and status code",
+            ["path", "code"],
+            registry=r,
+        )
+        self.accepted = Counter(
+            "agent_loader_events_accepted",
+            "Records acknowledged that will load into raw",
+            registry=r,
+        )
+        self.quarantined = Counter(
+            "agent_loader_events_quarantined",
+            "Records acknowledged that the loader will put in raw.quarantine",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "agent_loader_events_rejected",
+            "Records in decoded batches refused as a whole (4xx/5xx); the client keeps them",
+            registry=r,
+        )
+        self.files = Counter("agent_loader_batch_files", "Batch files written", registry=r)
+        self.spool = Gauge(
+            "agent_loader_spool_bytes",
+            "Bytes of batch files waiting in the landing folder",
+            registry=r,
+        )
+        self.fsync_seconds = Histogram(
+            "agent_loader_fsync_seconds",
+            "Time to write, fsync and rename one batch file",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+
+
+# --- the application ---------------------------------------------------------------------
+
+
+def create_app(config: ServeConfig) -> web.Application:
+    """The aiohttp application: /v1/events, /healthz and /metrics."""
+    metrics = Metrics()
+    app = web.Application(client_max_size=config.max_body_bytes)
+    state: dict[str, Any] = {"config": config, "metrics": metrics}
+
+    async def on_startup(app: web.Application) -> None:
+        spool = Spool(config.landing, metrics, config.commit_interval)
+        spool.start()
+        state["spool"] = spool
+        state["rescan"] = asyncio.get_running_loop().create_task(spool.rescan(1.0))
+
+    async def on_cleanup(app: web.Application) -> None:
+        state["rescan"].cancel()
+        await state["spool"].close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+
+    async def events(request: web.Request) -> web.Response:
+        try:
+            response = await _ingest(request, state)
+        except BadBatch as error:
+            response = web.json_response(
+                {"error": error.message}, status=error.status, headers=error.headers
+            )
+        metrics.requests.labels("/v1/events", str(response.status)).inc()
+        return response
+
+    async def healthz(request: web.Request) -> web.Response:
+        spool: Spool = state["spool"]
+        return web.json_response({"status": "ok", "spool_bytes": spool.bytes})
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        metrics.spool.set(state["spool"].bytes)
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_post("/v1/events", events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
+    config: ServeConfig = state["config"]
+    metrics: Metrics = state["metrics"]
+    spool: Spool = state["spool"]
+
+    label = _key_label(config.keys, request.headers.get("Authorization"))
+    if label is None:
+        raise BadBatch(
+            401,
+            "missing or unknown ingest key: send Authorization: Bearer <key>",
+            {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
+        )
+    content_type = request.content_type.lower()
+    if content_type not in JSON_TYPES + NDJSON_TYPES:
+        raise BadBatch(
+            415,
+            f"Content-Type {content_type!r} is not accepted: send application/json"
+            ' ({"events": [...]} or [...]) or application/x-ndjson',
+        )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        raise _too_large(config)
+    _check_room(spool, config)
+
+    body = await _read_body(request, config, encoding != "identity")
+    records = decode_batch(body, content_type)
+    lines, quarantined = verdicts(records, config.max_record_bytes)
+    if not records:
+        return web.json_response({"records": 0, "accepted": 0, "quarantined": [], "file": None})
+    try:
+        _check_room(spool, config)
+        name, first_line = await spool.submit(label, lines)
+    except BadBatch:
+        metrics.rejected.inc(len(records))
+        raise
+    except OSError as error:
+        metrics.rejected.inc(len(records))
+        raise BadBatch(
+            503,
+            f"the batch could not be stored ({error.strerror or error}); retry later",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+    metrics.accepted.inc(len(records) - len(quarantined))
+    metrics.quarantined.inc(len(quarantined))
+    return web.json_response(
+        {
+            "records": len(records),
+            "accepted": len(records) - len(quarantined),
+            "quarantined": quarantined,
+            "file": name,
+            "first_line": first_line,
+        }
+    )
+
+
+def _too_large(config: ServeConfig) -> BadBatch:
+    return BadBatch(
+        413,
+        f"the body is over {config.max_body_bytes} bytes (after gzip decoding):"
+        " send smaller batches",
+    )
+
+
+def _check_room(spool: Spool, config: ServeConfig) -> None:
+    """Backpressure: 503 with Retry-After when the spool or the disk is too full."""
+    if spool.bytes + spool.queued_bytes >= config.max_spool_bytes:
+        reason = (
+            f"the landing folder holds {spool.bytes} bytes not yet loaded and"
+            f" {spool.queued_bytes} more are being written (limit {config.max_spool_bytes});"
+            " retry later"
+        )
+    else:
+        stat = os.statvfs(config.landing)
+        if stat.f_bavail * stat.f_frsize >= config.min_free_bytes:
+            return
+        reason = f"the disk has less than {config.min_free_bytes} bytes free; retry later"
+    raise BadBatch(503, reason, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _read_body(request: web.Request, config: ServeConfig, gzipped: bool) -> bytes:
+    """The (gzip-decoded) body, at most max_body_bytes, within the body timeout.
+
+    gzip is decoded here, a chunk at a time with a cap on the output, so a small request
+    that inflates to gigabytes (a gzip bomb) stops at the limit with 413.
+    """
+    limit = config.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    inflater = zlib.decompressobj(wbits=31) if gzipped else None
+
+    def take(data: bytes) -> None:
+        nonlocal size, inflater
+        while data:
+            if inflater is None:
+                out, data = data, b""
+            else:
+                out = inflater.decompress(data, limit + 1 - size)
+                data = inflater.unconsumed_tail
+                if inflater.eof:  # a next gzip member may follow (concatenated gzip)
+                    data = inflater.unused_data + data
+                    inflater = zlib.decompressobj(wbits=31) if data else inflater
+            size += len(out)
+            if size > limit:
+                raise _too_large(config)
+            chunks.append(out)
+
+    async def read() -> None:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            take(chunk)
+        if inflater is not None and not inflater.eof:
+            raise BadBatch(400, "the gzip body is truncated")
+
+    try:
+        await asyncio.wait_for(read(), config.body_timeout)
+    except asyncio.TimeoutError:
+        raise BadBatch(408, f"the body did not arrive within {config.body_timeout:g} s") from None
+    except zlib.error as error:
+        raise BadBatch(400, f"the body is not valid gzip: {error}") from None
+    return b"".join(chunks)
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+async def _serve(config: ServeConfig, ready: Any = None) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=config.shutdown_timeout,
+        keepalive_timeout=config.body_timeout,
+        auto_decompress=False,  # gzip is decoded in _read_body, with a limit
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready(runner)
+    await stop.wait()
+    # Stop listening, let in-flight requests finish (their batches are written), then exit.
+    await runner.cleanup()
+
+
+def run(config: ServeConfig, ready: Any = None) -> None:
+    """Serve until SIGTERM or SIGINT; in-flight requests finish before it returns."""
+    asyncio.run(_serve(config, ready))
