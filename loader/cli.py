@@ -9,6 +9,7 @@ load, `validate` found invalid records, `--fail-on-quarantine` saw quarantined r
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -521,16 +522,26 @@ def embedded_stop() -> None:
 # --- output ------------------------------------------------------------------------------
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """Text safe for one line of a log: control characters (a newline in a file name could
+    forge a line) and undecodable bytes appear as escapes."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 def _file_line(result: FileResult) -> str:
+    path = shown(result.path)
     if result.status == "failed":
-        return f"failed     {result.path}: {result.error}"
+        return f"failed     {path}: {shown(result.error or '')}"
     if result.status == "skipped":
-        return f"skipped    {result.path} (already loaded as batch {result.batch_id})"
+        return f"skipped    {path} (already loaded as batch {result.batch_id})"
     rate = result.records_read / result.seconds if result.seconds else 0.0
     loaded = "" if result.status == "validated" else f"loaded={result.loaded} "
     duplicates = "" if result.status == "validated" else f"duplicates={result.duplicates} "
     return (
-        f"{result.status:<10} {result.path}: read={result.records_read} {loaded}{duplicates}"
+        f"{result.status:<10} {path}: read={result.records_read} {loaded}{duplicates}"
         f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
     )
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -128,31 +131,40 @@ def _text(value: str) -> str:
 def _unstorable(value: Any) -> str | None:
     """Why PostgreSQL would refuse a decoded JSON value in jsonb, or None.
 
-    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity, the NUL
-    character (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape).
+    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity (also a
+    number too large for a float, such as 1e400, which Python reads as infinity), the NUL
+    character (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape). The walk
+    is iterative: no nesting can exhaust the stack.
     """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return (
-                    "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
-                    " which is not valid Unicode"
-                )
-    elif isinstance(value, float) and not math.isfinite(value):
-        return "contains NaN or Infinity, which JSON and jsonb do not allow"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if reason := _unstorable(key) or _unstorable(item):
-                return reason
-    elif isinstance(value, list):
-        for item in value:
-            if reason := _unstorable(item):
-                return reason
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return (
+                        "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
+                        " which is not valid Unicode"
+                    )
+        elif isinstance(item, float) and not math.isfinite(item):
+            return (
+                "contains NaN or Infinity (or a number too large for a float, such as 1e400),"
+                " which JSON and jsonb do not allow"
+            )
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return None
+
+
+# Only text holding one of these can decode to what jsonb refuses: check those records fully.
+_SUSPECT = re.compile(r"\\u|NaN|Infinity|[eE]\+?\d{3}")
 
 
 def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
@@ -166,19 +178,18 @@ def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
     if record.error:
         raise ContractError(record.error)
-    event = parse_event(record.value)
+    event = parse_event(record.value, show_values=not privacy.active)
     raw = record.raw
-    # Only text holding these tokens can hold what jsonb refuses: check those records fully.
-    if ("\\u" in raw or "NaN" in raw or "Infinity" in raw) and (
-        reason := _unstorable(record.value)
-    ):
+    if _SUSPECT.search(raw) and (reason := _unstorable(record.value)):
         raise ContractError(reason)
     kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
     if privacy.active:  # the protected record, re-serialised, is what gets written
         raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
     if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
         raw = _text(raw)
-    line = f"{record.position}\t{kind}\t{event.timestamp.isoformat()}\t{raw}\t\\N\t\\N\t\\N\n"
+    # In UTC: PostgreSQL then never sees an offset it might refuse.
+    stamp = event.timestamp.astimezone(timezone.utc).isoformat()
+    line = f"{record.position}\t{kind}\t{stamp}\t{raw}\t\\N\t\\N\t\\N\n"
     return kind, line.encode("utf-8")
 
 
@@ -334,7 +345,7 @@ def load_file(
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
     try:
-        stat = path.stat()
+        stat = os.lstat(path)
         earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
         if earlier is None:
             result.sha256, result.bytes = file_checksum(path)
@@ -491,15 +502,32 @@ def batch_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Files to load: each file given, and every file under each directory given.
 
     Directories are walked recursively in sorted path order; hidden files and folders
-    (a leading '.', as in a collector's temporary `.part` file) are left out.
+    (a leading '.', as in a collector's temporary `.part` file) are left out. Symlinks
+    inside a directory are listed but never followed (loading one fails with a reason), and
+    neither are FIFOs, sockets or devices; a folder that cannot be listed is yielded itself,
+    so loading it fails with the reason instead of it being skipped silently.
     """
     for path in paths:
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                relative = child.relative_to(path).parts
-                # A broken symlink is listed too: loading it fails loudly instead of vanishing.
-                is_candidate = child.is_file() or (child.is_symlink() and not child.exists())
-                if is_candidate and not any(part.startswith(".") for part in relative):
-                    yield child
+            yield from sorted(_walk(path))
         else:
             yield path
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Everything under `root` that is not a folder or hidden, without following symlinks."""
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            yield folder  # unreadable: loading it reports why
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
