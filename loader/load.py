@@ -14,9 +14,11 @@ import math
 import os
 import queue
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -27,6 +29,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from loader import __version__
+from loader.errors import DatabaseError
 from loader.events import AgentEvent, ContractError, parse_event
 from loader.privacy import NO_PRIVACY, Privacy
 from loader.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
@@ -91,6 +94,46 @@ select %(batch_id)s, position, raw_text, raw_bytes, reason, now()
 from load_records
 where kind = 'q'
 """
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the current file is rolled back and the run stops."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_signals_received: list[int] = []
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While loading, SIGINT and SIGTERM raise `Interrupted` (main thread only).
+
+    A signal can arrive inside psycopg2's COPY, which reports it as a COPY error: the
+    signal is remembered, so `load_file` tells an interrupt from a refusal.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        _signals_received.append(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+        _signals_received.clear()
+
+
+def _connection_lost(conn: psycopg2.extensions.connection, error: psycopg2.Error) -> bool:
+    if conn.closed:
+        return True
+    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not (
+        isinstance(error, psycopg2.errors.QueryCanceled)
+    )
 
 
 class FileChanged(Exception):
@@ -169,7 +212,7 @@ _SUSPECT = re.compile(r"\\u|NaN|Infinity|[eE]\+?\d{3}")
 
 def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
     raw = record.raw.replace("\x00", "\\x00")
-    raw = _text(privacy.raw_text(raw) if privacy.active else raw)
+    raw = _text(privacy.raw_text(raw, record.value) if privacy.active else raw)
     line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
     return line.encode("utf-8", "backslashreplace")
 
@@ -366,8 +409,16 @@ def load_file(
         result.error = _describe_failure(error)
         _record_failure(conn, result)
     except psycopg2.Error as error:
-        if conn.closed:
-            raise
+        if _signals_received:
+            if not conn.closed:
+                conn.rollback()
+            raise Interrupted(_signals_received[-1]) from None
+        if _connection_lost(conn, error):
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise DatabaseError(
+                f"lost the connection to PostgreSQL while loading {result.path} ({first_line});"
+                " that file was rolled back and loads on the next run"
+            ) from None
         conn.rollback()
         result.error = f"PostgreSQL refused the batch: {str(error).strip().splitlines()[0]}"
         _record_failure(conn, result)
@@ -422,10 +473,12 @@ def _load_in_one_transaction(
         cur.execute(
             """
             insert into raw.load_batches (
-                path, sha256, bytes, modified_ns, status, privacy, loader_version,
-                started_at, finished_at
+                path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
+                loader_version, started_at, finished_at
             )
-            values (%s, %s, %s, %s, 'loaded', %s, %s, clock_timestamp(), clock_timestamp())
+            values (
+                %s, %s, %s, %s, 'loaded', %s, %s, %s, clock_timestamp(), clock_timestamp()
+            )
             returning batch_id
             """,
             (
@@ -434,6 +487,7 @@ def _load_in_one_transaction(
                 result.bytes,
                 modified_ns,
                 privacy.describe(),
+                privacy.key_fingerprint,
                 __version__,
             ),
         )

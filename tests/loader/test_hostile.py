@@ -252,3 +252,134 @@ def test_a_gzip_of_newlines_costs_little(db, tmp_path):
 def test_a_file_name_cannot_forge_a_log_line():
     assert shown("a.ndjson\nloaded     /fake: read=1") == "a.ndjson\\nloaded     /fake: read=1"
     assert "\n" not in shown("x\r\n\x1b[2J")
+
+
+# --- 6. privacy that holds for every shape ------------------------------------------------
+
+KEY = "hostile-test-key-0123456789"
+EMAIL = "jane.doe@example.com"
+
+
+def invoke(*args, env=None):
+    outcome = CliRunner().invoke(main, [str(arg) for arg in args], env=env or {})
+    assert "Traceback" not in outcome.output
+    return outcome
+
+
+def test_with_privacy_on_a_reason_never_echoes_the_value(db, tmp_path):
+    privacy = Privacy(KEY.encode(), "mask")
+    records = [
+        agent_event(event_id="a", event_type=EMAIL),
+        agent_event(event_id="b", metadata={"total_tokens": EMAIL}),
+        agent_event(event_id="c", timestamp=EMAIL),
+        marketplace_event(id="d", properties={"rating": EMAIL}, event_type="user_feedback"),
+    ]
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(lines(records))
+    result = load(db, path, privacy=privacy)
+    assert result.quarantined == 4
+    reasons = [row[0] for row in db.query("select reason from raw.quarantine order by position")]
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "event_type",
+        "metadata.total_tokens",
+        "timestamp",
+        "properties.rating",
+    ]
+    assert not any("jane" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize("user_id", [[EMAIL], 4155550134, {"email": EMAIL}, None, True])
+def test_a_user_id_of_any_json_type_never_stays_raw(db, tmp_path, user_id):
+    privacy = Privacy(KEY.encode(), "none")
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(lines([agent_event(event_id="x", user_id=user_id), *good(1)]))
+    result = load(db, path, privacy=privacy)
+    assert (result.loaded, result.quarantined) == (1, 1)
+    raw_text = db.scalar("select raw_text from raw.quarantine")
+    assert json.loads(raw_text)["user_id"] == privacy.token(user_id)
+    if user_id not in (None, True):
+        assert "jane" not in raw_text and "4155550134" not in raw_text
+
+
+def test_a_broken_record_with_a_non_string_user_id_is_tokenized_too(db, tmp_path):
+    privacy = Privacy(KEY.encode(), "none")
+    path = tmp_path / "b.ndjson"
+    path.write_text('{"user_id": ["jane", 7], "x": \n{"user_id": 4155550134, "y": tru\n')
+    assert load(db, path, privacy=privacy).quarantined == 2
+    stored = " ".join(row[0] for row in db.query("select raw_text from raw.quarantine"))
+    assert "jane" not in stored and "4155550134" not in stored
+
+
+def test_redaction_masks_every_string_in_every_body(db, tmp_path):
+    privacy = Privacy(KEY.encode(), "mask")
+    records = [
+        agent_event(
+            event_id="e",
+            event_type="error",
+            session_id=f"sess-{EMAIL}",
+            payload={"error_type": f"denied for {EMAIL}", "message": "x", EMAIL: [{"k": EMAIL}]},
+            metadata={"model": "m", "note": f"call {EMAIL}"},
+        ),
+        agent_event(event_id="c", event_type="completion", payload={"summary": f"sent to {EMAIL}"}),
+        marketplace_event(
+            id="m",
+            event_type="install",
+            agent_id=f"agent-{EMAIL}",
+            properties={"plan": EMAIL, "extra": {"deep": [EMAIL]}},
+        ),
+    ]
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(lines(records))
+    assert load(db, path, privacy=privacy).loaded == 3
+    stored = json.dumps(
+        db.query(
+            "select session_id, payload, metadata from raw.agent_events"
+            " union all select agent_id, properties, null from raw.marketplace_events"
+        )
+    )
+    assert "jane" not in stored
+    assert stored.count("[EMAIL]") == 9
+
+
+def test_privacy_is_a_warehouse_setting_and_a_mismatch_is_refused(db, tmp_path):
+    env = {"AGENT_ANALYTICS_TOKEN_KEY": KEY}
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "a.ndjson").write_bytes(lines([agent_event(event_id="a", user_id=EMAIL)]))
+    assert (
+        invoke("init", "--dsn", db.dsn, "--tokenize-users", "--redact", "mask", env=env).exit_code
+        == 0
+    )
+    # No flags: the stored settings apply.
+    assert invoke("load", first, "--dsn", db.dsn, env=env).exit_code == 0
+    privacy = Privacy(KEY.encode(), "mask")
+    assert db.scalar("select user_id from raw.agent_events") == privacy.token(EMAIL)
+    fingerprint = db.scalar("select key_fingerprint from raw.load_batches")
+    assert fingerprint == privacy.key_fingerprint and len(fingerprint) == 16
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "b.ndjson").write_bytes(lines([agent_event(event_id="b", user_id=EMAIL)]))
+    other_key = {"AGENT_ANALYTICS_TOKEN_KEY": "another-key-0123456789"}
+    refused = [
+        invoke("load", second, "--dsn", db.dsn, env=other_key),
+        invoke("load", second, "--dsn", db.dsn, "--redact", "none", env=env),
+        invoke("load", second, "--dsn", db.dsn, "--no-tokenize-users", env=env),
+    ]
+    assert [outcome.exit_code for outcome in refused] == [6, 6, 6]
+    assert "different key" in refused[0].output
+    assert "--redact=none" in refused[1].output
+    missing_key = invoke("load", second, "--dsn", db.dsn, env={"AGENT_ANALYTICS_TOKEN_KEY": ""})
+    assert missing_key.exit_code == 2
+    assert db.scalar("select count(*) from raw.agent_events") == 1
+    dump = json.dumps(db.query("select * from raw.privacy_settings"), default=str)
+    assert KEY not in dump
+
+
+def test_protection_cannot_start_after_unprotected_loads(db, tmp_path):
+    (tmp_path / "a.ndjson").write_bytes(lines(good(1)))
+    assert invoke("load", tmp_path / "a.ndjson", "--dsn", db.dsn).exit_code == 0
+    (tmp_path / "b.ndjson").write_bytes(lines(good(1, "b")))
+    env = {"AGENT_ANALYTICS_TOKEN_KEY": KEY}
+    outcome = invoke("load", tmp_path / "b.ndjson", "--dsn", db.dsn, "--tokenize-users", env=env)
+    assert outcome.exit_code == 6
+    assert "would mix" in outcome.output
