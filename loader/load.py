@@ -46,12 +46,39 @@ _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
-    event_ts timestamptz,
-    record json,
+    event_ts {timestamp_type},
+    record {json_type},
     raw_text text,
     raw_bytes bigint,
     reason text
 ) on commit drop
+"""
+
+# Careful mode, after PostgreSQL refused a file: `load_records` holds text, and each valid
+# record is tried on its own; a record PostgreSQL refuses becomes a quarantine row with its
+# position. The reason keeps the error's kind and SQLSTATE, never the value.
+_QUARANTINE_REFUSED_ROWS = """
+do $$
+declare
+    row record;
+begin
+    for row in select position, event_ts, record from load_records where kind <> 'q' loop
+        begin
+            perform row.event_ts::timestamptz, row.record::jsonb;
+        exception when others then
+            update load_records
+            set kind = 'q',
+                raw_text = row.record,
+                raw_bytes = octet_length(row.record),
+                reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
+                    || ' (SQLSTATE ' || sqlstate || ')',
+                event_ts = null,
+                record = null
+            where position = row.position;
+        end;
+    end loop;
+end
+$$
 """
 
 _INSERT_AGENT_EVENTS = """
@@ -60,10 +87,10 @@ insert into raw.agent_events (
     payload, metadata, batch_id, loaded_at
 )
 select
-    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts, e.agent_name,
-    e.user_id, e.payload, e.metadata, %(batch_id)s, now()
+    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts::timestamptz,
+    e.agent_name, e.user_id, e.payload, e.metadata, %(batch_id)s, now()
 from load_records as r
-cross join lateral json_to_record(r.record) as e (
+cross join lateral json_to_record(r.record::json) as e (
     event_id text, conversation_id text, session_id text, event_type text,
     agent_name text, user_id text, payload jsonb, metadata jsonb
 )
@@ -77,10 +104,10 @@ insert into raw.marketplace_events (
     batch_id, loaded_at
 )
 select
-    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts, e.properties,
-    %(batch_id)s, now()
+    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts::timestamptz,
+    e.properties, %(batch_id)s, now()
 from load_records as r
-cross join lateral json_to_record(r.record) as e (
+cross join lateral json_to_record(r.record::json) as e (
     id text, event_type text, agent_id text, publisher_id text, tenant_id text,
     properties jsonb
 )
@@ -396,9 +423,20 @@ def load_file(
         if earlier is not None:
             result.status, result.batch_id = "skipped", earlier
         else:
-            _load_in_one_transaction(
-                conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
-            )
+            try:
+                _load_in_one_transaction(
+                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
+                )
+            except psycopg2.DataError:
+                # PostgreSQL refused a value: load the file again, a record at a time where
+                # it matters, so that record is quarantined and the rest loads now.
+                if _signals_received or conn.closed:
+                    raise
+                conn.rollback()
+                result = FileResult(str(path), "failed", result.sha256, result.bytes)
+                _load_in_one_transaction(
+                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, careful=True
+                )
             result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
@@ -468,6 +506,7 @@ def _load_in_one_transaction(
     max_record_bytes: int,
     modified_ns: int,
     privacy: Privacy,
+    careful: bool = False,
 ) -> None:
     with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
         cur.execute(
@@ -492,7 +531,8 @@ def _load_in_one_transaction(
             ),
         )
         result.batch_id = cur.fetchone()[0]
-        cur.execute(_CREATE_LOAD_RECORDS)
+        types = ("text", "text") if careful else ("timestamptz", "json")
+        cur.execute(_CREATE_LOAD_RECORDS.format(timestamp_type=types[0], json_type=types[1]))
         ids = {"batch_id": result.batch_id}
         stream = RowStream(batch.records(), privacy)
         try:
@@ -500,6 +540,12 @@ def _load_in_one_transaction(
                 cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
                 if stream.error is not None:
                     raise stream.error
+                if careful:
+                    refused = _quarantine_refused_rows(cur)
+                    for kind, count in refused.items():
+                        stream.counts[kind] -= count
+                        stream.counts[QUARANTINE] += count
+                        stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count
                 cur.execute(_INSERT_AGENT_EVENTS, ids)
                 result.agent_events_loaded += cur.rowcount
                 cur.execute(_INSERT_MARKETPLACE_EVENTS, ids)
@@ -533,6 +579,20 @@ def _load_in_one_transaction(
             result.as_dict(),
         )
     conn.commit()
+
+
+_REFUSED = "PostgreSQL refused this record"
+
+
+def _quarantine_refused_rows(cur: psycopg2.extensions.cursor) -> dict[str, int]:
+    """Careful mode: quarantine the segment's records PostgreSQL refuses; count them by kind."""
+    count_by_kind = "select kind, count(*) from load_records where kind <> 'q' group by kind"
+    cur.execute(count_by_kind)
+    before = dict(cur.fetchall())
+    cur.execute(_QUARANTINE_REFUSED_ROWS)
+    cur.execute(count_by_kind)
+    after = dict(cur.fetchall())
+    return {kind: count - after.get(kind, 0) for kind, count in before.items()}
 
 
 def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) -> None:

@@ -182,26 +182,38 @@ class Privacy:
     def raw_text(self, text: str, value: Any = None) -> str:
         """Quarantined text: user ids tokenized, PII masked.
 
-        When the record was decoded (`value`), it is protected like a valid one and
-        re-serialised. Otherwise the text may not even be JSON, so this works on the text:
+        When the record was decoded (`value`), every string in it is masked (ids and event
+        type included: it is not a valid event) and it is re-serialised, with the user id
+        tokenized whatever its JSON type. Otherwise the text may not even be JSON, so this
+        works on the text:
         any `"user_id": ...` value (string, number, literal, or a flat array or object) is
         tokenized, and with any redaction mode the whole text is masked (`drop` cannot tell
         free text apart in a broken record).
         """
-        if isinstance(value, dict):
-            return json.dumps(self.apply(value), ensure_ascii=False, separators=(",", ":"))
-        if value is not None and self.redact != "none":
-            return json.dumps(mask_tree(value), ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, (dict, list)) or (value is not None and self.redact != "none"):
+            # Not a valid event: every string is masked, ids and event type included. The
+            # token goes in after masking, so a run of digits in it is never masked.
+            protected = mask_tree(value) if self.redact != "none" else value
+            if self.key is not None and isinstance(value, dict) and "user_id" in value:
+                protected = {**protected, "user_id": self.token(value["user_id"])}
+            return json.dumps(protected, ensure_ascii=False, separators=(",", ":"))
+        tokens: list[str] = []
+
+        def placeholder(token: str) -> str:
+            tokens.append(token)
+            return f"\x00{len(tokens) - 1}\x00"
+
         if self.key is not None:
             text = _USER_ID_STRING.sub(
-                lambda m: m.group(1) + self.token(_unescape(m.group(2))) + m.group(3), text
+                lambda m: m.group(1) + placeholder(self.token(_unescape(m.group(2)))) + m.group(3),
+                text,
             )
             text = _USER_ID_OTHER.sub(
-                lambda m: m.group(1) + '"' + self.token(m.group(2)) + '"', text
+                lambda m: m.group(1) + '"' + placeholder(self.token(m.group(2))) + '"', text
             )
         if self.redact != "none":
             text = mask_text(text)
-        return text
+        return re.sub("\x00(\\d+)\x00", lambda m: tokens[int(m.group(1))], text)
 
 
 _USER_ID_STRING = re.compile(r'("user_id"\s*:\s*")((?:[^"\\]|\\.)*)(")')

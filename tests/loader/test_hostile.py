@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import time
 from pathlib import Path
 from unittest import mock
@@ -383,3 +384,25 @@ def test_protection_cannot_start_after_unprotected_loads(db, tmp_path):
     outcome = invoke("load", tmp_path / "b.ndjson", "--dsn", db.dsn, "--tokenize-users", env=env)
     assert outcome.exit_code == 6
     assert "would mix" in outcome.output
+
+
+# --- 3. one refused row never fails a file ------------------------------------------------
+
+
+@pytest.mark.parametrize("bad_value", ["1e999999", '"nul \\u0000 here"'], ids=["number", "nul"])
+def test_a_row_postgresql_refuses_is_quarantined_with_its_position(db, tmp_path, bad_value):
+    # Switch the contract's storability check off, so PostgreSQL itself sees the bad value:
+    # the last line of defence must hold on its own.
+    bad = json.dumps(agent_event(event_id="bad")).replace('"total_tokens": 42', f'"x": {bad_value}')
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(lines(good(3, "a")) + bad.encode() + b"\n" + lines(good(3, "b")))
+    with mock.patch("loader.load._SUSPECT", re.compile("(?!)")):
+        result = load(db, path)
+    assert (result.status, result.loaded, result.quarantined) == ("loaded", 6, 1), result.error
+    assert reconciles(result)
+    [(position, reason)] = db.query("select position, reason from raw.quarantine")
+    assert position == 4
+    assert reason.startswith("PostgreSQL refused this record")
+    assert db.query("select status, records_read, loaded, quarantined from raw.load_batches") == [
+        ("loaded", 7, 6, 1)
+    ]
