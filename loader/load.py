@@ -15,6 +15,7 @@ import os
 import queue
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -138,6 +139,9 @@ _signals_received: list[int] = []
 def stop_on_signals() -> Iterator[None]:
     """While loading, SIGINT and SIGTERM raise `Interrupted` (main thread only).
 
+    Also silences `sys.excepthook` meanwhile: when the server goes away in the middle of a
+    COPY, psycopg2 prints the error chain from C; the loader reports it in one line.
+
     A signal can arrive inside psycopg2's COPY, which reports it as a COPY error: the
     signal is remembered, so `load_file` tells an interrupt from a refusal.
     """
@@ -146,10 +150,15 @@ def stop_on_signals() -> Iterator[None]:
         _signals_received.append(signum)
         raise Interrupted(signum)
 
+    def quiet(*exc_info: object) -> None:
+        """psycopg2 prints (PyErr_Print) a broken COPY's errors itself; `load_file` reports them."""
+
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.excepthook = sys.excepthook, quiet
     try:
         yield
     finally:
+        sys.excepthook = previous_hook
         for sig, action in previous.items():
             signal.signal(sig, action)
         _signals_received.clear()

@@ -11,6 +11,9 @@ import gzip
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -406,3 +409,69 @@ def test_a_row_postgresql_refuses_is_quarantined_with_its_position(db, tmp_path,
     assert db.query("select status, records_read, loaded, quarantined from raw.load_batches") == [
         ("loaded", 7, 6, 1)
     ]
+
+
+# --- 7. interrupts and a lost connection --------------------------------------------------
+
+
+def start_big_load(db, tmp_path) -> tuple[subprocess.Popen, Path]:
+    """A loader in a subprocess, on a file big enough to interrupt; returns once it is loading."""
+    path = tmp_path / "big.ndjson"
+    path.write_bytes(lines(good(150_000, "big")))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loader", "load", str(path)],
+        env=db.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = db.scalar(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and query ilike '%%load_records%%'"
+            " and pid <> pg_backend_pid()"
+        )
+        if busy:
+            return process, path
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError("the load never started")
+
+
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_an_interrupt_rolls_back_the_file_blames_nobody_and_the_next_run_loads_it(
+    db, tmp_path, sig, code
+):
+    process, path = start_big_load(db, tmp_path)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "refused" not in stderr
+    assert f"interrupted by {sig.name}" in stderr
+    assert db.query("select count(*) from raw.load_batches") == [(0,)]
+    assert db.scalar("select count(*) from raw.agent_events") == 0
+    rerun = subprocess.run(
+        [sys.executable, "-m", "loader", "load", str(path)],
+        env=db.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert db.scalar("select count(*) from raw.agent_events") == 150_000
+
+
+def test_a_terminated_backend_is_one_documented_line_and_exit_3(db, tmp_path):
+    process, _ = start_big_load(db, tmp_path)
+    db.query(
+        "select pg_terminate_backend(pid) from pg_stat_activity"
+        " where datname = current_database() and pid <> pg_backend_pid()"
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 3, stderr
+    assert stderr.startswith("Error: lost the connection to PostgreSQL while loading")
+    assert len(stderr.strip().splitlines()) == 1
+    assert db.query("select count(*) from raw.load_batches") == [(0,)]
