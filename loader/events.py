@@ -11,6 +11,7 @@ are kept: those bodies are open by design. Unknown keys on the envelope are refu
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
 
@@ -99,16 +100,29 @@ FUTURE_SKEW = timedelta(days=1)
 """Events may be dated up to this far past the loader's clock (collectors' clock skew)."""
 
 
+_latest = [0.0, EARLIEST_EVENT]  # [when computed (time.time()), latest accepted timestamp]
+_MAX_OFFSET = timedelta(hours=16)
+
+
+def _latest_accepted() -> datetime:
+    """now + FUTURE_SKEW, recomputed at most once a second (it is asked once per record)."""
+    now = time.time()
+    if now - _latest[0] >= 1:
+        _latest[:] = [now, datetime.fromtimestamp(now, timezone.utc) + FUTURE_SKEW]
+    return _latest[1]  # type: ignore[return-value]
+
+
 def _within_window(value: datetime) -> datetime:
     """A timestamp in [EARLIEST_EVENT, now + FUTURE_SKEW], with a whole-minute UTC offset."""
     offset = value.utcoffset()
-    if offset is not None and offset.total_seconds() % 60:
-        raise ValueError("the UTC offset must be whole minutes (PostgreSQL refuses seconds)")
-    if offset is not None and abs(offset) >= timedelta(hours=16):
-        raise ValueError("the UTC offset must be under 16 hours (PostgreSQL refuses more)")
+    if offset:
+        if offset.seconds % 60 or offset.microseconds:
+            raise ValueError("the UTC offset must be whole minutes (PostgreSQL refuses seconds)")
+        if not -_MAX_OFFSET < offset < _MAX_OFFSET:
+            raise ValueError("the UTC offset must be under 16 hours (PostgreSQL refuses more)")
     if value < EARLIEST_EVENT:
         raise ValueError(f"timestamp is before {EARLIEST_EVENT:%Y-%m-%d}, the earliest accepted")
-    if value > datetime.now(timezone.utc) + FUTURE_SKEW:
+    if value > _latest_accepted():
         raise ValueError("timestamp is more than 1 day in the future (clock skew allowance)")
     return value
 

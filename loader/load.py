@@ -10,7 +10,6 @@ nothing`, so an event seen before counts as a duplicate instead of loading twice
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import re
@@ -210,10 +209,10 @@ def _text(value: str) -> str:
 def _unstorable(value: Any) -> str | None:
     """Why PostgreSQL would refuse a decoded JSON value in jsonb, or None.
 
-    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity (also a
-    number too large for a float, such as 1e400, which Python reads as infinity), the NUL
-    character (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape). The walk
-    is iterative: no nesting can exhaust the stack.
+    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity (the reader
+    refuses those, and numbers too large for a float, as it decodes), the NUL character
+    (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape). The walk is
+    iterative: no nesting can exhaust the stack.
     """
     stack = [value]
     while stack:
@@ -229,11 +228,6 @@ def _unstorable(value: Any) -> str | None:
                         "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
                         " which is not valid Unicode"
                     )
-        elif isinstance(item, float) and not math.isfinite(item):
-            return (
-                "contains NaN or Infinity (or a number too large for a float, such as 1e400),"
-                " which JSON and jsonb do not allow"
-            )
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -243,7 +237,7 @@ def _unstorable(value: Any) -> str | None:
 
 
 # Only text holding one of these can decode to what jsonb refuses: check those records fully.
-_SUSPECT = re.compile(r"\\u|NaN|Infinity|[eE]\+?\d{3}")
+_SUSPECT = re.compile(r"\\u")
 
 
 def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:

@@ -399,7 +399,10 @@ def test_a_row_postgresql_refuses_is_quarantined_with_its_position(db, tmp_path,
     bad = json.dumps(agent_event(event_id="bad")).replace('"total_tokens": 42', f'"x": {bad_value}')
     path = tmp_path / "b.ndjson"
     path.write_bytes(lines(good(3, "a")) + bad.encode() + b"\n" + lines(good(3, "b")))
-    with mock.patch("loader.load._SUSPECT", re.compile("(?!)")):
+    with (
+        mock.patch("loader.load._SUSPECT", re.compile("(?!)")),
+        mock.patch("loader.readers._DECODER", json.JSONDecoder()),
+    ):
         result = load(db, path)
     assert (result.status, result.loaded, result.quarantined) == ("loaded", 6, 1), result.error
     assert reconciles(result)
