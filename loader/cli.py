@@ -2,13 +2,18 @@
 
 Exit codes (also in the README): 0 success; 1 the work found a problem (a file failed to
 load, `validate` found invalid records, `--fail-on-quarantine` saw quarantined records);
-2 usage error; 3 PostgreSQL unreachable or refused a statement; 4 another load holds the lock
-(`--no-wait`); 5 the raw schema is missing or out of date (run `agent-loader init`).
+2 usage error; 3 PostgreSQL unreachable, refused a statement or the connection was lost;
+4 another load holds the lock (`--no-wait`); 5 the raw schema is missing or out of date
+(run `agent-loader init`); 6 the load's privacy options or key differ from the warehouse's
+stored privacy settings; 130 / 143 the load was stopped by SIGINT (Ctrl-C) / SIGTERM (the
+file being loaded was rolled back and loads on the next run).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -19,10 +24,30 @@ import click
 import psycopg2
 
 from loader import __version__, demo, embedded, warehouse
-from loader.errors import EXIT_PROBLEMS, DatabaseError, NoConnection
+from loader.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_TERMINATED,
+    DatabaseError,
+    NoConnection,
+    PrivacySettingsDiffer,
+)
 from loader.generate import Workload, generate
-from loader.load import FileResult, batch_files, load_file, validate_file
-from loader.privacy import Privacy, PrivacyConfigError
+from loader.load import (
+    FileResult,
+    Interrupted,
+    batch_files,
+    load_file,
+    stop_on_signals,
+    validate_file,
+)
+from loader.privacy import (
+    Privacy,
+    PrivacyConfigError,
+    PrivacyMismatch,
+    store_settings,
+    warehouse_privacy,
+)
 from loader.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.retention import parse_duration, purge
 from loader.roles import RoleConfigError, create_roles
@@ -101,15 +126,58 @@ def main() -> None:
     """
 
 
+tokenize_option = click.option(
+    "--tokenize-users/--no-tokenize-users",
+    default=None,
+    envvar="AGENT_ANALYTICS_TOKENIZE_USERS",
+    help=(
+        "Replace user ids with keyed HMAC-SHA256 tokens before writing; the key comes from"
+        " $AGENT_ANALYTICS_TOKEN_KEY (at least 16 bytes). A warehouse setting: stored by"
+        " `init`, applied by every load."
+    ),
+)
+redact_option = click.option(
+    "--redact",
+    type=click.Choice(["none", "mask", "drop"]),
+    default=None,
+    envvar="AGENT_ANALYTICS_REDACT",
+    help=(
+        "Text: keep it, mask e-mails/phones/cards in every string, or drop free-text"
+        " fields (and mask the rest). A warehouse setting: stored by `init`, applied by"
+        " every load. [default: none]"
+    ),
+)
+
+
+def _privacy_errors(action: Callable[[], Privacy]) -> Privacy:
+    try:
+        return action()
+    except PrivacyConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except PrivacyMismatch as error:
+        raise PrivacySettingsDiffer(str(error)) from None
+
+
 @main.command()
 @dsn_option
 @json_option
+@tokenize_option
+@redact_option
 @database_errors
-def init(dsn: str | None, as_json: bool) -> None:
-    """Create the raw schema, or migrate it to this version. Safe to rerun."""
+def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: str | None) -> None:
+    """Create the raw schema, or migrate it to this version. Safe to rerun.
+
+    With --tokenize-users and/or --redact, also store the warehouse's privacy settings,
+    which every later load applies (refused once events are loaded under other settings).
+    """
     conn = warehouse.connect(resolve_dsn(dsn))
     applied = warehouse.migrate(conn)
     version = warehouse.schema_version(conn)
+    if tokenize_users is not None or redact is not None:
+        try:
+            _privacy_errors(lambda: store_settings(conn, bool(tokenize_users), redact or "none"))
+        finally:
+            conn.close()
     conn.close()
     if as_json:
         click.echo(json.dumps({"schema_version": version, "applied": [m.version for m in applied]}))
@@ -136,23 +204,8 @@ def init(dsn: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
 )
-@click.option(
-    "--tokenize-users",
-    is_flag=True,
-    envvar="AGENT_ANALYTICS_TOKENIZE_USERS",
-    help=(
-        "Replace user ids with keyed HMAC-SHA256 tokens before writing; the key comes from"
-        " $AGENT_ANALYTICS_TOKEN_KEY (at least 16 bytes)."
-    ),
-)
-@click.option(
-    "--redact",
-    type=click.Choice(["none", "mask", "drop"]),
-    default="none",
-    show_default=True,
-    envvar="AGENT_ANALYTICS_REDACT",
-    help="Free text (messages, comments, ...): keep, mask e-mails/phones/cards, or drop.",
-)
+@tokenize_option
+@redact_option
 @click.option(
     "--rehash",
     is_flag=True,
@@ -189,8 +242,8 @@ def load(
     max_record_bytes: int,
     wait: bool,
     fail_on_quarantine: bool,
-    tokenize_users: bool,
-    redact: str,
+    tokenize_users: bool | None,
+    redact: str | None,
     rehash: bool,
     follow: bool,
     poll_interval: float,
@@ -202,27 +255,44 @@ def load(
     an event seen before is counted as a duplicate; an invalid record goes to raw.quarantine
     with its reason. Directories are read recursively in sorted order, hidden files left out.
     """
-    try:
-        privacy = Privacy.from_options(tokenize_users, redact)
-    except PrivacyConfigError as error:
-        raise click.UsageError(str(error)) from None
     if move_loaded_to is not None and not follow:
         raise click.UsageError("--move-loaded-to works with --follow only")
+    if tokenize_users:  # a missing key is a usage error before anything is opened
+        _privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
     conn = warehouse.connect(resolve_dsn(dsn))
-    warehouse.require_current_schema(conn)
-    warehouse.acquire_load_lock(conn, wait)
-    if follow:
-        _follow(
-            conn, paths, max_record_bytes, rehash, privacy, poll_interval, move_loaded_to, as_json
+    results: list[FileResult] = []
+    try:
+        warehouse.require_current_schema(conn)
+        warehouse.acquire_load_lock(conn, wait)
+        privacy = _privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
+        if follow:  # SIGTERM finishes the current file, then stops (loader/follow.py)
+            _follow(
+                conn,
+                paths,
+                max_record_bytes,
+                rehash,
+                privacy,
+                poll_interval,
+                move_loaded_to,
+                as_json,
+            )
+            return
+        with stop_on_signals():
+            for path in batch_files(paths):
+                result = load_file(conn, path, max_record_bytes, rehash, privacy)
+                results.append(result)
+                if not as_json:
+                    click.echo(_file_line(result))
+    except Interrupted as interrupt:
+        _print_results(results, as_json)
+        click.echo(
+            f"Error: interrupted by {interrupt}: the file being loaded was rolled back and"
+            " loads on the next run; the files listed above are done",
+            err=True,
         )
-        return
-    results = []
-    for path in batch_files(paths):
-        result = load_file(conn, path, max_record_bytes, rehash, privacy)
-        results.append(result)
-        if not as_json:
-            click.echo(_file_line(result))
-    conn.close()
+        sys.exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
+    finally:
+        conn.close()
     _print_results(results, as_json)
     failed = any(result.status == "failed" for result in results)
     if failed or (fail_on_quarantine and any(result.quarantined for result in results)):
@@ -761,16 +831,26 @@ def serve_command(
 # --- output ------------------------------------------------------------------------------
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """Text safe for one line of a log: control characters (a newline in a file name could
+    forge a line) and undecodable bytes appear as escapes."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 def _file_line(result: FileResult) -> str:
+    path = shown(result.path)
     if result.status == "failed":
-        return f"failed     {result.path}: {result.error}"
+        return f"failed     {path}: {shown(result.error or '')}"
     if result.status == "skipped":
-        return f"skipped    {result.path} (already loaded as batch {result.batch_id})"
+        return f"skipped    {path} (already loaded as batch {result.batch_id})"
     rate = result.records_read / result.seconds if result.seconds else 0.0
     loaded = "" if result.status == "validated" else f"loaded={result.loaded} "
     duplicates = "" if result.status == "validated" else f"duplicates={result.duplicates} "
     return (
-        f"{result.status:<10} {result.path}: read={result.records_read} {loaded}{duplicates}"
+        f"{result.status:<10} {path}: read={result.records_read} {loaded}{duplicates}"
         f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
     )
 

@@ -15,6 +15,9 @@ EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_LOCK_BUSY = 4
 EXIT_SCHEMA = 5
+EXIT_PRIVACY = 6
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 
 class NoConnection(click.ClickException):
@@ -39,3 +42,9 @@ class SchemaOutOfDate(click.ClickException):
     """The raw schema is missing or older than this loader: run `agent-loader init`."""
 
     exit_code = EXIT_SCHEMA
+
+
+class PrivacySettingsDiffer(click.ClickException):
+    """The load's privacy options or key differ from the warehouse's stored settings."""
+
+    exit_code = EXIT_PRIVACY

@@ -11,10 +11,12 @@ are kept: those bodies are open by design. Unknown keys on the envelope are refu
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -77,10 +79,61 @@ def _finite_number(value: Any) -> float:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
+# --- bounds: every value fits raw and every dbt model downstream --------------------------
+# A value the contract accepts must never stop `dbt build`: counts must survive being summed
+# into bigint, durations and costs into numeric(38, 6), and an event's date must keep the
+# daily marts (one row per day since the first event) small.
+
+MAX_COUNT = 10**12
+"""Largest token count (a trillion): millions of such events still sum within bigint."""
+
+MAX_MILLISECONDS = 10**12
+"""Largest duration or latency, in milliseconds (about 31 years)."""
+
+MAX_COST_USD = 10**9
+"""Largest cost of one invocation, in US dollars."""
+
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""Events dated before this are quarantined (a zero or year-1 timestamp is a bug)."""
+
+FUTURE_SKEW = timedelta(days=1)
+"""Events may be dated up to this far past the loader's clock (collectors' clock skew)."""
+
+
+_latest = [0.0, EARLIEST_EVENT]  # [when computed (time.time()), latest accepted timestamp]
+_MAX_OFFSET = timedelta(hours=16)
+
+
+def _latest_accepted() -> datetime:
+    """now + FUTURE_SKEW, recomputed at most once a second (it is asked once per record)."""
+    now = time.time()
+    if now - _latest[0] >= 1:
+        _latest[:] = [now, datetime.fromtimestamp(now, timezone.utc) + FUTURE_SKEW]
+    return _latest[1]  # type: ignore[return-value]
+
+
+def _within_window(value: datetime) -> datetime:
+    """A timestamp in [EARLIEST_EVENT, now + FUTURE_SKEW], with a whole-minute UTC offset."""
+    offset = value.utcoffset()
+    if offset:
+        if offset.seconds % 60 or offset.microseconds:
+            raise ValueError("the UTC offset must be whole minutes (PostgreSQL refuses seconds)")
+        if not -_MAX_OFFSET < offset < _MAX_OFFSET:
+            raise ValueError("the UTC offset must be under 16 hours (PostgreSQL refuses more)")
+    if value < EARLIEST_EVENT:
+        raise ValueError(f"timestamp is before {EARLIEST_EVENT:%Y-%m-%d}, the earliest accepted")
+    if value > _latest_accepted():
+        raise ValueError("timestamp is more than 1 day in the future (clock skew allowance)")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-NonNegativeNumber = Annotated[float, BeforeValidator(_finite_number), Field(ge=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+NonNegativeNumber = Annotated[
+    float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_MILLISECONDS)
+]
+Cost = Annotated[float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_COST_USD)]
 
 
 class _Body(BaseModel):
@@ -164,7 +217,7 @@ class InvocationProperties(_Body):
     output_tokens: NonNegativeInt
     tool_calls: list[StrictStr] = []
     duration_ms: NonNegativeNumber
-    cost_usd: NonNegativeNumber
+    cost_usd: Cost
     error_type: StrictStr | None = None
 
 
@@ -246,8 +299,12 @@ _AGENT_EVENT = _by_event_type(AgentEvent, "payload", AGENT_PAYLOADS)
 _MARKETPLACE_EVENT = _by_event_type(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
 
 
-def _describe(error: ValidationError, event_types: tuple[str, ...]) -> str:
-    """One readable line per failed field: `properties.rating: ... (got 7)`."""
+def _describe(error: ValidationError, event_types: tuple[str, ...], show_values: bool) -> str:
+    """One readable line per failed field: `properties.rating: ... (got 7)`.
+
+    With `show_values` off (privacy options on) the rejected value is never echoed: the
+    reason names the field and the rule only.
+    """
     parts = []
     for item in error.errors(include_url=False):
         kind, location = item["type"], item["loc"]
@@ -256,23 +313,22 @@ def _describe(error: ValidationError, event_types: tuple[str, ...]) -> str:
             continue
         if kind == "union_tag_invalid":
             expected = ", ".join(repr(event_type) for event_type in event_types)
-            parts.append(
-                f"event_type: Input should be one of {expected} (got {item['ctx']['tag']!r})"
-            )
+            got = f" (got {item['ctx']['tag']!r})" if show_values else ""
+            parts.append(f"event_type: Input should be one of {expected}{got}")
             continue
         if location and location[0] in event_types:
             location = location[1:]  # the union's variant name, not a field
         message = item["msg"]
         if kind == "value_error":
             message = message.removeprefix("Value error, ")
-        if kind not in ("missing", "extra_forbidden") and "input" in item:
+        if show_values and kind not in ("missing", "extra_forbidden") and "input" in item:
             shown = repr(item["input"])
             message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
         parts.append(f"{'.'.join(str(part) for part in location) or 'record'}: {message}")
     return "; ".join(parts)
 
 
-def parse_event(record: Any) -> AgentEvent | MarketplaceEvent:
+def parse_event(record: Any, show_values: bool = True) -> AgentEvent | MarketplaceEvent:
     """Route a decoded JSON record to its shape and validate it, or raise ContractError.
 
     The shape is told by the id field (`event_id` for seed 000, `id` for seed 004); the
@@ -293,4 +349,4 @@ def parse_event(record: Any) -> AgentEvent | MarketplaceEvent:
     try:
         return adapter.validate_python(record)
     except ValidationError as error:
-        raise ContractError(_describe(error, event_types)) from None
+        raise ContractError(_describe(error, event_types, show_values)) from None

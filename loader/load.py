@@ -10,12 +10,17 @@ nothing`, so an event seen before counts as a duplicate instead of loading twice
 from __future__ import annotations
 
 import json
-import math
+import os
 import queue
+import re
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from loader import __version__
+from loader.errors import DatabaseError
 from loader.events import AgentEvent, ContractError, parse_event
 from loader.privacy import NO_PRIVACY, Privacy
 from loader.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
@@ -40,12 +46,39 @@ _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
-    event_ts timestamptz,
-    record json,
+    event_ts {timestamp_type},
+    record {json_type},
     raw_text text,
     raw_bytes bigint,
     reason text
 ) on commit drop
+"""
+
+# Careful mode, after PostgreSQL refused a file: `load_records` holds text, and each valid
+# record is tried on its own; a record PostgreSQL refuses becomes a quarantine row with its
+# position. The reason keeps the error's kind and SQLSTATE, never the value.
+_QUARANTINE_REFUSED_ROWS = """
+do $$
+declare
+    row record;
+begin
+    for row in select position, event_ts, record from load_records where kind <> 'q' loop
+        begin
+            perform row.event_ts::timestamptz, row.record::jsonb;
+        exception when others then
+            update load_records
+            set kind = 'q',
+                raw_text = row.record,
+                raw_bytes = octet_length(row.record),
+                reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
+                    || ' (SQLSTATE ' || sqlstate || ')',
+                event_ts = null,
+                record = null
+            where position = row.position;
+        end;
+    end loop;
+end
+$$
 """
 
 _INSERT_AGENT_EVENTS = """
@@ -54,10 +87,10 @@ insert into raw.agent_events (
     payload, metadata, batch_id, loaded_at
 )
 select
-    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts, e.agent_name,
-    e.user_id, e.payload, e.metadata, %(batch_id)s, now()
+    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts::timestamptz,
+    e.agent_name, e.user_id, e.payload, e.metadata, %(batch_id)s, now()
 from load_records as r
-cross join lateral json_to_record(r.record) as e (
+cross join lateral json_to_record(r.record::json) as e (
     event_id text, conversation_id text, session_id text, event_type text,
     agent_name text, user_id text, payload jsonb, metadata jsonb
 )
@@ -71,10 +104,10 @@ insert into raw.marketplace_events (
     batch_id, loaded_at
 )
 select
-    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts, e.properties,
-    %(batch_id)s, now()
+    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts::timestamptz,
+    e.properties, %(batch_id)s, now()
 from load_records as r
-cross join lateral json_to_record(r.record) as e (
+cross join lateral json_to_record(r.record::json) as e (
     id text, event_type text, agent_id text, publisher_id text, tenant_id text,
     properties jsonb
 )
@@ -88,6 +121,54 @@ select %(batch_id)s, position, raw_text, raw_bytes, reason, now()
 from load_records
 where kind = 'q'
 """
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the current file is rolled back and the run stops."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_signals_received: list[int] = []
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While loading, SIGINT and SIGTERM raise `Interrupted` (main thread only).
+
+    Also silences `sys.excepthook` meanwhile: when the server goes away in the middle of a
+    COPY, psycopg2 prints the error chain from C; the loader reports it in one line.
+
+    A signal can arrive inside psycopg2's COPY, which reports it as a COPY error: the
+    signal is remembered, so `load_file` tells an interrupt from a refusal.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        _signals_received.append(signum)
+        raise Interrupted(signum)
+
+    def quiet(*exc_info: object) -> None:
+        """psycopg2 prints (PyErr_Print) a broken COPY's errors itself; `load_file` reports them."""
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.excepthook = sys.excepthook, quiet
+    try:
+        yield
+    finally:
+        sys.excepthook = previous_hook
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+        _signals_received.clear()
+
+
+def _connection_lost(conn: psycopg2.extensions.connection, error: psycopg2.Error) -> bool:
+    if conn.closed:
+        return True
+    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not (
+        isinstance(error, psycopg2.errors.QueryCanceled)
+    )
 
 
 class FileChanged(Exception):
@@ -128,36 +209,40 @@ def _text(value: str) -> str:
 def _unstorable(value: Any) -> str | None:
     """Why PostgreSQL would refuse a decoded JSON value in jsonb, or None.
 
-    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity, the NUL
-    character (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape).
+    Python's JSON decoder accepts three things jsonb does not: NaN and Infinity (the reader
+    refuses those, and numbers too large for a float, as it decodes), the NUL character
+    (\\u0000) and unpaired UTF-16 surrogates (a lone \\ud800 escape). The walk is
+    iterative: no nesting can exhaust the stack.
     """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return (
-                    "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
-                    " which is not valid Unicode"
-                )
-    elif isinstance(value, float) and not math.isfinite(value):
-        return "contains NaN or Infinity, which JSON and jsonb do not allow"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if reason := _unstorable(key) or _unstorable(item):
-                return reason
-    elif isinstance(value, list):
-        for item in value:
-            if reason := _unstorable(item):
-                return reason
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return (
+                        "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape),"
+                        " which is not valid Unicode"
+                    )
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return None
+
+
+# Only text holding one of these can decode to what jsonb refuses: check those records fully.
+_SUSPECT = re.compile(r"\\u")
 
 
 def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
     raw = record.raw.replace("\x00", "\\x00")
-    raw = _text(privacy.raw_text(raw) if privacy.active else raw)
+    raw = _text(privacy.raw_text(raw, record.value) if privacy.active else raw)
     line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
     return line.encode("utf-8", "backslashreplace")
 
@@ -166,19 +251,18 @@ def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
     if record.error:
         raise ContractError(record.error)
-    event = parse_event(record.value)
+    event = parse_event(record.value, show_values=not privacy.active)
     raw = record.raw
-    # Only text holding these tokens can hold what jsonb refuses: check those records fully.
-    if ("\\u" in raw or "NaN" in raw or "Infinity" in raw) and (
-        reason := _unstorable(record.value)
-    ):
+    if _SUSPECT.search(raw) and (reason := _unstorable(record.value)):
         raise ContractError(reason)
     kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
     if privacy.active:  # the protected record, re-serialised, is what gets written
         raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
     if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
         raw = _text(raw)
-    line = f"{record.position}\t{kind}\t{event.timestamp.isoformat()}\t{raw}\t\\N\t\\N\t\\N\n"
+    # In UTC: PostgreSQL then never sees an offset it might refuse.
+    stamp = event.timestamp.astimezone(timezone.utc).isoformat()
+    line = f"{record.position}\t{kind}\t{stamp}\t{raw}\t\\N\t\\N\t\\N\n"
     return kind, line.encode("utf-8")
 
 
@@ -334,7 +418,7 @@ def load_file(
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
     try:
-        stat = path.stat()
+        stat = os.lstat(path)
         earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
         if earlier is None:
             result.sha256, result.bytes = file_checksum(path)
@@ -342,9 +426,20 @@ def load_file(
         if earlier is not None:
             result.status, result.batch_id = "skipped", earlier
         else:
-            _load_in_one_transaction(
-                conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
-            )
+            try:
+                _load_in_one_transaction(
+                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
+                )
+            except psycopg2.DataError:
+                # PostgreSQL refused a value: load the file again, a record at a time where
+                # it matters, so that record is quarantined and the rest loads now.
+                if _signals_received or conn.closed:
+                    raise
+                conn.rollback()
+                result = FileResult(str(path), "failed", result.sha256, result.bytes)
+                _load_in_one_transaction(
+                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, careful=True
+                )
             result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
@@ -355,8 +450,16 @@ def load_file(
         result.error = _describe_failure(error)
         _record_failure(conn, result)
     except psycopg2.Error as error:
-        if conn.closed:
-            raise
+        if _signals_received:
+            if not conn.closed:
+                conn.rollback()
+            raise Interrupted(_signals_received[-1]) from None
+        if _connection_lost(conn, error):
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise DatabaseError(
+                f"lost the connection to PostgreSQL while loading {result.path} ({first_line});"
+                " that file was rolled back and loads on the next run"
+            ) from None
         conn.rollback()
         result.error = f"PostgreSQL refused the batch: {str(error).strip().splitlines()[0]}"
         _record_failure(conn, result)
@@ -406,15 +509,18 @@ def _load_in_one_transaction(
     max_record_bytes: int,
     modified_ns: int,
     privacy: Privacy,
+    careful: bool = False,
 ) -> None:
     with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
         cur.execute(
             """
             insert into raw.load_batches (
-                path, sha256, bytes, modified_ns, status, privacy, loader_version,
-                started_at, finished_at
+                path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
+                loader_version, started_at, finished_at
             )
-            values (%s, %s, %s, %s, 'loaded', %s, %s, clock_timestamp(), clock_timestamp())
+            values (
+                %s, %s, %s, %s, 'loaded', %s, %s, %s, clock_timestamp(), clock_timestamp()
+            )
             returning batch_id
             """,
             (
@@ -423,11 +529,13 @@ def _load_in_one_transaction(
                 result.bytes,
                 modified_ns,
                 privacy.describe(),
+                privacy.key_fingerprint,
                 __version__,
             ),
         )
         result.batch_id = cur.fetchone()[0]
-        cur.execute(_CREATE_LOAD_RECORDS)
+        types = ("text", "text") if careful else ("timestamptz", "json")
+        cur.execute(_CREATE_LOAD_RECORDS.format(timestamp_type=types[0], json_type=types[1]))
         ids = {"batch_id": result.batch_id}
         stream = RowStream(batch.records(), privacy)
         try:
@@ -435,6 +543,12 @@ def _load_in_one_transaction(
                 cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
                 if stream.error is not None:
                     raise stream.error
+                if careful:
+                    refused = _quarantine_refused_rows(cur)
+                    for kind, count in refused.items():
+                        stream.counts[kind] -= count
+                        stream.counts[QUARANTINE] += count
+                        stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count
                 cur.execute(_INSERT_AGENT_EVENTS, ids)
                 result.agent_events_loaded += cur.rowcount
                 cur.execute(_INSERT_MARKETPLACE_EVENTS, ids)
@@ -470,6 +584,20 @@ def _load_in_one_transaction(
     conn.commit()
 
 
+_REFUSED = "PostgreSQL refused this record"
+
+
+def _quarantine_refused_rows(cur: psycopg2.extensions.cursor) -> dict[str, int]:
+    """Careful mode: quarantine the segment's records PostgreSQL refuses; count them by kind."""
+    count_by_kind = "select kind, count(*) from load_records where kind <> 'q' group by kind"
+    cur.execute(count_by_kind)
+    before = dict(cur.fetchall())
+    cur.execute(_QUARANTINE_REFUSED_ROWS)
+    cur.execute(count_by_kind)
+    after = dict(cur.fetchall())
+    return {kind: count - after.get(kind, 0) for kind, count in before.items()}
+
+
 def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) -> None:
     """A failed file gets a ledger row of its own, so `history` shows it; reruns retry it."""
     with conn.cursor() as cur:
@@ -491,15 +619,32 @@ def batch_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Files to load: each file given, and every file under each directory given.
 
     Directories are walked recursively in sorted path order; hidden files and folders
-    (a leading '.', as in a collector's temporary `.part` file) are left out.
+    (a leading '.', as in a collector's temporary `.part` file) are left out. Symlinks
+    inside a directory are listed but never followed (loading one fails with a reason), and
+    neither are FIFOs, sockets or devices; a folder that cannot be listed is yielded itself,
+    so loading it fails with the reason instead of it being skipped silently.
     """
     for path in paths:
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                relative = child.relative_to(path).parts
-                # A broken symlink is listed too: loading it fails loudly instead of vanishing.
-                is_candidate = child.is_file() or (child.is_symlink() and not child.exists())
-                if is_candidate and not any(part.startswith(".") for part in relative):
-                    yield child
+            yield from sorted(_walk(path))
         else:
             yield path
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Everything under `root` that is not a folder or hidden, without following symlinks."""
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            yield folder  # unreadable: loading it reports why
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(Path(entry.path))
+            else:
+                yield Path(entry.path)

@@ -6,11 +6,16 @@ key coming from the environment variable AGENT_ANALYTICS_TOKEN_KEY. The token is
 deterministic, so joins and distinct counts still work, and keyed, so nobody without the key
 can test a guess (an unkeyed hash of an e-mail address is reversible by a dictionary).
 
-With `--redact mask`, e-mail addresses, card numbers and phone numbers inside free text are
-replaced by `[EMAIL]`, `[CARD]` and `[PHONE]`; with `--redact drop` free text is removed
-(set to null). Free text is: a message's `text`, an error's `message`, a tool call's
-`arguments`, a handoff's `reason`, feedback's `comment`, a tool failure's `error`.
-Quarantined records follow the same rule: their stored text is redacted and tokenized too.
+With `--redact mask`, e-mail addresses, card numbers and phone numbers are replaced by
+`[EMAIL]`, `[CARD]` and `[PHONE]` in every string of `payload`, `metadata` and `properties`
+(keys included, at any depth, walked without recursion) and in the envelope's free-form
+strings (`session_id`, `conversation_id`, `agent_name`, `agent_id`). With `--redact drop`
+the free-text fields are removed (set to null) and every other string is masked as above.
+Free text is: a message's `text`, an error's `message`, a tool call's `arguments`, a
+handoff's `reason`, feedback's `comment`, a tool failure's `error`. Event ids, event types,
+timestamps and the tenancy keys `publisher_id` / `tenant_id` are kept as they are.
+Quarantined records follow the same rule: their stored text is redacted and tokenized too,
+whatever the JSON type of their user id.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 # An optional +, then 9 to 15 digits with spaces, dots, dashes or parentheses between.
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]*\d){8,14}(?!\d)")
 
-# Free-text fields per body, by event type.
+# Free-text fields per body, by event type (`--redact drop` removes them).
 FREE_TEXT = {
     "payload": {
         "message": ("text",),
@@ -44,8 +49,18 @@ FREE_TEXT = {
 }
 
 
+FREE_TEXT_FIELDS: dict[Any, dict[str, tuple[str, ...]]] = {}
+for _body, _by_type in FREE_TEXT.items():
+    for _event_type, _fields in _by_type.items():
+        FREE_TEXT_FIELDS.setdefault(_event_type, {})[_body] = _fields
+
+
 class PrivacyConfigError(ValueError):
     """The PII options cannot be honoured (no key, or a key too short)."""
+
+
+class PrivacyMismatch(ValueError):
+    """The options or the key differ from the warehouse's stored privacy settings."""
 
 
 def mask_text(text: str) -> str:
@@ -55,14 +70,46 @@ def mask_text(text: str) -> str:
     return _PHONE.sub("[PHONE]", text)
 
 
-def _mask_value(value: Any) -> Any:
+_MAY_HOLD_PII = re.compile(r"[@\d]")
+
+# Envelope strings that are free-form enough to hold PII (ids a collector made up).
+MASKED_ENVELOPE = ("session_id", "conversation_id", "agent_name", "agent_id")
+
+
+def _mask_string(text: str) -> str:
+    return mask_text(text) if _MAY_HOLD_PII.search(text) else text
+
+
+def mask_tree(value: Any) -> Any:
+    """A copy of a JSON value with every string (object keys too) masked, at any depth.
+
+    Iterative: no nesting depth can raise RecursionError.
+    """
     if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, list):
-        return [_mask_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _mask_value(item) for key, item in value.items()}
-    return value
+        return _mask_string(value)
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else [None] * len(value)
+    stack = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, str):
+                copy: Any = _mask_string(item)
+            elif isinstance(item, dict):
+                copy = {}
+                stack.append((item, copy))
+            elif isinstance(item, list):
+                copy = [None] * len(item)
+                stack.append((item, copy))
+            else:
+                copy = item
+            target[_mask_string(key) if isinstance(key, str) else key] = copy
+    return root
+
+
+_mask_value = mask_tree
 
 
 @dataclass(frozen=True)
@@ -96,45 +143,81 @@ class Privacy:
             key = raw.encode()
         return cls(key, redact)
 
-    def token(self, value: str) -> str:
+    @property
+    def key_fingerprint(self) -> str | None:
+        """Identifies the key without revealing it: stored in raw, compared by every load."""
+        if self.key is None:
+            return None
+        return hmac.new(self.key, b"agent-analytics key fingerprint", hashlib.sha256).hexdigest()[
+            :16
+        ]
+
+    def token(self, value: Any) -> str:
+        """The token of a user id; an id that is not a string is tokenized as its JSON text."""
         assert self.key is not None
+        if not isinstance(value, str):
+            value = json.dumps(value, sort_keys=True, ensure_ascii=False)
         return "tok_" + hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A copy of a valid event with user ids tokenized and free text redacted."""
+        """A copy of a record with user ids tokenized and text redacted (see the module)."""
         record = dict(record)
-        if self.key is not None and isinstance(record.get("user_id"), str):
+        if self.key is not None and "user_id" in record:
             record["user_id"] = self.token(record["user_id"])
-        if self.redact != "none":
-            for body, fields_by_type in FREE_TEXT.items():
-                fields = fields_by_type.get(record.get("event_type", ""), ())
-                if fields and isinstance(record.get(body), dict):
-                    record[body] = self._redact_body(record[body], fields)
+        if self.redact == "none":
+            return record
+        drop = FREE_TEXT_FIELDS.get(record.get("event_type"), {}) if self.redact == "drop" else {}
+        for name in MASKED_ENVELOPE:
+            if isinstance(record.get(name), str):
+                record[name] = _mask_string(record[name])
+        for body in ("payload", "metadata", "properties"):
+            if body not in record:
+                continue
+            value = record[body]
+            if isinstance(value, dict) and drop.get(body):
+                value = {k: (None if k in drop[body] else v) for k, v in value.items()}
+            record[body] = mask_tree(value)
         return record
 
-    def _redact_body(self, body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-        body = dict(body)
-        for name in fields:
-            if body.get(name) is not None:
-                body[name] = None if self.redact == "drop" else _mask_value(body[name])
-        return body
+    def raw_text(self, text: str, value: Any = None) -> str:
+        """Quarantined text: user ids tokenized, PII masked.
 
-    def raw_text(self, text: str) -> str:
-        """Quarantined text: user ids tokenized where they can be found, PII masked.
-
-        A quarantined record may not even be JSON, so this works on the text itself: any
-        `"user_id": "..."` pair gets its value tokenized, and with any redaction mode the
-        whole text is masked (`drop` cannot tell free text apart in a broken record).
+        When the record was decoded (`value`), every string in it is masked (ids and event
+        type included: it is not a valid event) and it is re-serialised, with the user id
+        tokenized whatever its JSON type. Otherwise the text may not even be JSON, so this
+        works on the text:
+        any `"user_id": ...` value (string, number, literal, or a flat array or object) is
+        tokenized, and with any redaction mode the whole text is masked (`drop` cannot tell
+        free text apart in a broken record).
         """
+        if isinstance(value, (dict, list)) or (value is not None and self.redact != "none"):
+            # Not a valid event: every string is masked, ids and event type included. The
+            # token goes in after masking, so a run of digits in it is never masked.
+            protected = mask_tree(value) if self.redact != "none" else value
+            if self.key is not None and isinstance(value, dict) and "user_id" in value:
+                protected = {**protected, "user_id": self.token(value["user_id"])}
+            return json.dumps(protected, ensure_ascii=False, separators=(",", ":"))
+        tokens: list[str] = []
+
+        def placeholder(token: str) -> str:
+            tokens.append(token)
+            return f"\x00{len(tokens) - 1}\x00"
+
         if self.key is not None:
-            text = re.sub(
-                r'("user_id"\s*:\s*")((?:[^"\\]|\\.)*)(")',
-                lambda m: m.group(1) + self.token(_unescape(m.group(2))) + m.group(3),
+            text = _USER_ID_STRING.sub(
+                lambda m: m.group(1) + placeholder(self.token(_unescape(m.group(2)))) + m.group(3),
                 text,
+            )
+            text = _USER_ID_OTHER.sub(
+                lambda m: m.group(1) + '"' + placeholder(self.token(m.group(2))) + '"', text
             )
         if self.redact != "none":
             text = mask_text(text)
-        return text
+        return re.sub("\x00(\\d+)\x00", lambda m: tokens[int(m.group(1))], text)
+
+
+_USER_ID_STRING = re.compile(r'("user_id"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+_USER_ID_OTHER = re.compile(r'("user_id"\s*:\s*)(\[[^\]]*\]?|\{[^}]*\}?|[^\s",}\]"][^,}\]]*)')
 
 
 NO_PRIVACY = Privacy()
@@ -145,3 +228,96 @@ def _unescape(json_string_body: str) -> str:
         return json.loads(f'"{json_string_body}"')
     except ValueError:
         return json_string_body
+
+
+# --- settings stored in the warehouse ----------------------------------------------------
+
+
+def _stored(conn: Any) -> tuple[bool, str | None, str] | None:
+    with conn.cursor() as cur:
+        cur.execute("select tokenize_users, key_fingerprint, redact from raw.privacy_settings")
+        row = cur.fetchone()
+    return row
+
+
+def _describe_settings(tokenize_users: bool, redact: str) -> str:
+    return f"--tokenize-users={'on' if tokenize_users else 'off'} --redact={redact}"
+
+
+def store_settings(conn: Any, tokenize_users: bool, redact: str) -> Privacy:
+    """Set the warehouse's privacy settings (`init`). Refused once events are loaded under
+    other settings: a warehouse never holds raw ids beside tokens, or tokens of two keys."""
+    privacy = Privacy.from_options(tokenize_users, redact)
+    stored = _stored(conn)
+    wanted = (tokenize_users, privacy.key_fingerprint, redact)
+    if stored is not None and tuple(stored) == wanted:
+        conn.rollback()
+        return privacy
+    with conn.cursor() as cur:
+        # Batches loaded before settings were stored count as compatible when their
+        # ledger shows the same protection.
+        cur.execute(
+            "select count(*) from raw.load_batches where status = 'loaded'"
+            " and privacy is distinct from %s",
+            (privacy.describe(),),
+        )
+        loaded = cur.fetchone()[0]
+    if loaded:
+        conn.rollback()
+        current = _describe_settings(stored[0], stored[2]) if stored else "no protection"
+        raise PrivacyMismatch(
+            f"the warehouse already holds {loaded} loaded batch(es) under {current}; changing"
+            " the privacy settings would mix protected and unprotected rows. Load into a new"
+            " warehouse (or purge and reload) to change them."
+        )
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into raw.privacy_settings (tokenize_users, key_fingerprint, redact, set_at)
+            values (%s, %s, %s, now())
+            on conflict (singleton) do update
+            set tokenize_users = excluded.tokenize_users,
+                key_fingerprint = excluded.key_fingerprint,
+                redact = excluded.redact,
+                set_at = excluded.set_at
+            """,
+            wanted,
+        )
+    conn.commit()
+    return privacy
+
+
+def warehouse_privacy(conn: Any, tokenize_users: bool | None, redact: str | None) -> Privacy:
+    """The protection a load must apply: the stored settings, checked against the options.
+
+    `None` options mean "not given". With settings stored, a load applies them even without
+    flags; given flags must agree, and the key in the environment must have the stored
+    fingerprint. With nothing stored, flags asking for protection are stored now (only on a
+    warehouse with nothing loaded yet, see `store_settings`); no flags means no protection.
+    """
+    stored = _stored(conn)
+    conn.rollback()
+    if stored is None:
+        if tokenize_users or (redact or "none") != "none":
+            return store_settings(conn, bool(tokenize_users), redact or "none")
+        return NO_PRIVACY
+    stored_tokenize, fingerprint, stored_redact = stored
+    requested = (
+        stored_tokenize if tokenize_users is None else tokenize_users,
+        stored_redact if redact is None else redact,
+    )
+    if requested != (stored_tokenize, stored_redact):
+        raise PrivacyMismatch(
+            f"this warehouse is set to {_describe_settings(stored_tokenize, stored_redact)};"
+            f" the load asked for {_describe_settings(*requested)}. Drop the options (the"
+            " stored settings apply to every load) or load into another warehouse."
+        )
+    privacy = Privacy.from_options(stored_tokenize, stored_redact)
+    if privacy.key_fingerprint != fingerprint:
+        raise PrivacyMismatch(
+            f"${TOKEN_KEY_VARIABLE} holds a different key (fingerprint"
+            f" {privacy.key_fingerprint}) from the one this warehouse tokenizes with"
+            f" (fingerprint {fingerprint}); tokens of two keys would never match. Use the"
+            " warehouse's key."
+        )
+    return privacy

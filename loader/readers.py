@@ -17,7 +17,10 @@ import gzip
 import hashlib
 import io
 import json
+import math
+import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +32,41 @@ DEFAULT_MAX_RECORD_BYTES = 1 << 20
 QUARANTINE_PREFIX_BYTES = 1 << 16
 """How much of an oversized or unsplittable record the quarantine keeps (64 KiB)."""
 
+MAX_DEPTH = 64
+"""Records nested deeper than this (objects and arrays in one another) are quarantined."""
+
 _CHUNK = 1 << 20
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
+# While skipping an element that cannot be decoded: what matters outside and inside strings.
+_STRUCTURE = re.compile(r'["\[\]{},]')
+_STRING_END = re.compile(r'["\\\n]')
 _EVENTS_DOCUMENT = re.compile(rb'\{\s*"events"\s*:')
-_DECODER = json.JSONDecoder()
+_NON_FINITE = (
+    "contains NaN or Infinity (or a number too large for a float, such as 1e400),"
+    " which JSON and jsonb do not allow"
+)
+
+
+class _NonFinite(Exception):
+    """A number JSON and jsonb cannot hold: NaN, Infinity, or a float that overflows."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NonFinite
+    return value
+
+
+def _refuse_constant(text: str) -> float:
+    raise _NonFinite
+
+
+# Every number is checked as it is decoded: jsonb cannot hold what overflows a float.
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+_TOO_DEEP = f"invalid JSON: nested too deeply (the limit is {MAX_DEPTH} levels)"
+_TOO_LONG_NUMBER = "invalid JSON: a number has more than 4300 digits"
 
 
 class Record(NamedTuple):
@@ -57,15 +91,40 @@ def _decode_line(position: int, data: bytes, last_line: bool) -> Record:
         reason = f"invalid UTF-8 at byte {error.start + 1} of the record"
         return Record(position, _shown(data), len(data), None, reason)
     try:
-        value = json.loads(text)
+        value = _DECODER.decode(text)
+    except _NonFinite:
+        return Record(position, text.replace("\x00", "\\x00"), len(data), None, _NON_FINITE)
     except json.JSONDecodeError as error:
         reason = f"invalid JSON: {error.msg} at column {error.colno}"
         if last_line:
             reason += " (the last line has no newline: was the file truncated?)"
         return Record(position, text.replace("\x00", "\\x00"), len(data), None, reason)
     except RecursionError:
-        return Record(position, text, len(data), None, "invalid JSON: nested too deeply")
+        return Record(position, text, len(data), None, _TOO_DEEP)
+    except ValueError:  # an integer of more than 4300 digits
+        return Record(position, text, len(data), None, _TOO_LONG_NUMBER)
+    if _may_be_too_deep(text) and nesting_depth(value) > MAX_DEPTH:
+        return Record(position, text, len(data), None, _TOO_DEEP)
     return Record(position, text, len(data), value, None)
+
+
+def _may_be_too_deep(raw: str) -> bool:
+    """Cheap test first: text with few brackets cannot nest deeply."""
+    return raw.count("[") + raw.count("{") > MAX_DEPTH
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a decoded JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _oversized(position: int, prefix: bytes, size: int, limit: int) -> Record:
@@ -74,6 +133,45 @@ def _oversized(position: int, prefix: bytes, size: int, limit: int) -> Record:
         f" raw_text keeps its first {min(size, QUARANTINE_PREFIX_BYTES)} bytes"
     )
     return Record(position, _shown(prefix[:QUARANTINE_PREFIX_BYTES]), size, None, reason)
+
+
+def _skip_blank(buffer: bytes, start: int) -> int:
+    """Where the next non-blank byte is (len(buffer) if none), at memcpy speed.
+
+    Windows grow fourfold, so a long run of blank lines costs time linear in its length and
+    a short one (the usual case: none at all) costs one small slice.
+    """
+    if start < len(buffer) and buffer[start] > 32:
+        return start  # the usual case: the next line starts right here
+    window = 64
+    while start < len(buffer):
+        end = min(start + window, len(buffer))
+        piece = buffer[start:end]
+        rest = piece.lstrip()  # no argument: C-fast, but strips \v and \f too
+        if b"\x0b" in piece or b"\x0c" in piece:
+            rest = piece.lstrip(b" \t\r\n")  # not JSON whitespace: they are not blank
+        if rest:
+            return end - len(rest)
+        start, window = end, window * 4
+    return len(buffer)
+
+
+def _skip_long_line(line: int, head: bytes, read: Any, limit: int) -> tuple[Record, bytes | None]:
+    """An over-limit line: read on to its newline, keeping only the quarantine prefix.
+
+    Returns the record and what follows the newline (None at the end of the file).
+    """
+    size, prefix, rest = len(head), head[:QUARANTINE_PREFIX_BYTES], None
+    while chunk := read(_CHUNK):
+        end = chunk.find(b"\n")
+        taken = chunk if end < 0 else chunk[:end]
+        size += len(taken)
+        if len(prefix) < QUARANTINE_PREFIX_BYTES:
+            prefix += taken[: QUARANTINE_PREFIX_BYTES - len(prefix)]
+        if end >= 0:
+            rest = chunk[end + 1 :]
+            break
+    return _oversized(line, prefix.rstrip(b"\r"), size, limit), rest
 
 
 class _HashingReader(io.RawIOBase):
@@ -101,11 +199,61 @@ class _HashingReader(io.RawIOBase):
             self.bytes += len(chunk)
 
 
+class NotRegularFile(OSError):
+    """The path is a symlink, a folder, a FIFO, a socket or a device: it is never read."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading, never following a symlink and never blocking.
+
+    Symlinks are not followed (a link to /proc/self/environ must not be read); FIFOs,
+    sockets and devices are refused before and after opening (`O_NONBLOCK`, so a FIFO
+    cannot block the load while it holds the lock).
+    """
+    described = {
+        stat.S_IFLNK: "a symlink (symlinks are not followed)",
+        stat.S_IFDIR: "a folder",
+        stat.S_IFIFO: "a FIFO",
+        stat.S_IFSOCK: "a socket",
+        stat.S_IFCHR: "a device",
+        stat.S_IFBLK: "a device",
+    }
+    mode = os.lstat(path).st_mode
+    if stat.S_ISDIR(mode):
+        os.listdir(path)  # an unreadable folder raises here, with the reason
+    if not stat.S_ISREG(mode):
+        kind = described.get(stat.S_IFMT(mode), "not a regular file")
+        raise NotRegularFile(f"not a regular file: {kind}; only regular files are loaded")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise NotRegularFile("not a regular file (it was replaced while opening)")
+    return open(descriptor, "rb", buffering=0)
+
+
+class _PositionalReader(io.RawIOBase):
+    """Reads a file by `pread` from its start without moving the shared file offset."""
+
+    def __init__(self, raw: Any) -> None:
+        self._descriptor = raw.fileno()
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self._descriptor, len(buffer), self._offset)
+        memoryview(buffer)[: len(data)] = data
+        self._offset += len(data)
+        return len(data)
+
+
 def file_checksum(path: Path) -> tuple[str, int]:
     """sha256 hex digest and size in bytes of a file as it is on disk."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -122,7 +270,8 @@ class BatchFile:
     def __init__(self, path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self.path = path
         self.max_record_bytes = max_record_bytes
-        self._hashing = _HashingReader(open(path, "rb", buffering=0))  # noqa: SIM115
+        self._raw = open_regular(path)
+        self._hashing = _HashingReader(self._raw)
         self._buffered = io.BufferedReader(self._hashing, _CHUNK)
         self.compressed = self._buffered.peek(2)[:2] == b"\x1f\x8b"
         self._stream: Any = (
@@ -140,6 +289,7 @@ class BatchFile:
     def close(self) -> None:
         self._stream.close()
         self._buffered.close()
+        self._raw.close()
 
     @property
     def sha256(self) -> str:
@@ -170,45 +320,100 @@ class BatchFile:
         self._hashing.drain()
 
     def _detect_format(self) -> None:
+        """NDJSON unless the file starts a JSON document that spans more than its first line.
+
+        A file whose first line is a complete JSON value followed by more lines is NDJSON,
+        even when that line is an array (`["not an event"]`): one misleading line cannot turn
+        the rest of the file into one document. A document on one line alone, or one spread
+        over several lines, is read element by element.
+        """
         head = self._stream.peek(_CHUNK)
         stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         if not stripped:
             # Nothing but whitespace in the first chunk: NDJSON reading skips blank lines.
             self.format = "empty" if not head else "ndjson"
-        elif stripped.startswith(b"["):
+        elif stripped.startswith(b"[") and not self._first_line_is_a_record():
             self.format = "json-array"
-        elif _EVENTS_DOCUMENT.match(stripped):
+        elif _EVENTS_DOCUMENT.match(stripped) and not self._first_line_is_a_record():
             self.format = "events-document"
         else:
             self.format = "ndjson"
 
+    def _first_line_is_a_record(self) -> bool:
+        """Is the first non-blank line a whole JSON value, with more non-blank lines after it?
+
+        Read through a second, positional handle, so the main stream (and its checksum) is
+        untouched; at most the first line plus one chunk is read.
+        """
+        limit = self.max_record_bytes
+        raw: Any = io.BufferedReader(_PositionalReader(self._raw), _CHUNK)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if self.compressed else raw
+        try:
+            line = b""
+            while not line:
+                line = stream.readline(limit + 1)
+                if not line:
+                    return False
+                if len(line) > limit and not line.endswith(b"\n"):
+                    return False  # longer than any record: a document on one line
+                line = line.lstrip(b"\xef\xbb\xbf").strip(b" \t\r\n")
+            try:
+                json.loads(line)
+            except (ValueError, RecursionError):
+                return False  # the document goes on past its first line
+            rest = stream.read(_CHUNK)
+            return _NOT_BLANK.search(rest) is not None
+        except (EOFError, OSError, zlib.error):
+            return False
+        finally:
+            stream.close()
+
     # --- NDJSON --------------------------------------------------------------------------
 
     def _ndjson_records(self) -> Iterator[Record]:
+        """Lines split a chunk at a time; runs of blank lines are skipped at C speed."""
         limit = self.max_record_bytes
-        stream = self._stream
+        read = self._stream.read1
+        buffer = read(_CHUNK)
+        start = 3 if buffer.startswith(b"\xef\xbb\xbf") else 0
+        line = 1  # the line number at `start`
         found_any = False
-        while line := stream.readline(limit + 1):
-            self._position += 1
-            if len(line) > limit and not line.endswith(b"\n"):
-                size, prefix = len(line), line[:QUARANTINE_PREFIX_BYTES]
-                while not line.endswith(b"\n") and (line := stream.readline(_CHUNK)):
-                    size += len(line)
-                    if len(prefix) < QUARANTINE_PREFIX_BYTES:
-                        prefix += line[: QUARANTINE_PREFIX_BYTES - len(prefix)]
-                size -= len(line) - len(line.rstrip(b"\r\n"))  # the line ending is not data
-                yield _oversized(self._position, prefix.rstrip(b"\r\n"), size, limit)
-                found_any = True
+        while True:
+            content = _skip_blank(buffer, start)
+            if content == len(buffer):
+                line += buffer.count(b"\n", start)
+                buffer, start = read(_CHUNK), 0
+                if not buffer:
+                    break
                 continue
-            if self._position == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")
-            data = line.strip(b" \t\r\n")
-            if data:
-                found_any = True
-                yield _decode_line(self._position, data, not line.endswith(b"\n"))
+            line += buffer.count(b"\n", start, content)
+            start = content
+            end = buffer.find(b"\n", start)
+            while end < 0 and len(buffer) - start <= limit and (chunk := read(_CHUNK)):
+                searched = len(buffer) - start
+                buffer, start = buffer[start:] + chunk, 0
+                end = buffer.find(b"\n", searched)
+            found_any = True
+            self._position = line
+            if end < 0 and len(buffer) - start > limit:
+                record, rest = _skip_long_line(line, buffer[start:], read, limit)
+                yield record
+                if rest is None:
+                    break
+                buffer, start, line = rest, 0, line + 1
+                continue
+            last = end < 0
+            data = (buffer[start:] if last else buffer[start:end]).rstrip(b" \t\r")
+            if len(data) > limit:
+                yield _oversized(line, data, len(data), limit)
+            else:
+                yield _decode_line(line, data, last)
+            if last:
+                break
+            start, line = end + 1, line + 1
         if not found_any:
-            self._position += 1
-            yield Record(self._position, "", 0, None, "file is empty: it holds only blank lines")
+            self._position = line
+            yield Record(line, "", 0, None, "file is empty: it holds only blank lines")
 
     # --- JSON documents: {"events": [...]} and [...] -------------------------------------
 
@@ -285,30 +490,34 @@ class _DocumentScanner:
             return None
         if char == "":
             return self.rest(position, "the file ends before the closing ']' (truncated file?)")
-        while True:
+        record: Record | None = None
+        while record is None:
             try:
                 value, end = _DECODER.raw_decode(self._buffer, self._pos)
             except json.JSONDecodeError as error:
                 if self._chars_ahead() <= self._limit and self._fill():
                     continue
                 where = error.pos - self._pos + 1
-                if self._eof:
-                    reason = f"invalid JSON: {error.msg} at character {where} of the record"
-                    reason += "; the file ends inside this record (truncated file?)"
-                else:
-                    reason = (
-                        f"invalid JSON: {error.msg} at character {where} of the record;"
-                        " the rest of the document cannot be split into records"
-                    )
-                return self.rest(position, reason)
+                record = self._skip_element(
+                    position, f"invalid JSON: {error.msg} at character {where} of the record"
+                )
+                break
             except RecursionError:
-                return self.rest(position, "invalid JSON: nested too deeply")
+                record = self._skip_element(position, _TOO_DEEP)
+                break
+            except _NonFinite:
+                record = self._skip_element(position, _NON_FINITE)
+                break
+            except ValueError:
+                record = self._skip_element(position, _TOO_LONG_NUMBER)
+                break
             if end == len(self._buffer) and self._fill():
                 continue  # a number or literal may go on in the next chunk
-            break
-        raw = self._buffer[self._pos : end]
-        self._pos = end
-        record = self._element(position, raw, value)
+            raw = self._buffer[self._pos : end]
+            self._pos = end
+            record = self._element(position, raw, value)
+        if self.exhausted:
+            return record
         separator = self._peek()
         if separator == ",":
             self._pos += 1
@@ -320,6 +529,77 @@ class _DocumentScanner:
             )
         return record
 
+    def _skip_element(self, position: int, reason: str) -> Record:
+        """Step over an element that cannot be decoded, so the elements after it are read.
+
+        The element ends where its brackets balance (strings and escapes respected; a raw
+        newline ends a broken string), or at the next ',' or ']' outside any bracket. Only
+        the quarantine prefix is kept, so an element of any size costs bounded memory.
+        """
+        depth = deepest = size = 0
+        in_string = escaped = False
+        kept: list[str] = []
+        kept_chars = 0
+        start = i = self._pos
+        end: int | None = None
+        while end is None:
+            if i >= len(self._buffer):
+                taken = self._buffer[start:]
+                size += len(taken.encode("utf-8", "surrogateescape"))
+                if kept_chars < QUARANTINE_PREFIX_BYTES:
+                    kept.append(taken[: QUARANTINE_PREFIX_BYTES - kept_chars])
+                    kept_chars += len(kept[-1])
+                self._pos = len(self._buffer)
+                if not self._fill():
+                    break
+                start = i = 0
+                continue
+            if in_string:
+                if escaped:  # the character after a backslash that ended the last chunk
+                    escaped, i = False, i + 1
+                    continue
+                match = _STRING_END.search(self._buffer, i)
+                if match is None:
+                    i = len(self._buffer)
+                elif match.group() == "\\":
+                    i = match.end() + 1
+                    if i > len(self._buffer):
+                        escaped, i = True, len(self._buffer)
+                else:
+                    in_string, i = False, match.end()
+                continue
+            match = _STRUCTURE.search(self._buffer, i)
+            if match is None:
+                i = len(self._buffer)
+                continue
+            char, i = match.group(), match.end()
+            if char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif depth == 0:  # ',' or a closing bracket outside the element: it ended before
+                end = match.start()
+            elif char in "]}":
+                depth -= 1
+                if depth == 0:
+                    end = i
+        if end is not None:
+            taken = self._buffer[start:end]
+            size += len(taken.encode("utf-8", "surrogateescape"))
+            if kept_chars < QUARANTINE_PREFIX_BYTES:
+                kept.append(taken[: QUARANTINE_PREFIX_BYTES - kept_chars])
+            self._pos = end
+        else:
+            self.exhausted = True
+            reason += "; the file ends inside this record (truncated file?)"
+        data = "".join(kept).encode("utf-8", "surrogateescape")
+        if size > self._limit:
+            return _oversized(position, data, size, self._limit)
+        if deepest > MAX_DEPTH:
+            reason = _TOO_DEEP
+        return Record(position, _shown(data[:QUARANTINE_PREFIX_BYTES]), size, None, reason)
+
     def _element(self, position: int, raw: str, value: Any) -> Record:
         data = raw.encode("utf-8", "surrogateescape")
         if len(data) > self._limit:
@@ -330,6 +610,8 @@ class _DocumentScanner:
             except UnicodeEncodeError as error:
                 reason = f"invalid UTF-8 near character {error.start + 1} of the record"
                 return Record(position, _shown(data), len(data), None, reason)
+        if _may_be_too_deep(raw) and nesting_depth(value) > MAX_DEPTH:
+            return Record(position, raw, len(data), None, _TOO_DEEP)
         return Record(position, raw, len(data), value, None)
 
     def _chars_ahead(self) -> int:

@@ -59,7 +59,7 @@ def test_unreadable_file_is_one_line_and_exit_1(db, landing):
     result = invoke("load", landing, "--dsn", db.dsn)
     assert result.exit_code == 1
     assert "failed     " in result.output
-    assert "c.ndjson: cannot read the file: No such file or directory" in result.output
+    assert "c.ndjson: cannot read the file: not a regular file: a symlink" in result.output
     assert db.scalar("select count(*) from raw.load_batches where status = 'loaded'") == 2
 
 

@@ -10,6 +10,7 @@ def test_fresh_database_has_the_raw_schema(db):
         "agent_events",
         "load_batches",
         "marketplace_events",
+        "privacy_settings",
         "purges",
         "quarantine",
         "schema_migrations",

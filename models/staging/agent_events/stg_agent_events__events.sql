@@ -67,11 +67,13 @@ renamed as (
         case when event_type = 'error' then payload ->> 'message' end as error_message,
         metadata ->> 'model' as model_name,
         case when event_type = 'tool_call' then payload -> 'arguments' end as tool_arguments,
-        -- The loader has checked these JSON types, so the casts are safe.
-        (metadata ->> 'total_tokens')::bigint as total_tokens,
-        (metadata ->> 'prompt_tokens')::bigint as prompt_tokens,
-        (metadata ->> 'completion_tokens')::bigint as completion_tokens,
-        (metadata ->> 'latency_ms')::numeric as latency_ms
+        -- The loader has checked these JSON types and bounds; json_number checks again, so
+        -- a value out of bounds becomes null instead of a cast that stops the build.
+        {{ json_number("metadata -> 'total_tokens'", 'bigint', 0, 1e12) }} as total_tokens,
+        {{ json_number("metadata -> 'prompt_tokens'", 'bigint', 0, 1e12) }} as prompt_tokens,
+        {{ json_number("metadata -> 'completion_tokens'", 'bigint', 0, 1e12) }}
+            as completion_tokens,
+        {{ json_number("metadata -> 'latency_ms'", 'numeric', 0, 1e12) }} as latency_ms
 
     from source
 

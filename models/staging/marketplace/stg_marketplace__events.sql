@@ -47,7 +47,8 @@ renamed as (
         loaded_at,
 
         -- each key is read only for the event types whose contract defines it: other types
-        -- may carry the same key with another type, and the loader has checked these types
+        -- may carry the same key with another type; the loader has checked these types and
+        -- bounds, and json_number checks again (null rather than a failed cast)
         case
             when event_type in ('tool_called', 'tool_failed')
                 then properties ->> 'tool_name'
@@ -70,23 +71,23 @@ renamed as (
         end as plan_name,
         case
             when event_type in ('agent_invoked', 'agent_completed', 'agent_errored')
-                then cast(properties ->> 'input_tokens' as bigint)
+                then {{ json_number("properties -> 'input_tokens'", 'bigint', 0, 1e12) }}
         end as input_tokens,
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then cast(properties ->> 'output_tokens' as bigint)
+                then {{ json_number("properties -> 'output_tokens'", 'bigint', 0, 1e12) }}
         end as output_tokens,
         case
             when event_type in ('agent_completed', 'agent_errored', 'tool_called', 'tool_failed')
-                then cast(properties ->> 'duration_ms' as numeric)
+                then {{ json_number("properties -> 'duration_ms'", 'numeric', 0, 1e12) }}
         end as duration_ms,
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then cast(properties ->> 'cost_usd' as numeric)
+                then {{ json_number("properties -> 'cost_usd'", 'numeric', 0, 1e9) }}
         end as cost_usd,
         case
             when event_type = 'user_feedback'
-                then cast(properties ->> 'rating' as integer)
+                then {{ json_number("properties -> 'rating'", 'integer', 1, 5) }}
         end as rating,
         -- the tools an invocation called, in order (the seed's default: an empty list)
         case
