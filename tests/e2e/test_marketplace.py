@@ -198,7 +198,8 @@ def first_batch() -> Batch:
         cost_usd=0.10,
     )
     batch.add("agent_completed", "pub-partial", "tenant-b", 29 * hour, **partial, duration_ms=3000)
-    batch.add("agent_completed", "pub-partial", "tenant-c", 28 * hour, **partial, cost_usd=0.30)
+    # alone on its day: that day has a completion and no response time
+    batch.add("agent_completed", "pub-partial", "tenant-c", 5 * 24 * hour, **partial, cost_usd=0.30)
     batch.add("agent_errored", "pub-partial", "tenant-a", 27 * hour)
     # Installs: current state from the latest install/uninstall per agent and tenant.
     day = timedelta(days=1)
@@ -322,7 +323,8 @@ def test_dashboard_matches_the_seed_reference_field_by_field(loaded, module_db):
 
 def test_incomplete_invocations_are_counted_with_the_seed_rules(loaded, module_db):
     # By hand, pub-partial: completions by tenant-a (0.10 USD, 1000 ms), tenant-b (no cost,
-    # 3000 ms) and tenant-c (0.30 USD, no duration), one error by tenant-a with no properties.
+    # 3000 ms) and tenant-c (0.30 USD, no duration, 5 days ago), one error by tenant-a with no
+    # properties.
     # Missing cost earns 0; missing duration is left out of the latency figures.
     assert module_db.scalar("select count(*) from raw.quarantine") == 0
     [mart] = rows(
@@ -491,6 +493,30 @@ def test_seed_insight_engine_flags_small_and_silent_publishers_and_misses_tools(
             assert mine["description"] == f"p95 latency is {int(mine['metric_value'])}ms."
         else:
             assert mine["description"] == theirs.description
+
+
+def test_seed_rounds_before_its_thresholds_and_the_marts_do_not():
+    # 20000 ratings, 9901 fours and 10099 threes: 69901 / 20000 = 3.49505, below 3.5. The seed
+    # rounds the average to 3.5 before comparing and stays silent; the marts keep full
+    # precision (unit test test_insight_thresholds_compare_full_precision: the rule fires).
+    ratings = [4] * 9901 + [3] * 10099
+    assert sum(ratings) / len(ratings) == 3.49505
+    records = [
+        {
+            "id": f"fb-{i}",
+            "event_type": "user_feedback",
+            "agent_id": "agent-round",
+            "publisher_id": "pub-round",
+            "tenant_id": "tenant-1",
+            "timestamp": NOW.isoformat(),
+            "properties": {"rating": rating},
+        }
+        for i, rating in enumerate(ratings)
+    ]
+    metrics = seed_dashboards(records)["pub-round"]
+    assert metrics.avg_satisfaction == 3.5
+    titles = {insight.title for insight in asyncio.run(InsightEngine().generate_insights(metrics))}
+    assert "Low User Satisfaction" not in titles
 
 
 def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_finding(

@@ -1,6 +1,6 @@
 """The `tool_failure_reading` var: both readings are unit-tested, anything else is refused.
 
-The unit tests (models/marts/publisher/_publisher__tool_failure_reading.yml) give both readings
+The unit tests (models/marts/publisher/_publisher__reference_rules.yml) give both readings
 the same tool events; each reading's figures there are computed by hand.
 """
 

@@ -175,4 +175,3 @@ def test_seed_004_contract_refuses_with_a_precise_reason(overrides, reason):
 def test_records_of_neither_shape_are_refused(record, reason):
     with pytest.raises(ContractError, match=reason):
         parse_event(record)
-
