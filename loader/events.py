@@ -87,12 +87,13 @@ def _parse_timestamp(value: Any) -> datetime:
             "not an ISO 8601 timestamp (expected YYYY-MM-DD[Thh:mm[:ss[.ffffff]]][Z|±hh:mm])"
         )
     fraction = form.group("fraction")
-    carried = timedelta(0)
-    if fraction is not None and len(fraction) > 7:  # more than six digits after the dot
-        carried = timedelta(microseconds=round(float(fraction) * 1_000_000))
-        value = value[: form.start("fraction")] + value[form.end("fraction") :]
     try:
-        parsed = datetime.fromisoformat(value) + carried
+        if fraction is None or len(fraction) <= 7:  # at most six digits after the dot
+            parsed = datetime.fromisoformat(value)
+        else:
+            whole = value[: form.start("fraction")] + value[form.end("fraction") :]
+            micros = round(float(fraction) * 1_000_000)
+            parsed = datetime.fromisoformat(whole) + timedelta(microseconds=micros)
     except (ValueError, OverflowError):
         raise ValueError("not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
