@@ -6,11 +6,17 @@ then validated by the pydantic model of that shape. Everything dbt staging casts
 JSON bodies is type-checked here, so a bad value is quarantined at load time instead of
 breaking `dbt build` later. Unknown extra keys inside `payload`, `metadata` and `properties`
 are kept: those bodies are open by design. Unknown keys on the envelope are refused.
+
+The contract refuses what is broken, not what is merely incomplete: a value the seeds' code
+reads as optional (an invocation's cost or duration, an error's type, an event's metadata)
+may be missing, and the event is kept with the value missing. docs/differences.md lists
+every way the contract differs from the seeds' code.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
@@ -57,13 +63,40 @@ class ContractError(ValueError):
         self.reason = reason
 
 
+# The timestamp forms the loader and PostgreSQL read alike: extended ISO 8601 (RFC 3339),
+# a date alone or a date, `T` (or a space), hh:mm[:ss[.fraction]] and an optional `Z` or
+# offset. Forms outside it are refused: `10:59:59,5` (PostgreSQL refuses a comma) and
+# `10:59.5` (PostgreSQL reads it as 00:10:59.5) would otherwise load as another instant.
+_TIMESTAMP_FORM = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?P<fraction>\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
+)
+
+
 def _parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 text only; a naive timestamp (seed 000's `utcnow().isoformat()`) is UTC."""
+    """ISO 8601 text only; a naive timestamp (seed 000's `utcnow().isoformat()`) is UTC.
+
+    Fractional seconds are rounded to the microsecond the way PostgreSQL rounds them
+    (`rint(fraction * 1e6)` on the double), not truncated: `10:59:59.9999999` is 11:00:00,
+    so the loader and a plain `timestamptz` cast of the same text never disagree.
+    """
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    form = _TIMESTAMP_FORM.fullmatch(value)
+    if form is None:
+        raise ValueError(
+            "not an ISO 8601 timestamp (expected YYYY-MM-DD[Thh:mm[:ss[.ffffff]]][Z|±hh:mm])"
+        )
+    fraction = form.group("fraction")
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if fraction is None or len(fraction) <= 7:  # at most six digits after the dot
+            parsed = datetime.fromisoformat(value)
+        else:
+            whole = value[: form.start("fraction")] + value[form.end("fraction") :]
+            micros = round(float(fraction) * 1_000_000)
+            parsed = datetime.fromisoformat(whole) + timedelta(microseconds=micros)
+    except (ValueError, OverflowError):
         raise ValueError("not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
@@ -172,7 +205,13 @@ class HandoffPayload(_Body):
 
 
 class ErrorPayload(_Body):
-    error_type: NonEmptyStr
+    """`error`: an error without a usable `error_type` (missing, null, "") is still an error.
+
+    Seed 000's `top_error_types` counts it under a null error type, and it still marks when
+    its conversation ended; staging reads "" as null, so every model counts it the same way.
+    """
+
+    error_type: StrictStr | None = None
     message: StrictStr | None = None
 
 
@@ -188,7 +227,10 @@ AGENT_PAYLOADS: dict[str, type[_Body]] = {
 
 
 class AgentEvent(BaseModel):
-    """Seed 000's `AgentEvent.to_dict()`: all nine keys, exactly.
+    """Seed 000's `AgentEvent.to_dict()`: its nine keys, exactly; `metadata` may be missing.
+
+    Seed 000's ETL reads `event.get("metadata", {})`: an event without it still counts, with
+    no tokens and no latency; it is stored with `metadata` = `{}`.
 
     `payload` is checked by the model for the event type (AGENT_PAYLOADS), through
     `parse_event`; validating this class directly checks the envelope and metadata only.
@@ -204,20 +246,26 @@ class AgentEvent(BaseModel):
     agent_name: NonEmptyStr
     user_id: StrictStr
     payload: _Body
-    metadata: AgentMetadata
+    metadata: AgentMetadata = Field(default_factory=AgentMetadata)
 
 
 # --- seed 004: marketplace events --------------------------------------------------------
 
 
 class InvocationProperties(_Body):
-    """`agent_completed` / `agent_errored`: what seed 004's `track_invocation` always writes."""
+    """`agent_completed` / `agent_errored`: what seed 004's `track_invocation` writes.
 
-    input_tokens: NonNegativeInt
-    output_tokens: NonNegativeInt
+    Every key may be missing (or null): the invocation still happened, and seed 004's
+    dashboard counts it, reading `properties.get("cost_usd", 0)` and
+    `if "duration_ms" in e.properties`. A missing value stays null in the warehouse; the
+    marts apply the seed's rules (no cost is 0 revenue, no duration is left out of latency).
+    """
+
+    input_tokens: NonNegativeInt | None = None
+    output_tokens: NonNegativeInt | None = None
     tool_calls: list[StrictStr] = []
-    duration_ms: NonNegativeNumber
-    cost_usd: Cost
+    duration_ms: NonNegativeNumber | None = None
+    cost_usd: Cost | None = None
     error_type: StrictStr | None = None
 
 

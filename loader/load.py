@@ -88,7 +88,9 @@ insert into raw.agent_events (
 )
 select
     e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts::timestamptz,
-    e.agent_name, e.user_id, e.payload, e.metadata, %(batch_id)s, now()
+    e.agent_name,
+    -- a record without `metadata` (the contract allows it) is stored with an empty object
+    e.user_id, e.payload, coalesce(e.metadata, '{}'), %(batch_id)s, now()
 from load_records as r
 cross join lateral json_to_record(r.record::json) as e (
     event_id text, conversation_id text, session_id text, event_type text,

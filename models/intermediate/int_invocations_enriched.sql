@@ -71,8 +71,9 @@ final as (
         total_tokens,
         duration_ms,
         cost_usd,
-        -- seed 004: revenue is the `cost_usd` of completions; an errored call earns nothing
-        case when is_success then cost_usd else 0 end as revenue_usd,
+        -- seed 004: revenue is the `cost_usd` of completions (`properties.get("cost_usd", 0)`:
+        -- a completion without a cost earns 0); an errored call earns nothing
+        case when is_success then coalesce(cost_usd, 0) else 0 end as revenue_usd,
         tool_call_count,
         tool_calls,
         is_success,

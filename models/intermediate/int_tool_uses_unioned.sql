@@ -53,7 +53,8 @@ invocations as (
 
 tool_events as (
 
-    -- a tool event is one call: `tool_called` succeeded, `tool_failed` failed
+    -- a tool event: `tool_called` (a call) or `tool_failed` (a failure); whether a failure
+    -- is also a `tool_called` call is the `tool_failure_reading` var (publisher_tool_usage)
     select
         event_id as tool_use_id,
         event_id,

@@ -11,13 +11,14 @@ The pipeline runs once per module (`pipeline` fixture); each test checks one pro
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,37 @@ LOAD_1_NDJSON = [
         payload=message("hello?"),
     ),
     event("d03", "conv-d", "conversation_end", "2026-01-05T12:15:00", "support", user_id=""),
+    # conv-g: errors without a usable error_type (missing, null) are still errors: counted
+    # under the null error type, and the last one ends escalation's 90-second conversation.
+    event(
+        "g01",
+        "conv-g",
+        "message",
+        "2026-01-05T15:00:00",
+        "escalation",
+        user_id="u-7",
+        payload=message("still broken"),
+    ),
+    event("g02", "conv-g", "error", "2026-01-05T15:00:40", "escalation", user_id="u-7"),
+    event(
+        "g03",
+        "conv-g",
+        "error",
+        "2026-01-05T15:01:30",
+        "escalation",
+        user_id="u-7",
+        payload={"error_type": None, "message": "upstream said no"},
+    ),
+    # conv-h: seven fractional digits; PostgreSQL rounds 15:59:59.9999999 to 16:00:00.
+    event(
+        "h01",
+        "conv-h",
+        "message",
+        "2026-01-05T15:59:59.9999999",
+        "support",
+        user_id="u-8",
+        payload=message("late"),
+    ),
 ]
 
 # Load 1, file 2 (the collector's POST body). Three error types tie on occurrences.
@@ -334,6 +366,15 @@ LOAD_3 = [
         payload=error("validation"),
         latency_ms=10,
     ),
+    event(
+        "f03",
+        "conv-f",
+        "error",
+        "2026-01-05T14:00:05",
+        "triage",
+        user_id="u-6",
+        payload={"error_type": "", "message": "no type"},
+    ),
 ]
 
 
@@ -351,11 +392,22 @@ def write_document(path: Path, events: Iterable[dict[str, Any]]) -> Path:
 
 
 def parse_ts(value: str) -> datetime:
-    """The event contract's rule: ISO 8601, a naive timestamp is UTC."""
-    parsed = datetime.fromisoformat(value)
+    """The event contract's rule: ISO 8601, a naive timestamp is UTC; fractional seconds are
+    rounded to the microsecond (half to even, as PostgreSQL's `rint`), not truncated."""
+    head, dot, rest = value.partition(".")
+    digits = "".join(itertools.takewhile(str.isdigit, rest)) if dot else ""
+    parsed = datetime.fromisoformat(head + rest[len(digits) :])
+    if digits:
+        micros = (Decimal("0." + digits) * 1_000_000).quantize(Decimal(1), ROUND_HALF_EVEN)
+        parsed += timedelta(microseconds=int(micros))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def error_type_of(e: dict[str, Any]) -> str | None:
+    """The documented rule: an error without a usable type (missing, null, "") has type null."""
+    return (e["payload"].get("error_type") or None) if e["event_type"] == "error" else None
 
 
 @dataclass(frozen=True)
@@ -387,7 +439,7 @@ def unique_events(*batches: list[dict[str, Any]]) -> list[Ev]:
                 e["agent_name"],
                 e["user_id"],
                 e["session_id"],
-                e["payload"].get("error_type") if e["event_type"] == "error" else None,
+                error_type_of(e),
                 e["metadata"].get("total_tokens"),
                 e["metadata"].get("latency_ms"),
             )
@@ -503,7 +555,8 @@ def oracle_errors(events: list[Ev]) -> dict[str, dict[str, Any]]:
     """Seed `top_error_types` over all types, with share, rank (ties by name), first/last."""
     errors = [e for e in events if e.event_type == "error"]
     counts = Counter(e.error_type for e in errors)
-    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    # ties by name, the null type last (PostgreSQL's `order by error_type asc`)
+    ranked = sorted(counts, key=lambda t: (-counts[t], t is None, t or ""))
     return {
         error_type: {
             "occurrences": counts[error_type],
@@ -734,6 +787,42 @@ def test_marts_agree_with_the_seed_queries(pipeline, module_db):
         "select error_type, occurrences from marts.error_types_ranked where rank <= 10"
         " order by rank",
     )
+    # Documented difference: the seed groups an empty error_type ("") apart from a missing
+    # one (null); the marts count both as the null (unknown) error type.
+    assert dict(seed_top_errors)[""] == 1 and dict(seed_top_errors)[None] == 2
+    folded: Counter[str | None] = Counter()
+    for error_type, occurrences in seed_top_errors:
+        folded[error_type or None] += occurrences
     # Same occurrences in the same order; among ties the seed's order is unspecified.
-    assert [n for _, n in top] == [n for _, n in seed_top_errors]
-    assert dict(top) == dict(seed_top_errors)
+    assert [n for _, n in top] == sorted(folded.values(), reverse=True)
+    assert dict(top) == dict(folded)
+
+
+def test_errors_without_a_usable_type_are_counted_as_the_null_type(pipeline):
+    # By hand: conv-g's two errors (type missing, type null) in load 1; conv-f's error with
+    # type "" joins them in load 3.
+    assert keyed(pipeline["load_1"].incremental, "error_types_ranked")[None]["occurrences"] == 2
+    final = keyed(pipeline["load_3"].incremental, "error_types_ranked")
+    assert (final[None]["occurrences"], final[None]["conversations"]) == (3, 2)
+    assert "" not in final
+    conversations = keyed(pipeline["load_1"].incremental, "fct_conversations")
+    assert (conversations["conv-g"]["errors"], conversations["conv-g"]["outcome"]) == (2, "errored")
+
+
+def test_an_error_without_a_type_still_ends_its_conversation(pipeline):
+    # escalation's only conversation: a message at 15:00:00, errors at 15:00:40 and 15:01:30.
+    # Quarantining the untyped errors would make it 0 seconds.
+    agents = keyed(pipeline["load_1"].incremental, "agent_resolution_times")
+    assert agents["escalation"]["avg_resolution_seconds"] == Decimal(90)
+
+
+def test_a_timestamp_rounds_into_the_next_hour_as_postgresql_reads_it(pipeline, module_db):
+    # The seed's ETL inserts the timestamp text and PostgreSQL rounds it: 16:00:00, not 15:59.
+    text = "2026-01-05T15:59:59.9999999"
+    _, [(cast,)] = read_table(module_db, f"select cast('{text}' as timestamptz)")
+    assert cast == datetime(2026, 1, 5, 16, tzinfo=UTC)
+    conversations = keyed(pipeline["load_1"].incremental, "fct_conversations")
+    assert conversations["conv-h"]["started_at"] == cast
+    hourly = keyed(pipeline["load_1"].incremental, "conversations_hourly")
+    sixteen, fifteen = datetime(2026, 1, 5, 16, tzinfo=UTC), datetime(2026, 1, 5, 15, tzinfo=UTC)
+    assert (hourly[sixteen]["conversations"], hourly[fifteen]["conversations"]) == (1, 1)

@@ -123,17 +123,13 @@ class Batch:
             )
 
     def tool(self, publisher: str, tool: str, *, calls: int, failures: int) -> None:
+        """A tool-tracing producer: a `tool_called` event per call, a `tool_failed` event too
+        when the call fails (the default `tool_failure_reading`, `subset`)."""
         for i in range(calls):
-            failed = i < failures
-            self.add(
-                "tool_failed" if failed else "tool_called",
-                publisher,
-                f"tenant-{i % 7 + 1}",
-                spread(i, hours=3),
-                tool_name=tool,
-                duration_ms=120 + i,
-                **({"error": "HTTP 503"} if failed else {}),
-            )
+            tenant, ago = f"tenant-{i % 7 + 1}", spread(i, hours=3)
+            self.add("tool_called", publisher, tenant, ago, tool_name=tool, duration_ms=120 + i)
+            if i < failures:
+                self.add("tool_failed", publisher, tenant, ago, tool_name=tool, error="HTTP 503")
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -187,6 +183,24 @@ def first_batch() -> Batch:
         batch.invocation("pub-small", i, ok=i != 1, duration_ms=20_000)
     batch.feedback("pub-small", [1])
     batch.tool("pub-small", "broken_tool", calls=2, failures=2)
+    # pub-partial: 4 invocations by 3 tenants, valid but incomplete. A free agent's completion
+    # has no cost_usd, an SDK that does not time calls sends no duration_ms, and an error has
+    # no properties at all. The seed counts all four (4 invocations, 3 tenants, 1 error).
+    partial = {"input_tokens": 10, "output_tokens": 5, "tool_calls": []}
+    hour = timedelta(hours=1)
+    batch.add(
+        "agent_completed",
+        "pub-partial",
+        "tenant-a",
+        30 * hour,
+        **partial,
+        duration_ms=1000,
+        cost_usd=0.10,
+    )
+    batch.add("agent_completed", "pub-partial", "tenant-b", 29 * hour, **partial, duration_ms=3000)
+    # alone on its day: that day has a completion and no response time
+    batch.add("agent_completed", "pub-partial", "tenant-c", 5 * 24 * hour, **partial, cost_usd=0.30)
+    batch.add("agent_errored", "pub-partial", "tenant-a", 27 * hour)
     # Installs: current state from the latest install/uninstall per agent and tenant.
     day = timedelta(days=1)
     batch.add("install", "pub-healthy", "tenant-1", 25 * day, plan="pro")
@@ -251,7 +265,9 @@ def window_durations(records: list[dict], publisher: str) -> list[float]:
     store = InMemoryEventStore([event_from_record(r) for r in records], AS_OF)
     events = asyncio.run(store.query(publisher, WINDOW_DAYS))
     return sorted(
-        e.properties["duration_ms"] for e in events if e.event_type.value == "agent_completed"
+        e.properties["duration_ms"]
+        for e in events
+        if e.event_type.value == "agent_completed" and "duration_ms" in e.properties
     )
 
 
@@ -303,6 +319,49 @@ def test_dashboard_matches_the_seed_reference_field_by_field(loaded, module_db):
             assert mart["avg_response_time_ms"] is None and expected.avg_response_time_ms == 0
     # The idle publisher has a row, with nothing to average.
     assert dashboards["pub-idle"]["total_invocations"] == 0
+
+
+def test_incomplete_invocations_are_counted_with_the_seed_rules(loaded, module_db):
+    # By hand, pub-partial: completions by tenant-a (0.10 USD, 1000 ms), tenant-b (no cost,
+    # 3000 ms) and tenant-c (0.30 USD, no duration, 5 days ago), one error by tenant-a with no
+    # properties.
+    # Missing cost earns 0; missing duration is left out of the latency figures.
+    assert module_db.scalar("select count(*) from raw.quarantine") == 0
+    [mart] = rows(
+        module_db, "select * from marts.publisher_dashboard where publisher_id = 'pub-partial'"
+    )
+    assert (
+        mart["total_invocations"],
+        mart["completed_invocations"],
+        mart["errored_invocations"],
+        mart["unique_tenants"],
+        mart["error_rate"],
+        mart["total_revenue"],
+        mart["avg_response_time_ms"],
+        mart["p95_response_time_ms"],
+    ) == (4, 3, 1, 3, Decimal("0.25"), Decimal("0.40"), Decimal(2000), Decimal(3000))
+    assert round(mart["avg_revenue_per_tenant"], 6) == Decimal("0.133333")
+    tenants = {
+        r["tenant_id"]: (r["invocations"], r["revenue_usd"])
+        for r in rows(
+            module_db, "select * from marts.tenant_revenue where publisher_id = 'pub-partial'"
+        )
+    }
+    assert tenants == {
+        "tenant-a": (2, Decimal("0.10")),
+        "tenant-b": (1, Decimal(0)),
+        "tenant-c": (1, Decimal("0.30")),
+    }
+    # The seed's own dashboard agrees on every figure.
+    seed = seed_dashboards(loaded["records"])["pub-partial"]
+    assert (
+        seed.total_invocations,
+        seed.unique_tenants,
+        seed.error_rate,
+        seed.total_revenue,
+        seed.avg_response_time_ms,
+        seed.p95_response_time_ms,
+    ) == (4, 3, 0.25, 0.4, 2000, 3000)
 
 
 def test_p95_is_nearest_rank_and_the_seed_index_is_one_too_high_on_multiples_of_20(
@@ -411,6 +470,8 @@ def test_seed_insight_engine_flags_small_and_silent_publishers_and_misses_tools(
         ("low_satisfaction", "pub-small", None),  # 1 rating
         ("low_satisfaction", "pub-slow", None),  # no rating: the seed's 0.0 average
         ("low_satisfaction", "pub-idle", None),  # no activity at all
+        ("high_error_rate", "pub-partial", None),  # 1 error in 4 invocations
+        ("low_satisfaction", "pub-partial", None),  # no rating
     }
     # ... and never sees tool failures, since it never fills tool_failure_rates.
     missed = {("tool_failing_often", "pub-tools", "web_search")}
@@ -432,6 +493,30 @@ def test_seed_insight_engine_flags_small_and_silent_publishers_and_misses_tools(
             assert mine["description"] == f"p95 latency is {int(mine['metric_value'])}ms."
         else:
             assert mine["description"] == theirs.description
+
+
+def test_seed_rounds_before_its_thresholds_and_the_marts_do_not():
+    # 20000 ratings, 9901 fours and 10099 threes: 69901 / 20000 = 3.49505, below 3.5. The seed
+    # rounds the average to 3.5 before comparing and stays silent; the marts keep full
+    # precision (unit test test_insight_thresholds_compare_full_precision: the rule fires).
+    ratings = [4] * 9901 + [3] * 10099
+    assert sum(ratings) / len(ratings) == 3.49505
+    records = [
+        {
+            "id": f"fb-{i}",
+            "event_type": "user_feedback",
+            "agent_id": "agent-round",
+            "publisher_id": "pub-round",
+            "tenant_id": "tenant-1",
+            "timestamp": NOW.isoformat(),
+            "properties": {"rating": rating},
+        }
+        for i, rating in enumerate(ratings)
+    ]
+    metrics = seed_dashboards(records)["pub-round"]
+    assert metrics.avg_satisfaction == 3.5
+    titles = {insight.title for insight in asyncio.run(InsightEngine().generate_insights(metrics))}
+    assert "Low User Satisfaction" not in titles
 
 
 def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_finding(

@@ -85,7 +85,7 @@ REFUSED = [
         {"metadata": {"latency_ms": -1}},
         "metadata.latency_ms: Input should be greater than or equal",
     ),
-    ({"event_type": "error", "payload": {}}, "payload.error_type: Field required"),
+    ({"event_type": "error", "payload": {"error_type": 5}}, "payload.error_type: Input should be"),
     ({"payload": {"text": 5}}, "payload.text: Input should be a valid string"),
 ]
 
@@ -113,8 +113,16 @@ REFUSED_MARKETPLACE = [
     ),
     ({"properties": {**COMPLETED, "cost_usd": "0.5"}}, "properties.cost_usd: expected a number"),
     (
-        {"properties": {**COMPLETED, "duration_ms": None}},
+        {"properties": {**COMPLETED, "duration_ms": "120"}},
         "properties.duration_ms: expected a number",
+    ),
+    (
+        {"properties": {**COMPLETED, "tool_calls": None}},
+        "properties.tool_calls: Input should be a valid list",
+    ),
+    (
+        {"properties": {**COMPLETED, "error_type": 5}},
+        "properties.error_type: Input should be a valid string",
     ),
     (
         {"properties": {**COMPLETED, "input_tokens": 1.5}},
@@ -128,7 +136,7 @@ REFUSED_MARKETPLACE = [
         {"properties": {**COMPLETED, "tool_calls": ["a", 3]}},
         "properties.tool_calls.1: Input should be a valid string",
     ),
-    ({"properties": {"input_tokens": 1}}, "properties.output_tokens: Field required"),
+    ({"properties": {"output_tokens": -1}}, "properties.output_tokens: Input should be greater"),
     (
         {"event_type": "user_feedback", "properties": {"rating": 6}},
         "properties.rating: Input should be less than or equal to 5",

@@ -28,13 +28,27 @@ counted as (
     select
         publisher_id,
         tool_name,
-        count(*) filter (where reported_by = 'tool_event') as tool_event_calls,
+        count(*) filter (
+            where reported_by = 'tool_event' and not is_failure
+        ) as tool_called_events,
         count(*) filter (where reported_by = 'tool_event' and is_failure) as tool_failed_events,
         count(*) filter (where reported_by = 'completed_invocation') as listed_in_completions,
         count(*) filter (where reported_by = 'errored_invocation') as listed_in_errors
 
     from window_tool_uses
     group by publisher_id, tool_name
+
+),
+
+read_calls as (
+
+    -- the calls the tool events report, read as the `tool_failure_reading` var says
+    select
+        *,
+        {{ tool_event_calls('tool_called_events', 'tool_failed_events') }} as tool_event_calls,
+        tool_called_events + tool_failed_events > 0 as has_tool_events
+
+    from counted
 
 ),
 
@@ -46,7 +60,7 @@ final as (
         publisher_id,
         tool_name,
         case
-            when tool_event_calls > 0 then tool_event_calls
+            when has_tool_events then tool_event_calls
             else listed_in_completions + listed_in_errors
         end as calls,
         tool_failed_events as failures,
@@ -54,11 +68,11 @@ final as (
         tool_event_calls,
         listed_in_completions,
         listed_in_errors,
-        tool_event_calls > 0 as has_tool_events,
+        has_tool_events,
         {{ marketplace_window_start_date() }} as window_start_date,
         {{ marketplace_as_of_date() }} as window_end_date
 
-    from counted
+    from read_calls
 
 )
 

@@ -2,7 +2,7 @@
     What a publisher may see of `publisher_daily`: its own days only (row-level security on
     `publisher_id`), and each group of a day's metrics null when that day's group has fewer
     than `min_tenants_per_aggregate` tenants (invocations: tenants that invoked; response
-    times: tenants that completed; ratings: tenants that rated).
+    times: tenants with a completion that reports a duration; ratings: tenants that rated).
 -#}
 {{
     config(
@@ -40,7 +40,8 @@ completion_tenants as (
         count(distinct tenant_id) as completing_tenants
 
     from invocations
-    where is_success
+    -- the tenants behind the response times: a completion without a duration is not in them
+    where is_success and duration_ms is not null
     group by publisher_id, finished_date
 
 ),

@@ -2,8 +2,9 @@
     What a publisher may see of `publisher_dashboard`: its own row only (row-level security on
     `publisher_id`), no tenant ids, and each group of metrics null when it was computed over
     fewer than `min_tenants_per_aggregate` tenants (the invocation metrics over the tenants
-    that invoked, the response times over those that completed, the satisfaction over those
-    that rated, the active installs over those with an installed agent).
+    that invoked, the response times over those with a completion that reports a duration, the
+    satisfaction over those that rated, the active installs over those with an installed
+    agent).
 -#}
 {{
     config(
@@ -44,7 +45,10 @@ invocation_tenants as (
     select
         publisher_id,
         count(distinct tenant_id) as invoking_tenants,
-        count(distinct tenant_id) filter (where is_success) as completing_tenants
+        -- the tenants behind the response times: a completion without a duration is not in them
+        count(distinct tenant_id) filter (
+            where is_success and duration_ms is not null
+        ) as completing_tenants
 
     from invocations
     where

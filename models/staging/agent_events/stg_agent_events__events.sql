@@ -63,7 +63,10 @@ renamed as (
             when event_type = 'handoff' then payload ->> 'to_agent'
         end as handoff_to_agent_name,
         case when event_type = 'handoff' then payload ->> 'reason' end as handoff_reason,
-        case when event_type = 'error' then payload ->> 'error_type' end as error_type,
+        -- an error without a usable type (missing, null or "") has a null type everywhere
+        case
+            when event_type = 'error' then nullif(payload ->> 'error_type', '')
+        end as error_type,
         case when event_type = 'error' then payload ->> 'message' end as error_message,
         metadata ->> 'model' as model_name,
         case when event_type = 'tool_call' then payload -> 'arguments' end as tool_arguments,

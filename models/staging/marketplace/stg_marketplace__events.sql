@@ -53,9 +53,10 @@ renamed as (
             when event_type in ('tool_called', 'tool_failed')
                 then properties ->> 'tool_name'
         end as tool_name,
+        -- no usable error type (missing, null or "") is null, as for conversation errors
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then properties ->> 'error_type'
+                then nullif(properties ->> 'error_type', '')
         end as error_type,
         case
             when event_type in ('tool_called', 'tool_failed')

@@ -1,8 +1,8 @@
 -- Per publisher, the `publisher_daily` rows inside the dashboard window add up to
 -- `publisher_dashboard`: invocations, completions, errors and revenue exactly; the
--- rating-weighted daily satisfaction and the completion-weighted daily mean response time to
--- the window's averages (within 1e-9, numeric division rounding). Returns the publishers
--- where they disagree.
+-- rating-weighted daily satisfaction and the daily mean response time, weighted by the day's
+-- completions that report a duration, to the window's averages (within 1e-9, numeric division
+-- rounding). Returns the publishers where they disagree.
 with
 
 publisher_dashboard as (
@@ -18,6 +18,40 @@ publisher_daily as (
 
 ),
 
+invocations as (
+
+    select * from {{ ref('int_invocations_enriched') }}
+
+),
+
+-- a completion without a duration is left out of the mean: weigh each day by the others
+timed_completions as (
+
+    select
+        publisher_id,
+        finished_date as date_day,
+        count(*) as timed_completions
+
+    from invocations
+    where is_success and duration_ms is not null
+    group by publisher_id, finished_date
+
+),
+
+timed_days as (
+
+    select
+        publisher_daily.*,
+        coalesce(timed_completions.timed_completions, 0) as timed_completions
+
+    from publisher_daily
+    left join timed_completions
+        on
+            publisher_daily.publisher_id = timed_completions.publisher_id
+            and publisher_daily.date_day = timed_completions.date_day
+
+),
+
 daily_totals as (
 
     select
@@ -28,10 +62,10 @@ daily_totals as (
         sum(revenue_usd) as revenue_usd,
         sum(rating_count) as rating_count,
         sum(rating_sum) / nullif(sum(rating_count), 0) as avg_satisfaction,
-        sum(avg_response_time_ms * completed_invocations)
-        / nullif(sum(completed_invocations), 0) as avg_response_time_ms
+        sum(avg_response_time_ms * timed_completions)
+        / nullif(sum(timed_completions), 0) as avg_response_time_ms
 
-    from publisher_daily
+    from timed_days
     group by publisher_id
 
 ),
