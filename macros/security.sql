@@ -175,13 +175,42 @@
 
 
 {#-
-    An aggregate a publisher may see only when it was computed over at least
-    `min_tenants_per_aggregate` tenants (default 5); otherwise null, so no publisher can
-    single out one tenant's usage from a small group.
+    What a publisher may see (the `*_shared` marts; docs/security.md has the reasoning):
+
+    1. Threshold: a cell computed over fewer than `min_tenants_per_aggregate` tenants
+       (default 5) is null.
+    2. Complementary suppression (publisher_daily_shared): when the in-window days a group
+       of metrics hides by the threshold hold, together, between one and
+       `min_tenants_per_aggregate - 1` distinct tenants, the group is hidden on every
+       in-window day, so the window total minus the visible days never isolates a small
+       group of tenants.
+    3. Coarsening: every published count and sum is rounded to a multiple of a step, and every
+       average, rate and percentile to its own step (vars `publish_*_step`), so any
+       difference of published figures (between cells, or between two builds) is a whole
+       number of steps, never one tenant's exact contribution.
 -#}
 {% macro suppress_below_min_tenants(expression, tenants) -%}
     case
         when {{ tenants }} >= {{ var('min_tenants_per_aggregate', 5) | int }}
             then {{ expression }}
     end
+{%- endmacro %}
+
+
+{#- The expression when the condition holds, else null. -#}
+{% macro suppress_unless(expression, condition) -%}
+    case when {{ condition }} then {{ expression }} end
+{%- endmacro %}
+
+
+{#- Rounded to the nearest multiple of the var `step_var` (numeric). -#}
+{% macro coarsen(expression, step_var, default) -%}
+    round(cast({{ expression }} as numeric) / {{ var(step_var, default) }})
+    * {{ var(step_var, default) }}
+{%- endmacro %}
+
+
+{#- A count or tenant count rounded to `publish_count_step` (default 5), as bigint. -#}
+{% macro coarsen_count(expression) -%}
+    cast({{ coarsen(expression, 'publish_count_step', 5) }} as bigint)
 {%- endmacro %}
