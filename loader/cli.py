@@ -341,7 +341,9 @@ def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: b
         click.echo(f"database {result.database}: connect and temporary revoked from PUBLIC")
 
 
-def _grant(login: str, scope: str, subject_id: str, prefix: str, dsn: str | None, as_json: bool):
+def _grant(
+    login: str, scope: str, subject_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
     conn = warehouse.connect(resolve_dsn(dsn))
     try:
         grant, is_new = grant_reader(conn, login, scope, subject_id, prefix)  # type: ignore[arg-type]

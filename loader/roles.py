@@ -347,8 +347,9 @@ def revoke_reader(
     subject_id: str | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> list[ReaderGrant]:
-    """Remove a login's grants (one tenant or publisher, or all of them); a login left with
-    no grant of a scope leaves that reader role. Returns what was removed (may be empty)."""
+    """Remove a login's grants (one tenant or publisher, or all of them); a login this
+    leaves with no grant of a scope leaves that reader role. Returns what was removed (may
+    be empty, and then nothing changed)."""
     names = role_names(prefix)
     with conn.cursor() as cur:
         cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
@@ -378,7 +379,8 @@ def revoke_reader(
                 (names[suffix], login),
             )
             is_member = cur.fetchone() is not None
-            if is_member and not still_granted and (scope is None or scope == each_scope):
+            revoked_here = any(grant.scope == each_scope for grant in removed)
+            if is_member and revoked_here and not still_granted:
                 cur.execute(
                     sql.SQL("revoke {} from {}").format(
                         sql.Identifier(names[suffix]), sql.Identifier(login)

@@ -94,3 +94,12 @@ def test_grant_refuses_an_empty_id(db, prefix):
     )
     assert result.returncode == 1 and "non-empty" in result.stderr
     assert db.scalar("select count(*) from access.reader_grants") == 0
+
+
+def test_revoking_nothing_changes_nothing(db, prefix):
+    run_loader(db, "roles", "--prefix", prefix)
+    login = f"{prefix}login"
+    db.query(f"grant {prefix}bi_tenant to {login}")
+    result = run_loader(db, "revoke", login, "--prefix", prefix, check=False)
+    assert result.returncode == 1
+    assert member_of(db, login, f"{prefix}bi_tenant")
