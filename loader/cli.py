@@ -50,7 +50,15 @@ from loader.privacy import (
 )
 from loader.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.retention import parse_duration, purge
-from loader.roles import RoleConfigError, create_roles
+from loader.roles import (
+    ReaderGrant,
+    RoleConfigError,
+    RoleRefused,
+    create_roles,
+    grant_reader,
+    list_grants,
+    revoke_reader,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -397,34 +405,50 @@ def purge_command(
     )
 
 
-@main.command(name="roles")
-@click.option(
+prefix_option = click.option(
     "--prefix",
     default="aa_",
     show_default=True,
     envvar="AGENT_ANALYTICS_ROLE_PREFIX",
     help=(
-        "Prefix of the five role names (env AGENT_ANALYTICS_ROLE_PREFIX); dbt must use the"
+        "Prefix of the role names (env AGENT_ANALYTICS_ROLE_PREFIX); dbt must use the"
         " same one: --vars '{role_prefix: ...}'."
+    ),
+)
+
+
+@main.command(name="roles")
+@prefix_option
+@click.option(
+    "--close-database",
+    is_flag=True,
+    help=(
+        "Also revoke connect and temporary on the database from PUBLIC, so only the"
+        " project's roles (and superusers) can connect to it."
     ),
 )
 @dsn_option
 @json_option
 @database_errors
-def roles_command(prefix: str, dsn: str | None, as_json: bool) -> None:
-    """Create the loader, transformer and BI roles and their grants. Safe to rerun.
+def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: bool) -> None:
+    """Create the loader, transformer and reader roles and their grants. Safe to rerun.
 
     Creates NOLOGIN group roles PREFIXloader (writes raw), PREFIXtransformer (runs dbt),
-    PREFIXbi_operator, PREFIXbi_publisher and PREFIXbi_tenant (read marts, row-level
-    security by app.publisher_id / app.tenant_id). Grant them to login roles. Run as the
+    PREFIXbi_operator (reads every mart row), PREFIXbi_tenant and PREFIXbi_publisher (read
+    the rows of the tenants / publishers granted to the login with grant-tenant /
+    grant-publisher) and PREFIXbi_trusted_app (an application server that picks the tenant
+    per request with app.tenant_id / app.publisher_id: never give it to a person), and the
+    table access.reader_grants. Never alters a role it did not create (exit 1). Run as the
     role that ran `agent-loader init`; the next `dbt build` grants the marts.
     """
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
     try:
-        result = create_roles(conn, prefix)
+        result = create_roles(conn, prefix, close_database=close_database)
     except RoleConfigError as error:
         raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
     finally:
         conn.close()
     if as_json:
@@ -433,6 +457,135 @@ def roles_command(prefix: str, dsn: str | None, as_json: bool) -> None:
     created = ", ".join(result.created) or "none (all existed)"
     click.echo(f"roles in database {result.database}: {', '.join(result.roles.values())}")
     click.echo(f"created: {created}")
+    if result.database_closed:
+        click.echo(f"database {result.database}: connect and temporary revoked from PUBLIC")
+
+
+def _grant(
+    login: str, scope: str, subject_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        grant, is_new = grant_reader(conn, login, scope, subject_id, prefix)  # type: ignore[arg-type]
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps({**grant.as_dict(), "created": is_new}))
+        return
+    state = "granted" if is_new else "already granted"
+    click.echo(f"{login} may read {scope} {subject_id}'s rows ({state})")
+
+
+@main.command(name="grant-tenant")
+@click.argument("login")
+@click.argument("tenant_id")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def grant_tenant_command(
+    login: str, tenant_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    """Let the existing login role LOGIN read TENANT_ID's rows of the tenant marts.
+
+    Records the grant in access.reader_grants and makes LOGIN a member of PREFIXbi_tenant.
+    Repeat for more tenants. Row-level security compares each row with the grants of the
+    connected login, so no SQL the login sends (set, reset, set role) widens it. Exit 1
+    when LOGIN does not exist, cannot log in, or is a superuser or BYPASSRLS role.
+    """
+    _grant(login, "tenant", tenant_id, prefix, dsn, as_json)
+
+
+@main.command(name="grant-publisher")
+@click.argument("login")
+@click.argument("publisher_id")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def grant_publisher_command(
+    login: str, publisher_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    """Let the existing login role LOGIN read PUBLISHER_ID's rows of the *_shared marts.
+
+    Records the grant in access.reader_grants and makes LOGIN a member of
+    PREFIXbi_publisher. Repeat for more publishers. Exit 1 as for grant-tenant.
+    """
+    _grant(login, "publisher", publisher_id, prefix, dsn, as_json)
+
+
+@main.command(name="revoke")
+@click.argument("login")
+@click.option("--tenant", "tenant_id", help="Revoke only this tenant.")
+@click.option("--publisher", "publisher_id", help="Revoke only this publisher.")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def revoke_command(
+    login: str,
+    tenant_id: str | None,
+    publisher_id: str | None,
+    prefix: str,
+    dsn: str | None,
+    as_json: bool,
+) -> None:
+    """Remove LOGIN's tenant / publisher grants (all of them, or the one named).
+
+    A login left with no tenant (publisher) leaves PREFIXbi_tenant (PREFIXbi_publisher).
+    Exit 1 when there was nothing to revoke.
+    """
+    if tenant_id is not None and publisher_id is not None:
+        raise click.UsageError("give --tenant or --publisher, not both")
+    scope = "tenant" if tenant_id is not None else "publisher" if publisher_id else None
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        removed = revoke_reader(conn, login, scope, tenant_id or publisher_id, prefix)  # type: ignore[arg-type]
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps({"removed": [grant.as_dict() for grant in removed]}))
+    else:
+        for grant in removed:
+            click.echo(f"revoked: {grant.login} {grant.scope} {grant.subject_id}")
+    if not removed:
+        what = f" {scope} {tenant_id or publisher_id}" if scope else ""
+        raise click.ClickException(
+            f"{login} had no grant{what} to revoke; `agent-loader grants` lists them"
+        )
+
+
+@main.command(name="grants")
+@click.option("--login", help="Only this login's grants.")
+@dsn_option
+@json_option
+@database_errors
+def grants_command(login: str | None, dsn: str | None, as_json: bool) -> None:
+    """List which login may read which tenant's or publisher's rows."""
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        grants: list[ReaderGrant] = list_grants(conn, login)
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps([grant.as_dict() for grant in grants]))
+        return
+    if not grants:
+        click.echo("no grants")
+    for grant in grants:
+        click.echo(
+            f"{grant.login}\t{grant.scope}\t{grant.subject_id}\t{grant.granted_at:%Y-%m-%d %H:%M}"
+        )
 
 
 def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:

@@ -12,16 +12,27 @@
           publisher_column: publisher_id      # RLS for bi_publisher on this column
 
     Role names are `var('role_prefix', 'aa_')` + suffix (the roles `agent-loader roles`
-    creates). A table with a tenant or publisher column gets row-level security: the
-    operator's policy is `using (true)`, the tenant's and publisher's compare the column with
-    the session setting `app.tenant_id` / `app.publisher_id` (unset or empty: no rows). The
-    table owner (the role that runs dbt) is not subject to RLS, so builds and tests see every
-    row; BI roles never own a mart and have no BYPASSRLS. A view gets `security_invoker`, so
-    the policies of the tables under it apply to the reader.
+    creates). A table any reader but the operator reads gets row-level security:
 
-    Every statement is idempotent (incremental tables and snapshots are not recreated), and
-    roles that do not exist are skipped: a build before `agent-loader roles` grants nobody
-    anything, which is closed, not open.
+    - operator: `using (true)`;
+    - tenant / publisher: the row's tenant (publisher) is one granted to the connected login
+      in `access.reader_grants` (`agent-loader grant-tenant` / `grant-publisher`), keyed on
+      `session_user`, which `set role`, `reset` and `set app.*` do not change (no security
+      definer function involved: the reader reads its own grants under that table's policy);
+    - trusted application (`bi_trusted_app`, granted wherever the tenant or publisher role
+      is): the row's tenant (publisher) equals the session setting `app.tenant_id`
+      (`app.publisher_id`); unset or empty: no rows.
+
+    The table owner (the role that runs dbt) is not subject to RLS, so builds and tests see
+    every row; readers never own a mart and have no BYPASSRLS. Planner statistics are
+    switched off (`set statistics 0`) on every column of such a table, so `explain` cannot
+    estimate other tenants' values from the column statistics. A view gets
+    `security_invoker`, so the policies of the tables under it apply to the reader.
+
+    Fails the build (closed, not open) when a tenant or publisher reader is configured
+    without the column to filter on. Every statement is idempotent (incremental tables and
+    snapshots are not recreated), and roles that do not exist are skipped: a build before
+    `agent-loader roles` grants nobody anything.
 -#}
 
 {% macro bi_role(suffix) -%}
@@ -29,9 +40,14 @@
 {%- endmacro %}
 
 
-{#- The BI role names that exist on the server, of the three. -#}
+{#- The reader role names that exist on the server, of the four. -#}
 {% macro existing_bi_roles() -%}
-    {%- set wanted = [bi_role('bi_operator'), bi_role('bi_publisher'), bi_role('bi_tenant')] -%}
+    {%- set wanted = [
+        bi_role('bi_operator'),
+        bi_role('bi_publisher'),
+        bi_role('bi_tenant'),
+        bi_role('bi_trusted_app'),
+    ] -%}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
@@ -42,24 +58,61 @@
 {%- endmacro %}
 
 
-{#- The session setting as text, null when unset or empty. -#}
+{#- The session setting as text, null when unset or empty (trusted application mode only). -#}
 {% macro session_setting(name) -%}
     nullif(current_setting('{{ name }}', true), '')
+{%- endmacro %}
+
+
+{#-
+    The ids of a scope ('tenant' or 'publisher') granted to the connected login. Policies
+    compare with `= any(array(...))`: an init plan run once per query, so an index on the
+    tenant column is used (`in (select ...)` would filter every row of the table).
+-#}
+{% macro granted_ids(scope) -%}
+    select reader_grants.subject_id
+    from access.reader_grants as reader_grants
+    where
+        reader_grants.login = session_user
+        and reader_grants.scope = '{{ scope }}'
 {%- endmacro %}
 
 
 {% macro apply_bi_access() -%}
     {%- set access = (config.get('meta') or {}).get('bi_access') or {} -%}
     {%- set existing = existing_bi_roles() -%}
+    {%- set tenant_column = access.get('tenant_column') -%}
+    {%- set publisher_column = access.get('publisher_column') -%}
+    {%- set configured = access.get('readers', []) -%}
+    {%- if 'bi_tenant' in configured and not tenant_column -%}
+        {{ exceptions.raise_compiler_error(
+            this ~ ": meta.bi_access gives bi_tenant but no tenant_column to filter on") }}
+    {%- endif -%}
+    {%- if 'bi_publisher' in configured and not publisher_column -%}
+        {{ exceptions.raise_compiler_error(
+            this ~ ": meta.bi_access gives bi_publisher but no publisher_column to filter on") }}
+    {%- endif -%}
+    {%- set wanted = configured | list -%}
+    {%- if ('bi_tenant' in wanted or 'bi_publisher' in wanted)
+        and 'bi_trusted_app' not in wanted -%}
+        {%- do wanted.append('bi_trusted_app') -%}
+    {%- endif -%}
     {%- set readers = [] -%}
-    {%- for suffix in access.get('readers', []) -%}
+    {%- for suffix in wanted -%}
         {%- if bi_role(suffix) in existing -%}
             {%- do readers.append(suffix) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set is_view = config.get('materialized') == 'view' -%}
-    {%- set tenant_column = access.get('tenant_column') -%}
-    {%- set publisher_column = access.get('publisher_column') -%}
+    {%- set tenant_rows = tenant_column and 'bi_tenant' in wanted -%}
+    {%- set publisher_rows = publisher_column and 'bi_publisher' in wanted -%}
+    {%- if (tenant_rows or publisher_rows) and readers
+        and not load_relation(api.Relation.create(
+            database=target.database, schema='access', identifier='reader_grants')) -%}
+        {{ exceptions.raise_compiler_error(
+            "table access.reader_grants is missing: run `agent-loader roles` with the same"
+            ~ " prefix before dbt build") }}
+    {%- endif %}
 
     {%- if existing %}
         revoke all on {{ this }} from {{ existing | join(', ') }};
@@ -77,21 +130,39 @@
         drop policy if exists bi_operator_all_rows on {{ this }};
         drop policy if exists bi_tenant_own_rows on {{ this }};
         drop policy if exists bi_publisher_own_rows on {{ this }};
+        drop policy if exists bi_trusted_app_tenant_rows on {{ this }};
+        drop policy if exists bi_trusted_app_publisher_rows on {{ this }};
         {%- if 'bi_operator' in readers %}
             create policy bi_operator_all_rows on {{ this }}
                 for select to {{ bi_role('bi_operator') }}
                 using (true);
         {%- endif %}
-        {%- if tenant_column and 'bi_tenant' in readers %}
+        {%- if tenant_rows and 'bi_tenant' in readers %}
             create policy bi_tenant_own_rows on {{ this }}
                 for select to {{ bi_role('bi_tenant') }}
-                using ({{ tenant_column }} = {{ session_setting('app.tenant_id') }});
+                using ({{ tenant_column }} = any(array({{ granted_ids('tenant') }})));
         {%- endif %}
-        {%- if publisher_column and 'bi_publisher' in readers %}
+        {%- if publisher_rows and 'bi_publisher' in readers %}
             create policy bi_publisher_own_rows on {{ this }}
                 for select to {{ bi_role('bi_publisher') }}
+                using ({{ publisher_column }} = any(array({{ granted_ids('publisher') }})));
+        {%- endif %}
+        {%- if tenant_rows and 'bi_trusted_app' in readers %}
+            create policy bi_trusted_app_tenant_rows on {{ this }}
+                for select to {{ bi_role('bi_trusted_app') }}
+                using ({{ tenant_column }} = {{ session_setting('app.tenant_id') }});
+        {%- endif %}
+        {%- if publisher_rows and 'bi_trusted_app' in readers %}
+            create policy bi_trusted_app_publisher_rows on {{ this }}
+                for select to {{ bi_role('bi_trusted_app') }}
                 using ({{ publisher_column }} = {{ session_setting('app.publisher_id') }});
         {%- endif %}
+    {%- endif %}
+
+    {%- if not is_view and (tenant_rows or publisher_rows) %}
+        {%- for column in adapter.get_columns_in_relation(this) %}
+            alter table {{ this }} alter column {{ adapter.quote(column.name) }} set statistics 0;
+        {%- endfor %}
     {%- endif %}
     select 1
 {%- endmacro %}
@@ -108,13 +179,42 @@
 
 
 {#-
-    An aggregate a publisher may see only when it was computed over at least
-    `min_tenants_per_aggregate` tenants (default 5); otherwise null, so no publisher can
-    single out one tenant's usage from a small group.
+    What a publisher may see (the `*_shared` marts; docs/security.md has the reasoning):
+
+    1. Threshold: a cell computed over fewer than `min_tenants_per_aggregate` tenants
+       (default 5) is null.
+    2. Complementary suppression (publisher_daily_shared): when the in-window days a group
+       of metrics hides by the threshold hold, together, between one and
+       `min_tenants_per_aggregate - 1` distinct tenants, the group is hidden on every
+       in-window day, so the window total minus the visible days never isolates a small
+       group of tenants.
+    3. Coarsening: every published count and sum is rounded to a multiple of a step, and every
+       average, rate and percentile to its own step (vars `publish_*_step`), so any
+       difference of published figures (between cells, or between two builds) is a whole
+       number of steps, never one tenant's exact contribution.
 -#}
 {% macro suppress_below_min_tenants(expression, tenants) -%}
     case
         when {{ tenants }} >= {{ var('min_tenants_per_aggregate', 5) | int }}
             then {{ expression }}
     end
+{%- endmacro %}
+
+
+{#- The expression when the condition holds, else null. -#}
+{% macro suppress_unless(expression, condition) -%}
+    case when {{ condition }} then {{ expression }} end
+{%- endmacro %}
+
+
+{#- Rounded to the nearest multiple of the var `step_var` (numeric). -#}
+{% macro coarsen(expression, step_var, default) -%}
+    round(cast({{ expression }} as numeric) / {{ var(step_var, default) }})
+    * {{ var(step_var, default) }}
+{%- endmacro %}
+
+
+{#- A count or tenant count rounded to `publish_count_step` (default 5), as bigint. -#}
+{% macro coarsen_count(expression) -%}
+    cast({{ coarsen(expression, 'publish_count_step', 5) }} as bigint)
 {%- endmacro %}

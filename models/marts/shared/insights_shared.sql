@@ -33,9 +33,29 @@ tool_usage as (
 
 ),
 
+rules as (
+
+    select * from {{ ref('insight_rules') }}
+
+),
+
 visible as (
 
-    select insights.*
+    select
+        insights.*,
+        case insights.metric_name
+            when 'error_rate' then dashboard.error_rate
+            when 'p95_response_time_ms' then dashboard.p95_response_time_ms
+            when 'avg_satisfaction' then dashboard.avg_satisfaction
+            when 'tool_failure_rate' then tool_usage.failure_rate
+        end as published_value,
+        case insights.metric_name
+            when 'error_rate' then dashboard.total_invocations
+            when 'p95_response_time_ms' then dashboard.completed_invocations
+            when 'avg_satisfaction' then dashboard.rating_count
+            when 'tool_failure_rate' then tool_usage.calls
+        end as published_sample_size
+
     from insights
     left join dashboard
         on insights.publisher_id = dashboard.publisher_id
@@ -43,14 +63,41 @@ visible as (
         on
             insights.publisher_id = tool_usage.publisher_id
             and insights.tool_name = tool_usage.tool_name
-    where
-        case insights.metric_name
-            when 'error_rate' then dashboard.error_rate is not null
-            when 'p95_response_time_ms' then dashboard.p95_response_time_ms is not null
-            when 'avg_satisfaction' then dashboard.avg_satisfaction is not null
-            when 'tool_failure_rate' then tool_usage.failure_rate is not null
-            else false
-        end
+
+),
+
+formatted as (
+
+    -- the description again, with the published value (as insights formats it)
+    select
+        visible.*,
+        replace(
+            replace(
+                replace(
+                    rules.description_template,
+                    '{metric_value}',
+                    case rules.value_format
+                        when 'percent'
+                            then to_char(visible.published_value * 100, 'FM999999990.0') || '%'
+                        when 'milliseconds'
+                            then to_char(round(visible.published_value), 'FM999999999990')
+                        when 'rating'
+                            then to_char(round(visible.published_value, 2), 'FM990.09')
+                    end
+                ),
+                '{threshold}',
+                case rules.value_format
+                    when 'percent' then cast(trim_scale(visible.threshold * 100) as text) || '%'
+                    else cast(trim_scale(visible.threshold) as text)
+                end
+            ),
+            '{tool_name}', coalesce(visible.tool_name, '')
+        ) as published_description
+
+    from visible
+    inner join rules
+        on visible.rule_id = rules.rule_id
+    where visible.published_value is not null
 
 ),
 
@@ -65,18 +112,18 @@ final as (
         severity,
         category,
         title,
-        description,
+        published_description as description,
         recommendation,
         metric_name,
         comparison,
-        metric_value,
+        published_value as metric_value,
         threshold,
-        sample_size,
+        published_sample_size as sample_size,
         min_sample,
         window_start_date,
         window_end_date
 
-    from visible
+    from formatted
 
 )
 

@@ -1,8 +1,16 @@
 {#-
     What a publisher may see of `publisher_daily`: its own days only (row-level security on
-    `publisher_id`), and each group of a day's metrics null when that day's group has fewer
-    than `min_tenants_per_aggregate` tenants (invocations: tenants that invoked; response
-    times: tenants with a completion that reports a duration; ratings: tenants that rated).
+    `publisher_id`), with the three protections of macros/security.sql:
+
+    - threshold: each group of a day's metrics null when that day's group has fewer than
+      `min_tenants_per_aggregate` tenants (invocations and revenue: tenants that invoked;
+      response times: tenants with a completion that reports a duration; ratings: tenants
+      that rated);
+    - complementary suppression: when the in-window days a group hides by the threshold
+      hold, together, between one and `min_tenants_per_aggregate - 1` distinct tenants, the
+      group is null on every in-window day of the publisher, so that the window total in
+      `publisher_dashboard_shared` minus the visible days cannot single them out;
+    - coarsening: counts and sums rounded to a step, rates, averages and percentiles too.
 -#}
 {{
     config(
@@ -11,6 +19,8 @@
         ],
     )
 }}
+
+{%- set min_tenants = var('min_tenants_per_aggregate', 5) | int %}
 
 with
 
@@ -46,16 +56,27 @@ completion_tenants as (
 
 ),
 
+ratings as (
+
+    select
+        publisher_id,
+        tenant_id,
+        {{ utc_date('occurred_at') }} as date_day
+
+    from events
+    where event_type = 'user_feedback'
+
+),
+
 rating_tenants as (
 
     select
         publisher_id,
-        {{ utc_date('occurred_at') }} as date_day,
+        date_day,
         count(distinct tenant_id) as rating_tenants
 
-    from events
-    where event_type = 'user_feedback'
-    group by publisher_id, {{ utc_date('occurred_at') }}
+    from ratings
+    group by publisher_id, date_day
 
 ),
 
@@ -78,38 +99,137 @@ daily_with_tenants as (
 
 ),
 
+thin_days as (
+
+    -- in-window days on which a group has some tenants, but too few to publish
+    select
+        publisher_id,
+        date_day,
+        active_tenants between 1 and {{ min_tenants - 1 }} as is_thin_invocations,
+        completing_tenants between 1 and {{ min_tenants - 1 }} as is_thin_completions,
+        rating_tenants between 1 and {{ min_tenants - 1 }} as is_thin_ratings
+
+    from daily_with_tenants
+    where is_in_dashboard_window
+
+),
+
+thin_invocation_tenants as (
+
+    select
+        thin_days.publisher_id,
+        count(distinct invocations.tenant_id) filter (
+            where thin_days.is_thin_invocations
+        ) as thin_invoking_tenants,
+        count(distinct invocations.tenant_id) filter (
+            where thin_days.is_thin_completions and invocations.is_success
+        ) as thin_completing_tenants
+
+    from thin_days
+    inner join invocations
+        on
+            thin_days.publisher_id = invocations.publisher_id
+            and thin_days.date_day = invocations.finished_date
+    where thin_days.is_thin_invocations or thin_days.is_thin_completions
+    group by thin_days.publisher_id
+
+),
+
+thin_rating_tenants as (
+
+    select
+        thin_days.publisher_id,
+        count(distinct ratings.tenant_id) as thin_rating_tenants
+
+    from thin_days
+    inner join ratings
+        on
+            thin_days.publisher_id = ratings.publisher_id
+            and thin_days.date_day = ratings.date_day
+    where thin_days.is_thin_ratings
+    group by thin_days.publisher_id
+
+),
+
+published as (
+
+    -- which groups of which days a publisher may see
+    select
+        daily_with_tenants.*,
+        daily_with_tenants.active_tenants >= {{ min_tenants }}
+        and not (
+            daily_with_tenants.is_in_dashboard_window
+            and coalesce(thin_invocation_tenants.thin_invoking_tenants, 0)
+            between 1 and {{ min_tenants - 1 }}
+        ) as is_invocations_published,
+        daily_with_tenants.completing_tenants >= {{ min_tenants }}
+        and not (
+            daily_with_tenants.is_in_dashboard_window
+            and coalesce(thin_invocation_tenants.thin_completing_tenants, 0)
+            between 1 and {{ min_tenants - 1 }}
+        ) as is_completions_published,
+        daily_with_tenants.rating_tenants >= {{ min_tenants }}
+        and not (
+            daily_with_tenants.is_in_dashboard_window
+            and coalesce(thin_rating_tenants.thin_rating_tenants, 0)
+            between 1 and {{ min_tenants - 1 }}
+        ) as is_ratings_published
+
+    from daily_with_tenants
+    left join thin_invocation_tenants
+        on daily_with_tenants.publisher_id = thin_invocation_tenants.publisher_id
+    left join thin_rating_tenants
+        on daily_with_tenants.publisher_id = thin_rating_tenants.publisher_id
+
+),
+
 final as (
 
     select
         publisher_id,
-        {{ suppress_below_min_tenants('invocations', 'active_tenants') }} as invocations,
-        {{ suppress_below_min_tenants('completed_invocations', 'active_tenants') }}
+        {{ suppress_unless(coarsen_count('invocations'), 'is_invocations_published') }}
+            as invocations,
+        {{ suppress_unless(coarsen_count('completed_invocations'), 'is_invocations_published') }}
             as completed_invocations,
-        {{ suppress_below_min_tenants('errored_invocations', 'active_tenants') }}
+        {{ suppress_unless(coarsen_count('errored_invocations'), 'is_invocations_published') }}
             as errored_invocations,
-        {{ suppress_below_min_tenants('error_rate', 'active_tenants') }} as error_rate,
-        {{ suppress_below_min_tenants('active_tenants', 'active_tenants') }} as active_tenants,
-        {{ suppress_below_min_tenants('revenue_usd', 'active_tenants') }} as revenue_usd,
-        {{ suppress_below_min_tenants('avg_response_time_ms', 'completing_tenants') }}
-            as avg_response_time_ms,
-        {{ suppress_below_min_tenants('p50_response_time_ms', 'completing_tenants') }}
-            as p50_response_time_ms,
-        {{ suppress_below_min_tenants('p90_response_time_ms', 'completing_tenants') }}
-            as p90_response_time_ms,
-        {{ suppress_below_min_tenants('p95_response_time_ms', 'completing_tenants') }}
-            as p95_response_time_ms,
-        {{ suppress_below_min_tenants('p99_response_time_ms', 'completing_tenants') }}
-            as p99_response_time_ms,
-        {{ suppress_below_min_tenants('rating_count', 'rating_tenants') }} as rating_count,
-        {{ suppress_below_min_tenants('rating_sum', 'rating_tenants') }} as rating_sum,
-        {{ suppress_below_min_tenants('avg_satisfaction', 'rating_tenants') }}
-            as avg_satisfaction,
-        least(active_tenants, completing_tenants, rating_tenants)
-        < {{ var('min_tenants_per_aggregate', 5) | int }} as has_suppressed_metrics,
+        {{ suppress_unless(
+            coarsen('error_rate', 'publish_rate_step', 0.01), 'is_invocations_published'
+        ) }} as error_rate,
+        {{ suppress_unless(coarsen_count('active_tenants'), 'is_invocations_published') }}
+            as active_tenants,
+        {{ suppress_unless(
+            coarsen('revenue_usd', 'publish_usd_step', 1), 'is_invocations_published'
+        ) }} as revenue_usd,
+        {{ suppress_unless(
+            coarsen('avg_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+        ) }} as avg_response_time_ms,
+        {{ suppress_unless(
+            coarsen('p50_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+        ) }} as p50_response_time_ms,
+        {{ suppress_unless(
+            coarsen('p90_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+        ) }} as p90_response_time_ms,
+        {{ suppress_unless(
+            coarsen('p95_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+        ) }} as p95_response_time_ms,
+        {{ suppress_unless(
+            coarsen('p99_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+        ) }} as p99_response_time_ms,
+        {{ suppress_unless(coarsen_count('rating_count'), 'is_ratings_published') }}
+            as rating_count,
+        {{ suppress_unless(coarsen_count('rating_sum'), 'is_ratings_published') }}
+            as rating_sum,
+        {{ suppress_unless(
+            coarsen('avg_satisfaction', 'publish_rating_step', 0.1), 'is_ratings_published'
+        ) }} as avg_satisfaction,
+        not is_invocations_published
+        or not is_completions_published
+        or not is_ratings_published as has_suppressed_metrics,
         is_in_dashboard_window,
         date_day
 
-    from daily_with_tenants
+    from published
 
 )
 

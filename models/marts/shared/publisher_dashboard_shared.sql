@@ -1,10 +1,10 @@
 {#-
     What a publisher may see of `publisher_dashboard`: its own row only (row-level security on
-    `publisher_id`), no tenant ids, and each group of metrics null when it was computed over
+    `publisher_id`), no tenant ids, each group of metrics null when it was computed over
     fewer than `min_tenants_per_aggregate` tenants (the invocation metrics over the tenants
     that invoked, the response times over those with a completion that reports a duration, the
     satisfaction over those that rated, the active installs over those with an installed
-    agent).
+    agent), and every figure coarsened to its step (macros/security.sql).
 -#}
 {{
     config(
@@ -107,24 +107,36 @@ final as (
 
     select
         publisher_id,
-        {{ suppress_below_min_tenants('total_invocations', 'invoking_tenants') }}
+        {{ suppress_below_min_tenants(coarsen_count('total_invocations'), 'invoking_tenants') }}
             as total_invocations,
-        {{ suppress_below_min_tenants('completed_invocations', 'invoking_tenants') }}
+        {{ suppress_below_min_tenants(coarsen_count('completed_invocations'), 'invoking_tenants') }}
             as completed_invocations,
-        {{ suppress_below_min_tenants('errored_invocations', 'invoking_tenants') }}
+        {{ suppress_below_min_tenants(coarsen_count('errored_invocations'), 'invoking_tenants') }}
             as errored_invocations,
-        {{ suppress_below_min_tenants('unique_tenants', 'invoking_tenants') }} as unique_tenants,
-        {{ suppress_below_min_tenants('active_installs', 'installed_tenants') }} as active_installs,
-        {{ suppress_below_min_tenants('rating_count', 'rating_tenants') }} as rating_count,
-        {{ suppress_below_min_tenants('avg_satisfaction', 'rating_tenants') }} as avg_satisfaction,
-        {{ suppress_below_min_tenants('error_rate', 'invoking_tenants') }} as error_rate,
-        {{ suppress_below_min_tenants('avg_response_time_ms', 'completing_tenants') }}
-            as avg_response_time_ms,
-        {{ suppress_below_min_tenants('p95_response_time_ms', 'completing_tenants') }}
-            as p95_response_time_ms,
-        {{ suppress_below_min_tenants('total_revenue', 'invoking_tenants') }} as total_revenue,
-        {{ suppress_below_min_tenants('avg_revenue_per_tenant', 'invoking_tenants') }}
-            as avg_revenue_per_tenant,
+        {{ suppress_below_min_tenants(coarsen_count('unique_tenants'), 'invoking_tenants') }}
+            as unique_tenants,
+        {{ suppress_below_min_tenants(coarsen_count('active_installs'), 'installed_tenants') }}
+            as active_installs,
+        {{ suppress_below_min_tenants(coarsen_count('rating_count'), 'rating_tenants') }}
+            as rating_count,
+        {{ suppress_below_min_tenants(
+            coarsen('avg_satisfaction', 'publish_rating_step', 0.1), 'rating_tenants'
+        ) }} as avg_satisfaction,
+        {{ suppress_below_min_tenants(
+            coarsen('error_rate', 'publish_rate_step', 0.01), 'invoking_tenants'
+        ) }} as error_rate,
+        {{ suppress_below_min_tenants(
+            coarsen('avg_response_time_ms', 'publish_ms_step', 10), 'completing_tenants'
+        ) }} as avg_response_time_ms,
+        {{ suppress_below_min_tenants(
+            coarsen('p95_response_time_ms', 'publish_ms_step', 10), 'completing_tenants'
+        ) }} as p95_response_time_ms,
+        {{ suppress_below_min_tenants(
+            coarsen('total_revenue', 'publish_usd_step', 1), 'invoking_tenants'
+        ) }} as total_revenue,
+        {{ suppress_below_min_tenants(
+            coarsen('avg_revenue_per_tenant', 'publish_usd_step', 1), 'invoking_tenants'
+        ) }} as avg_revenue_per_tenant,
         least(
             invoking_tenants,
             completing_tenants,

@@ -3,7 +3,8 @@
     on `publisher_id`); the tool-event metrics (`tool_event_calls`, `failures`,
     `failure_rate`) null when the tool's events in the window come from fewer than
     `min_tenants_per_aggregate` tenants, the list counts null when the invocations listing the
-    tool do, and `calls` following whichever of the two it counts.
+    tool do, and `calls` following whichever of the two it counts; every figure coarsened to
+    its step (macros/security.sql).
 -#}
 {{
     config(
@@ -67,13 +68,18 @@ final as (
     select
         publisher_id,
         tool_name,
-        {{ suppress_below_min_tenants('calls', 'calling_tenants') }} as calls,
-        {{ suppress_below_min_tenants('failures', 'event_tenants') }} as failures,
-        {{ suppress_below_min_tenants('failure_rate', 'event_tenants') }} as failure_rate,
-        {{ suppress_below_min_tenants('tool_event_calls', 'event_tenants') }} as tool_event_calls,
-        {{ suppress_below_min_tenants('listed_in_completions', 'listing_tenants') }}
+        {{ suppress_below_min_tenants(coarsen_count('calls'), 'calling_tenants') }} as calls,
+        {{ suppress_below_min_tenants(coarsen_count('failures'), 'event_tenants') }} as failures,
+        {{ suppress_below_min_tenants(
+            coarsen('failure_rate', 'publish_rate_step', 0.01), 'event_tenants'
+        ) }} as failure_rate,
+        {{ suppress_below_min_tenants(coarsen_count('tool_event_calls'), 'event_tenants') }}
+            as tool_event_calls,
+        {{ suppress_below_min_tenants(
+            coarsen_count('listed_in_completions'), 'listing_tenants'
+        ) }}
             as listed_in_completions,
-        {{ suppress_below_min_tenants('listed_in_errors', 'listing_tenants') }}
+        {{ suppress_below_min_tenants(coarsen_count('listed_in_errors'), 'listing_tenants') }}
             as listed_in_errors,
         has_tool_events,
         (has_tool_events and event_tenants < {{ var('min_tenants_per_aggregate', 5) | int }})
