@@ -355,7 +355,8 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
         click.echo(
             f"{row['batch_id']:>7}  {row['status']:<7} {row['records_read']:>9} "
             f"{row['loaded']:>9} {row['duplicates']:>7} {row['quarantined']:>7}  "
-            f"{finished:<19}  {row['path']}" + (f"  ({row['error']})" if row["error"] else "")
+            f"{finished:<19}  {shown(row['path'])}"
+            + (f"  ({shown(row['error'])})" if row["error"] else "")
         )
 
 
