@@ -9,6 +9,7 @@
             {'columns': ['invocation_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},
             {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['finished_at'], 'type': 'brin'},
         ],
     )
 }}
