@@ -14,6 +14,9 @@
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ source('loader', 'purges') }}
+
 with
 
 events as (
@@ -21,15 +24,7 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as built
-                where
-                    built.invocation_id = events.event_id
-                    -- a built row keeps its event's loaded_at: probe only the recent ones
-                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('events', 'event_id', 'invocation_id') }}
     {% endif %}
 
 ),
