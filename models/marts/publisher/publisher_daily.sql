@@ -16,23 +16,10 @@ invocations as (
 
 ),
 
-events as (
-
-    select * from {{ ref('stg_marketplace__events') }}
-
-),
-
 ratings as (
 
-    select
-        publisher_id,
-        rating,
-        {{ utc_date('occurred_at') }} as rated_date
-
-    from events
-    where
-        event_type = 'user_feedback'
-        and {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
+    select * from {{ ref('int_ratings_dated') }}
+    where rated_date <= {{ marketplace_as_of_date() }}
 
 ),
 

@@ -20,6 +20,12 @@ invocations as (
 
 ),
 
+ratings as (
+
+    select * from {{ ref('int_ratings_dated') }}
+
+),
+
 agent_installs as (
 
     select * from {{ ref('agent_installs') }}
@@ -74,10 +80,9 @@ rating_metrics as (
         count(*) as rating_count,
         sum(rating) as rating_sum
 
-    from events
+    from ratings
     where
-        event_type = 'user_feedback'
-        and {{ utc_date('occurred_at') }} between {{ marketplace_window_start_date() }}
+        rated_date between {{ marketplace_window_start_date() }}
         and {{ marketplace_as_of_date() }}
     group by publisher_id
 
