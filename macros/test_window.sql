@@ -38,14 +38,25 @@
 {%- endmacro %}
 
 
-{#- The load-time column of `relation` to window its tests on, or none (test every row). -#}
+{#-
+    The load-time column of `relation` to window its tests on, or none (test every row).
+    Read from the project's graph (the columns each model or source documents), not from the
+    database: no extra query per test.
+-#}
 {% macro test_window_column(relation) -%}
     {%- if not execute or not is_windowed_test_cadence() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+    {%- set documented = [] -%}
+    {%- for node in graph.nodes.values() | list + graph.sources.values() | list -%}
+        {%- if node.resource_type in ['model', 'source']
+            and (node.schema | lower) == (relation.schema | lower)
+            and ((node.alias or node.identifier or node.name) | lower) == (relation.identifier | lower) -%}
+            {%- do documented.extend(node.columns.keys() | list) -%}
+        {%- endif -%}
+    {%- endfor -%}
     {%- for column in ['loaded_at', 'last_loaded_at'] -%}
-        {%- if column in names -%}
+        {%- if column in documented -%}
             {{ return(column) }}
         {%- endif -%}
     {%- endfor -%}
