@@ -23,7 +23,7 @@
 }}
 
 -- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ source('loader', 'purges') }}
+-- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -12,9 +12,6 @@
     )
 }}
 
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ source('loader', 'purges') }}
-
 with
 
 source as (
