@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -140,11 +139,17 @@ def test_operational_windows_end_at_the_newest_invocation(scenario):
     # 15 minutes before the newest (2 min ago): a (100 ms) and b (errored)
     # 60 minutes: a, b, c (300 ms); 24 hours: a to e (d 200 ms, e errored); f is 30 h old
     expected = {
-        15: (2, 1, Decimal(1) / 2, 100, 100, 100),
-        60: (3, 1, Decimal(1) / 3, 200, 100, 300),
-        1440: (5, 2, Decimal(2) / 5, 200, 200, 300),
+        15: (2, 1, 1 / 2, 100, 100, 100),
+        60: (3, 1, 1 / 3, 200, 100, 300),
+        1440: (5, 2, 2 / 5, 200, 200, 300),
     }
-    assert {minutes: tuple(row[f] for f in FIGURES) for minutes, row in ops.items()} == expected
+    got = {
+        minutes: tuple(round(float(row[f]), 12) for f in FIGURES) for minutes, row in ops.items()
+    }
+    assert got == {
+        minutes: tuple(round(float(v), 12) for v in figures)
+        for minutes, figures in expected.items()
+    }
     # pub-1's newest invocation (m-new-4, 0.2 days ago: completed, and errored an hour
     # earlier) is older than the last hour before the newest invocation: the day window only
     pub_1 = [row for row in scenario.operational if row["publisher_id"] == "pub-1"]
