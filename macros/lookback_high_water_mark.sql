@@ -16,3 +16,24 @@
         from {{ this }} as high_water
     )
 {%- endmacro %}
+
+
+{#-
+    The `where` of an incremental model that appends rows keyed one to one on a source row
+    (staging on raw, invocations and tool uses on staging): the rows of `relation_alias`
+    loaded since this table's high-water mark minus `lookback_hours` whose key (`key`) is not
+    built here yet (as `built_key`). The incremental mechanism, written once. A built row keeps
+    its source row's `loaded_at`, so the anti-join probes only built rows inside the window.
+    Usage, in an `is_incremental()` branch after `from <source> as <relation_alias>`:
+        {{ where_not_built_yet('marketplace_events', 'id', 'event_id') }}
+-#}
+{% macro where_not_built_yet(relation_alias, key, built_key) -%}
+    where
+        {{ relation_alias }}.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+        and not exists (
+            select from {{ this }} as built
+            where
+                built.{{ built_key }} = {{ relation_alias }}.{{ key }}
+                and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
+        )
+{%- endmacro %}

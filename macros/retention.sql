@@ -2,7 +2,9 @@
     Retention in the incremental models: after `agent-loader purge`, the next build drops
     what was purged, so the models equal a `--full-refresh` on the purged raw tables.
 
-    The loader records every purge in `raw.purges` (source `loader.purges`): it deleted every
+    The loader records every purge in `raw.purges` (source `loader.purges`; its staging view
+    `stg_loader__purges` is what the intermediate and mart models name in a `depends_on`
+    comment, so the lineage shows the edge): it deleted every
     raw event with `event_ts < cutoff`. A purge is *unseen* by an incremental table when it
     finished after the newest load the table holds (its high-water column): every build that
     ran before the purge finished saw only loads older than the purge. Only then does a build

@@ -21,6 +21,9 @@
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
 
 events as (

@@ -9,9 +9,13 @@
             {'columns': ['invocation_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},
             {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['finished_at'], 'type': 'brin'},
         ],
     )
 }}
+
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 
@@ -20,15 +24,7 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as built
-                where
-                    built.invocation_id = events.event_id
-                    -- a built row keeps its event's loaded_at: probe only the recent ones
-                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('events', 'event_id', 'invocation_id') }}
     {% endif %}
 
 ),

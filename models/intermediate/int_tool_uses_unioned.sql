@@ -13,6 +13,9 @@
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
 
 events as (
@@ -20,15 +23,7 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as built
-                where
-                    built.event_id = events.event_id
-                    -- a built row keeps its event's loaded_at: probe only the recent ones
-                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('events', 'event_id', 'event_id') }}
     {% endif %}
 
 ),
@@ -38,15 +33,7 @@ invocations as (
     select * from {{ ref('int_invocations_enriched') }} as invocations
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as built
-                where
-                    built.event_id = invocations.invocation_id
-                    -- a built row keeps its event's loaded_at: probe only the recent ones
-                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('invocations', 'invocation_id', 'event_id') }}
     {% endif %}
 
 ),

@@ -40,7 +40,7 @@ def report(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
-    assert "incremental / full" in result.stdout
+    assert "hourly / full" in result.stdout
     return json.loads(Path(out).read_text())
 
 
@@ -69,7 +69,13 @@ def test_every_bi_question_gives_the_same_answer_on_marts_and_raw(report):
 
 
 def test_every_figure_is_reported(report):
-    for build in ("full_build", "incremental_build", "full_refresh"):
+    for build in (
+        "full_build",
+        "realtime_build",
+        "incremental_build",
+        "daily_build",
+        "full_refresh",
+    ):
         assert report[build]["seconds"] > 0
         assert report[build]["slowest"]
     assert report["load"]["peak_mib"] > 0 and report["increment"]["peak_mib"] > 0

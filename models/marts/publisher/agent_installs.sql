@@ -9,16 +9,16 @@
 
 with
 
-events as (
+installs as (
 
-    select * from {{ ref('stg_marketplace__events') }}
+    select * from {{ ref('int_installs_dated') }}
 
 ),
 
 install_events as (
 
     select
-        event_id,
+        install_event_id as event_id,
         publisher_id,
         agent_id,
         tenant_id,
@@ -27,10 +27,8 @@ install_events as (
         occurred_at,
         loaded_at
 
-    from events
-    where
-        event_type in ('install', 'uninstall')
-        and {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
+    from installs
+    where occurred_date <= {{ marketplace_as_of_date() }}
 
 ),
 

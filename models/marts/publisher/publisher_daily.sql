@@ -16,23 +16,10 @@ invocations as (
 
 ),
 
-events as (
-
-    select * from {{ ref('stg_marketplace__events') }}
-
-),
-
 ratings as (
 
-    select
-        publisher_id,
-        rating,
-        {{ utc_date('occurred_at') }} as rated_date
-
-    from events
-    where
-        event_type = 'user_feedback'
-        and {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
+    select * from {{ ref('int_ratings_dated') }}
+    where rated_date <= {{ marketplace_as_of_date() }}
 
 ),
 
@@ -90,15 +77,11 @@ daily_invocations as (
         count(*) filter (where not is_success) as errored_invocations,
         count(distinct tenant_id) as active_tenants,
         sum(revenue_usd) as revenue_usd,
-        avg(duration_ms) filter (where is_success) as avg_response_time_ms,
-        percentile_disc(0.50) within group (order by duration_ms)
-        filter (where is_success) as p50_response_time_ms,
-        percentile_disc(0.90) within group (order by duration_ms)
-        filter (where is_success) as p90_response_time_ms,
-        percentile_disc(0.95) within group (order by duration_ms)
-        filter (where is_success) as p95_response_time_ms,
-        percentile_disc(0.99) within group (order by duration_ms)
-        filter (where is_success) as p99_response_time_ms
+        {{ response_time_ms() }} as avg_response_time_ms,
+        {{ response_time_ms(0.50) }} as p50_response_time_ms,
+        {{ response_time_ms(0.90) }} as p90_response_time_ms,
+        {{ response_time_ms(0.95) }} as p95_response_time_ms,
+        {{ response_time_ms(0.99) }} as p99_response_time_ms
 
     from invocations
     group by publisher_id, finished_date
@@ -125,8 +108,8 @@ final as (
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.completed_invocations, 0) as completed_invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
-        cast(daily_invocations.errored_invocations as numeric)
-        / nullif(daily_invocations.invocations, 0) as error_rate,
+        {{ error_rate('daily_invocations.errored_invocations', 'daily_invocations.invocations') }}
+            as error_rate,
         coalesce(daily_invocations.active_tenants, 0) as active_tenants,
         coalesce(daily_invocations.revenue_usd, 0) as revenue_usd,
         daily_invocations.avg_response_time_ms,
@@ -136,8 +119,8 @@ final as (
         daily_invocations.p99_response_time_ms,
         coalesce(daily_ratings.rating_count, 0) as rating_count,
         coalesce(daily_ratings.rating_sum, 0) as rating_sum,
-        cast(daily_ratings.rating_sum as numeric)
-        / nullif(daily_ratings.rating_count, 0) as avg_satisfaction,
+        {{ avg_satisfaction('daily_ratings.rating_sum', 'daily_ratings.rating_count') }}
+            as avg_satisfaction,
         spine.date_day >= {{ marketplace_window_start_date() }} as is_in_dashboard_window,
         spine.date_day
 

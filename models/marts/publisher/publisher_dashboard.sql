@@ -20,6 +20,12 @@ invocations as (
 
 ),
 
+ratings as (
+
+    select * from {{ ref('int_ratings_dated') }}
+
+),
+
 agent_installs as (
 
     select * from {{ ref('agent_installs') }}
@@ -59,10 +65,8 @@ invocation_metrics as (
         count(*) filter (where not is_success) as errored_invocations,
         count(distinct tenant_id) as unique_tenants,
         sum(revenue_usd) as total_revenue,
-        -- response times: completions only, as in the seed
-        avg(duration_ms) filter (where is_success) as avg_response_time_ms,
-        percentile_disc(0.95) within group (order by duration_ms)
-        filter (where is_success) as p95_response_time_ms
+        {{ response_time_ms() }} as avg_response_time_ms,
+        {{ response_time_ms(0.95) }} as p95_response_time_ms
 
     from window_invocations
     group by publisher_id
@@ -74,12 +78,11 @@ rating_metrics as (
     select
         publisher_id,
         count(*) as rating_count,
-        avg(rating) as avg_satisfaction
+        sum(rating) as rating_sum
 
-    from events
+    from ratings
     where
-        event_type = 'user_feedback'
-        and {{ utc_date('occurred_at') }} between {{ marketplace_window_start_date() }}
+        rated_date between {{ marketplace_window_start_date() }}
         and {{ marketplace_as_of_date() }}
     group by publisher_id
 
@@ -117,9 +120,14 @@ final as (
         coalesce(invocation_metrics.unique_tenants, 0) as unique_tenants,
         coalesce(install_metrics.active_installs, 0) as active_installs,
         coalesce(rating_metrics.rating_count, 0) as rating_count,
-        rating_metrics.avg_satisfaction,
-        cast(invocation_metrics.errored_invocations as numeric)
-        / nullif(invocation_metrics.total_invocations, 0) as error_rate,
+        {{ avg_satisfaction('rating_metrics.rating_sum', 'rating_metrics.rating_count') }}
+            as avg_satisfaction,
+        {{
+            error_rate(
+                'invocation_metrics.errored_invocations',
+                'invocation_metrics.total_invocations'
+            )
+        }} as error_rate,
         invocation_metrics.avg_response_time_ms,
         invocation_metrics.p95_response_time_ms,
         coalesce(invocation_metrics.total_revenue, 0) as total_revenue,

@@ -22,6 +22,9 @@
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
 
 invocations as (
@@ -29,14 +32,7 @@ invocations as (
     select * from {{ ref('int_invocations_enriched') }} as invocations
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as built
-                where
-                    built.invocation_id = invocations.invocation_id
-                    and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('invocations', 'invocation_id', 'invocation_id') }}
     {% endif %}
 
 ),

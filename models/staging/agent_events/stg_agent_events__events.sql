@@ -28,15 +28,7 @@ source as (
     select * from {{ source('agent_events', 'agent_events') }} as agent_events
 
     {% if is_incremental() %}
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as staged
-                where
-                    staged.event_id = agent_events.event_id
-                    -- a staged row keeps its raw loaded_at: probe only the recent ones
-                    and staged.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('agent_events', 'event_id', 'event_id') }}
     {% endif %}
 
 ),

@@ -19,16 +19,7 @@ source as (
     select * from {{ source('marketplace', 'marketplace_events') }} as marketplace_events
 
     {% if is_incremental() %}
-        -- raw rows are never updated: read the recent loads, keep the events not staged yet
-        where
-            loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            and not exists (
-                select from {{ this }} as staged
-                where
-                    staged.event_id = marketplace_events.id
-                    -- a staged row keeps its raw loaded_at: probe only the recent ones
-                    and staged.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
-            )
+        {{ where_not_built_yet('marketplace_events', 'id', 'event_id') }}
     {% endif %}
 
 ),

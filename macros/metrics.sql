@@ -1,0 +1,31 @@
+{#-
+    Each marketplace metric's formula, written once: every mart that shows the metric (the
+    dashboard, the daily trend, the operational windows) calls the macro, so the same name
+    always means the same computation. Arguments are column expressions.
+-#}
+
+{#- Errored invocations over all invocations; null when there were none. -#}
+{% macro error_rate(errored_invocations, invocations) -%}
+    cast({{ errored_invocations }} as numeric) / nullif({{ invocations }}, 0)
+{%- endmacro %}
+
+
+{#- The mean rating, from a sum and a count (so a window can add up days); null without ratings. -#}
+{% macro avg_satisfaction(rating_sum, rating_count) -%}
+    cast({{ rating_sum }} as numeric) / nullif({{ rating_count }}, 0)
+{%- endmacro %}
+
+
+{#-
+    A response-time aggregate over invocation rows (`duration_ms`, `is_success`): completions
+    only, as in the marketplace reference; an errored call's duration is not a response time.
+    `percentile` is none for the mean, else the fraction (0.95 for p95, discrete percentile).
+-#}
+{% macro response_time_ms(percentile=none) -%}
+    {%- if percentile is none -%}
+        avg(duration_ms) filter (where is_success)
+    {%- else -%}
+        percentile_disc({{ percentile }}) within group (order by duration_ms)
+        filter (where is_success)
+    {%- endif -%}
+{%- endmacro %}

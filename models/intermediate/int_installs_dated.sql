@@ -1,0 +1,55 @@
+{#-
+    One row per install state change (an `install` or `uninstall` event) with its UTC day.
+    The install marts and the platform's daily installs read it instead of staging.
+    Incremental like int_invocations_enriched: the events loaded since the high-water mark
+    minus `lookback_hours` that are not here yet.
+-#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='install_event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('occurred_at', 'install_event_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
+        indexes=[
+            {'columns': ['install_event_id'], 'unique': true},
+            {'columns': ['publisher_id', 'agent_id', 'tenant_id']},
+            {'columns': ['loaded_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }} as events
+
+    {% if is_incremental() %}
+        {{ where_not_built_yet('events', 'event_id', 'install_event_id') }}
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        event_id as install_event_id,
+        publisher_id,
+        agent_id,
+        tenant_id,
+        event_type,
+        plan_name,
+        {{ utc_date('occurred_at') }} as occurred_date,
+        occurred_at,
+        loaded_at
+
+    from events
+    where event_type in ('install', 'uninstall')
+
+)
+
+select * from final

@@ -1,0 +1,54 @@
+{#-
+    One row per rating (a `user_feedback` event): who rated whose agent, the rating and its
+    UTC day. The marts that show satisfaction read it instead of staging.
+    Incremental like int_invocations_enriched: the events loaded since the high-water mark
+    minus `lookback_hours` that are not here yet.
+-#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='rating_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('rated_at', 'rating_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
+        indexes=[
+            {'columns': ['rating_id'], 'unique': true},
+            {'columns': ['publisher_id', 'rated_date']},
+            {'columns': ['loaded_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_marketplace__events') }} as events
+
+    {% if is_incremental() %}
+        {{ where_not_built_yet('events', 'event_id', 'rating_id') }}
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        event_id as rating_id,
+        publisher_id,
+        agent_id,
+        tenant_id,
+        rating,
+        {{ utc_date('occurred_at') }} as rated_date,
+        occurred_at as rated_at,
+        loaded_at
+
+    from events
+    where event_type = 'user_feedback'
+
+)
+
+select * from final
