@@ -327,6 +327,10 @@ def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> N
             click.echo(_file_line(result))
             for reason, count in result.reasons.items():
                 click.echo(f"    {count:>8}  {reason}")
+            for problem in result.problems[:10]:
+                click.echo(f"    at {problem['position']}: {shown(problem['reason'])}")
+            if len(result.problems) > 10:
+                click.echo("    ... (--json lists the first 1,000 positions and reasons)")
     _print_results(results, as_json)
     if any(result.status == "failed" or result.quarantined for result in results):
         sys.exit(EXIT_PROBLEMS)
@@ -1001,10 +1005,12 @@ def _file_line(result: FileResult) -> str:
     if result.status == "skipped":
         return f"skipped    {path} (already loaded as batch {result.batch_id})"
     rate = result.records_read / result.seconds if result.seconds else 0.0
-    loaded = "" if result.status == "validated" else f"loaded={result.loaded} "
-    duplicates = "" if result.status == "validated" else f"duplicates={result.duplicates} "
+    if result.status == "validated":
+        counts = f"valid={result.valid} "
+    else:
+        counts = f"loaded={result.loaded} duplicates={result.duplicates} "
     return (
-        f"{result.status:<10} {path}: read={result.records_read} {loaded}{duplicates}"
+        f"{result.status:<10} {path}: read={result.records_read} {counts}"
         f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
     )
 
@@ -1021,7 +1027,11 @@ def _print_results(results: list[FileResult], as_json: bool) -> None:
     loaded = sum(result.loaded for result in results)
     duplicates = sum(result.duplicates for result in results)
     quarantined = sum(result.quarantined for result in results)
+    if results and all(result.status in ("validated", "failed") for result in results):
+        counts = f"valid={sum(result.valid for result in results)}"  # a dry run loads nothing
+    else:
+        counts = f"loaded={loaded} duplicates={duplicates}"
     click.echo(
-        f"{len(results)} file(s) ({files or 'none'}): read={read} loaded={loaded}"
-        f" duplicates={duplicates} quarantined={quarantined}"
+        f"{len(results)} file(s) ({files or 'none'}): read={read} {counts}"
+        f" quarantined={quarantined}"
     )

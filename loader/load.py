@@ -196,6 +196,8 @@ class FileResult:
     error: str | None = None
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    valid: int = 0  # `validate` only: records that pass the contract (load unless seen before)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # `validate`: position, reason
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -284,10 +286,12 @@ class Tally:
         self.privacy = privacy
         self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
+        self.last_reason: str | None = None
 
     def row(self, record: Record) -> bytes:
         kind, line, reason = copy_row(record, self.privacy)
         self.counts[kind] += 1
+        self.last_reason = reason
         if reason is not None:
             family = _reason_kind(reason)
             self.reasons[family] = self.reasons.get(family, 0) + 1
@@ -386,15 +390,25 @@ def _reason_kind(reason: str) -> str:
 # --- files -------------------------------------------------------------------------------
 
 
+MAX_PROBLEMS_SHOWN = 1000
+"""`validate` lists the position and reason of at most this many quarantined records a file."""
+
+
 def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> FileResult:
     """Read and validate a file without a database: what `load` would load and quarantine."""
     started = time.perf_counter()
     tally = Tally(NO_PRIVACY)
+    problems = []
     with BatchFile(path, max_record_bytes) as batch:
         for record in batch.records():
+            quarantined = tally.counts[QUARANTINE]
             tally.row(record)
+            if tally.counts[QUARANTINE] > quarantined and len(problems) < MAX_PROBLEMS_SHOWN:
+                problems.append({"position": record.position, "reason": tally.last_reason})
         result = FileResult(str(path), "validated", batch.sha256, batch.bytes, batch.format)
     _fill_counts(result, tally)
+    result.valid = tally.counts[AGENT] + tally.counts[MARKETPLACE]
+    result.problems = problems
     result.seconds = time.perf_counter() - started
     return result
 

@@ -103,6 +103,23 @@ def test_validate_needs_no_database_and_exits_1_on_invalid_records(landing):
     assert invoke("validate", landing / "b.json").exit_code == 0
 
 
+def test_validate_counts_what_would_load_and_names_each_quarantined_position(tmp_path):
+    good = agent_event(event_id="e1")
+    path = tmp_path / "mixed.ndjson"
+    path.write_text(
+        json.dumps(good) + "\nnot json\n" + json.dumps(good | {"event_id": "e2"}) + "\n{}\n"
+    )
+    text = invoke("validate", path)
+    assert text.exit_code == 1
+    assert "read=4 valid=2 quarantined=2" in text.output
+    assert "loaded=" not in text.output  # a dry run loads nothing
+    assert "    at 2: invalid JSON" in text.output
+    [report] = json.loads(invoke("validate", "--json", path).output)
+    assert (report["valid"], report["quarantined"]) == (2, 2)
+    assert [problem["position"] for problem in report["problems"]] == [2, 4]
+    assert report["problems"][0]["reason"].startswith("invalid JSON")
+
+
 def test_history_lists_the_ledger_newest_first(db, landing):
     invoke("load", landing, "--dsn", db.dsn)
     rows = json.loads(invoke("history", "--dsn", db.dsn, "--json").output)
