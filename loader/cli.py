@@ -1,6 +1,6 @@
 """`agent-loader`: the command line. It parses options, calls the library and prints.
 
-Exit codes (also in the README): 0 success; 1 the work found a problem (a file failed to
+Exit codes (also in docs/operating.md): 0 success; 1 the work found a problem (a file failed to
 load, `validate` found invalid records, `--fail-on-quarantine` saw quarantined records);
 2 usage error; 3 PostgreSQL unreachable, refused a statement or the connection was lost;
 4 another load holds the lock (`--no-wait`); 5 the raw schema is missing or out of date
@@ -706,10 +706,10 @@ def generate_command(
     unhappy: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Write synthetic batch files in both seed shapes, deterministic for a --seed.
+    """Write synthetic batch files of both event kinds, deterministic for a --seed.
 
-    Conversations (seed 000) and marketplace invocations, tool calls, feedback, installs
-    (seed 004), written as collectors write them. Options plant anomalies for the insights
+    Conversation events and marketplace invocations, tool calls, feedback and installs,
+    written as collectors write them. Options plant anomalies for the insights
     to find, and duplicate and late events for the loader and the incremental models.
     """
     tools = {}

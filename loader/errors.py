@@ -1,4 +1,4 @@
-"""Expected failures, each with the exit code the README documents.
+"""Expected failures, each with the exit code docs/operating.md documents.
 
 They are `click.ClickException`s so the CLI prints one line (`Error: ...`) and exits with
 the code below, never a traceback. Exit code 1 ("the work found a problem") and 2 (usage)

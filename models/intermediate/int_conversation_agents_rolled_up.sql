@@ -1,6 +1,6 @@
 {#-
     One row per conversation and agent: the agent's first and last event in the conversation
-    and the time between them, the seed's per-agent resolution time before averaging.
+    and the time between them, the reference's per-agent resolution time before averaging.
 
     Incremental like int_conversations_rolled_up: every conversation with an event loaded
     since the high-water mark minus `lookback_hours` is recomputed from all of its events and
@@ -48,7 +48,7 @@ conversation_agents as (
         conversation_id,
         agent_name,
         count(*) as events,
-        -- The seed's resolution time: see the `resolution_seconds` doc block.
+        -- The reference's resolution time: see the `resolution_seconds` doc block.
         extract(epoch from max(occurred_at) - min(occurred_at)) as resolution_seconds,
         min(occurred_at) as first_event_at,
         max(occurred_at) as last_event_at,

@@ -31,7 +31,8 @@ events as (
 
 invocations as (
 
-    -- seed 004: an invocation is one `agent_completed` (success) or `agent_errored` event
+    -- as in the marketplace reference, an invocation is one `agent_completed` (success)
+    -- or `agent_errored` event
     select
         event_id as invocation_id,
         agent_id,
@@ -67,7 +68,8 @@ final as (
         total_tokens,
         duration_ms,
         cost_usd,
-        -- seed 004: revenue is the `cost_usd` of completions (`properties.get("cost_usd", 0)`:
+        -- as in the marketplace reference, revenue is the `cost_usd` of completions
+        -- (`properties.get("cost_usd", 0)`:
         -- a completion without a cost earns 0); an errored call earns nothing
         case when is_success then coalesce(cost_usd, 0) else 0 end as revenue_usd,
         tool_call_count,

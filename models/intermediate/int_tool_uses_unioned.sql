@@ -62,7 +62,8 @@ tool_events as (
 
 listed_calls as (
 
-    -- one row per entry of an invocation's `tool_calls` list (seed 004's tool usage count)
+    -- one row per entry of an invocation's `tool_calls` list
+    -- (the marketplace reference's tool usage count)
     select
         invocations.invocation_id || ':' || listed.call_position as tool_use_id,
         invocations.invocation_id as event_id,

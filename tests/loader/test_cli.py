@@ -1,4 +1,4 @@
-"""The CLI: summaries, --json, and the exit codes the README documents."""
+"""The CLI: summaries, --json, and the exit codes docs/operating.md documents."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every command's --help is accurate: it lists every option, and the README names it."""
+"""Every command's --help is accurate: it lists every option, and docs/operating.md names it."""
 
 from __future__ import annotations
 
@@ -30,4 +30,4 @@ def test_help_lists_every_option_and_readme_documents_the_command(path, command)
     for parameter in command.params:
         if isinstance(parameter, click.Option):
             assert parameter.opts[0] in result.output, parameter.opts[0]
-    assert f"agent-loader {' '.join(path)}" in (REPO / "README.md").read_text()
+    assert f"agent-loader {' '.join(path)}" in (REPO / "docs" / "operating.md").read_text()

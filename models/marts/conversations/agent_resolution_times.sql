@@ -1,5 +1,5 @@
 {#-
-    One row per agent: the seed's average resolution time (per conversation and agent, the
+    One row per agent: the reference's average resolution time (per conversation and agent, the
     agent's last event time minus its first, averaged over the agent's conversations), with
     the median and 95th percentile, and the same over completed conversations only.
 -#}

@@ -1,5 +1,5 @@
 {#-
-    One row per UTC hour with at least one conversation event: the seed's conversations per
+    One row per UTC hour with at least one conversation event: the reference's conversations per
     hour (distinct conversations with a message event in the hour) over all hours, plus the
     hour's messages, tokens and errors. Rebuilt as a table from the per-conversation-hour
     rollup, which is incremental.
@@ -24,7 +24,7 @@ hourly as (
 
     select
         hour,
-        -- The seed's definition: see the `conversations_per_hour` doc block.
+        -- The reference's definition: see the `conversations_per_hour` doc block.
         count(*) filter (where has_message) as conversations,
         count(*) as active_conversations,
         sum(messages)::bigint as messages,

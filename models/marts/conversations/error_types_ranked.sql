@@ -1,7 +1,7 @@
 {#-
     One row per error type (payload.error_type of error events): how often it occurred, its
     share of all errors and its rank, 1 = most common (ties broken by error_type, so ranks are
-    unique and `rank <= 10` is exactly the seed's top 10).
+    unique and `rank <= 10` is exactly the reference's top 10).
 -#}
 {{
     config(

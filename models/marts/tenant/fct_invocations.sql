@@ -1,5 +1,6 @@
 {#-
-    One row per invocation (seed 004: an `agent_completed` or `agent_errored` event): the
+    One row per invocation (as in the marketplace reference, an `agent_completed` or
+    `agent_errored` event): the
     row-level usage facts a tenant may read about itself (row-level security on `tenant_id`
     for the tenant role; the operator reads every row). No text, no tool arguments.
 

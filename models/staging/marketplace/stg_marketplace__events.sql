@@ -81,7 +81,7 @@ renamed as (
             when event_type = 'user_feedback'
                 then {{ json_number("properties -> 'rating'", 'integer', 1, 5) }}
         end as rating,
-        -- the tools an invocation called, in order (the seed's default: an empty list)
+        -- the tools an invocation called, in order (the reference's default: an empty list)
         case
             when event_type in ('agent_completed', 'agent_errored')
                 then coalesce(properties -> 'tool_calls', cast('[]' as jsonb))
