@@ -12,6 +12,7 @@ file being loaded was rolled back and loads on the next run).
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -298,7 +299,12 @@ def load(
             " loads on the next run; the files listed above are done",
             err=True,
         )
-        sys.exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
+        # Exit now, without interpreter teardown: the validating thread may still be inside
+        # C code, and finalising around it can crash (SIGSEGV seen in CI). The transaction
+        # was never committed; the server rolls it back when the socket closes.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
     finally:
         conn.close()
     _print_results(results, as_json)
