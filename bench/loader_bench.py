@@ -38,9 +38,10 @@ from psycopg2.extras import execute_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loader import embedded, warehouse
-from loader.generate import Workload, generate
-from loader.readers import BatchFile
+from loader.devtools import embedded
+from loader.devtools.generate import Workload, generate
+from loader.ingest import warehouse
+from loader.ingest.readers import BatchFile
 
 
 def _server_dsn() -> str:

@@ -61,8 +61,8 @@ sys.path.insert(0, str(BENCH))
 
 from loader_bench import Scratch, _server_dsn  # noqa: E402
 
-from loader import dbt as dbt_runner  # noqa: E402
-from loader.generate import Workload, generate  # noqa: E402
+from loader.devtools.generate import Workload, generate  # noqa: E402
+from loader.operations import dbt as dbt_runner  # noqa: E402
 
 QUICK_EVENTS = 50_000
 

@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from loader import warehouse
+from loader.ingest import warehouse
 
 REPO = Path(__file__).resolve().parent.parent
 

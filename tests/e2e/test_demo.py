@@ -1,6 +1,6 @@
 """`agent-loader demo` end to end: on the embedded server and on a configured one.
 
-The demo plants four anomalies (loader.demo.DEMO_ANOMALIES); the report must list exactly
+The demo plants four anomalies (loader.devtools.demo.DEMO_ANOMALIES); the report must list exactly
 those four insights, and a rerun must load nothing twice.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from loader import embedded
+from loader.devtools import embedded
 from tests.conftest import REPO
 
 PLANTED = [

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from loader import warehouse
 from loader.cli import main
+from loader.ingest import warehouse
 from tests.factories import agent_event, marketplace_event, write_events_document, write_ndjson
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from loader.events import (
+from loader.ingest.contract import (
     AGENT_EVENT_TYPES,
     MARKETPLACE_EVENT_TYPES,
     AgentEvent,

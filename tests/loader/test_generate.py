@@ -6,9 +6,9 @@ import hashlib
 from collections import Counter
 from datetime import datetime, timezone
 
-from loader.events import AgentEvent, parse_event
-from loader.generate import Workload, generate
-from loader.readers import BatchFile
+from loader.devtools.generate import Workload, generate
+from loader.ingest.contract import AgentEvent, parse_event
+from loader.ingest.readers import BatchFile
 
 END = datetime(2026, 11, 20, tzinfo=timezone.utc)
 

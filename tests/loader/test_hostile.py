@@ -21,10 +21,11 @@ from unittest import mock
 import pytest
 from click.testing import CliRunner
 
-from loader.cli import main, shown
-from loader.load import batch_files, load_file, validate_file
-from loader.privacy import Privacy
-from loader.readers import MAX_DEPTH, BatchFile
+from loader.cli import main
+from loader.console import shown
+from loader.ingest.load import batch_files, load_file, validate_file
+from loader.ingest.privacy import Privacy
+from loader.ingest.readers import MAX_DEPTH, BatchFile
 from tests.factories import agent_event, marketplace_event
 
 
@@ -213,9 +214,9 @@ def test_an_unreadable_folder_is_reported_not_skipped(db, tmp_path):
         return real_scandir(path)
 
     with (
-        mock.patch("loader.load.os.scandir", scandir),
+        mock.patch("loader.ingest.load.os.scandir", scandir),
         mock.patch(
-            "loader.readers.os.listdir", side_effect=PermissionError(13, "Permission denied")
+            "loader.ingest.readers.os.listdir", side_effect=PermissionError(13, "Permission denied")
         ),
     ):
         results = [load(db, path) for path in batch_files([landing])]
@@ -400,8 +401,8 @@ def test_a_row_postgresql_refuses_is_quarantined_with_its_position(db, tmp_path,
     path = tmp_path / "b.ndjson"
     path.write_bytes(lines(good(3, "a")) + bad.encode() + b"\n" + lines(good(3, "b")))
     with (
-        mock.patch("loader.load._SUSPECT", re.compile("(?!)")),
-        mock.patch("loader.readers._DECODER", json.JSONDecoder()),
+        mock.patch("loader.ingest.load._SUSPECT", re.compile("(?!)")),
+        mock.patch("loader.ingest.readers._DECODER", json.JSONDecoder()),
     ):
         result = load(db, path)
     assert (result.status, result.loaded, result.quarantined) == ("loaded", 6, 1), result.error

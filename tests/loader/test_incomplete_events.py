@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from loader.events import ContractError, parse_event
-from loader.load import load_file
+from loader.ingest.contract import ContractError, parse_event
+from loader.ingest.load import load_file
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 COMPLETED = marketplace_event()["properties"]

@@ -8,8 +8,8 @@ from unittest import mock
 
 import pytest
 
-from loader import load as load_module
-from loader.load import load_file
+from loader.ingest import load as load_module
+from loader.ingest.load import load_file
 from tests.factories import (
     agent_event,
     marketplace_event,

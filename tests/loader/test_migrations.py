@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loader import warehouse
+from loader.ingest import warehouse
 from tests.conftest import run_loader
 
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from loader.load import load_file
-from loader.privacy import TOKEN_KEY_VARIABLE, Privacy, PrivacyConfigError, mask_text
+from loader.ingest.load import load_file
+from loader.ingest.privacy import TOKEN_KEY_VARIABLE, Privacy, PrivacyConfigError, mask_text
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 KEY = "0123456789abcdef-test-key"

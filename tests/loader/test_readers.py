@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from loader.load import batch_files
-from loader.readers import BatchFile, file_checksum
+from loader.ingest.load import batch_files
+from loader.ingest.readers import BatchFile, file_checksum
 from tests.factories import (
     agent_event,
     marketplace_event,

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from loader.load import load_file
-from loader.retention import parse_duration, purge
+from loader.ingest.load import load_file
+from loader.operations.retention import parse_duration, purge
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 

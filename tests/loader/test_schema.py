@@ -1,4 +1,4 @@
-from loader import warehouse
+from loader.ingest import warehouse
 from tests.conftest import run_loader
 
 

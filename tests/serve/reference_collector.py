@@ -3,7 +3,7 @@
 Copied from the article with its indentation restored and nothing else changed (not even
 `datetime.utcnow()`), so the tests prove that the collector, used as is, delivers to
 `agent-loader serve`. Note `_flush`: it pops the batch before POSTing and never reads the
-answer, so a failed POST loses the batch; `loader.client.EventCollector` does not.
+answer, so a failed POST loses the batch; `loader.live.client.EventCollector` does not.
 """
 # ruff: noqa
 

@@ -1,7 +1,7 @@
 """The marketplace reference's `AnalyticsEvent` and `EventCollector(event_queue)`, as printed.
 
 Copied from the article with its indentation restored and nothing else changed; the tests
-give it a `loader.client.EndpointQueue` as its queue.
+give it a `loader.live.client.EndpointQueue` as its queue.
 """
 # ruff: noqa
 

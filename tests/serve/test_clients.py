@@ -1,5 +1,5 @@
 """The collectors: the conversation-analytics reference's, unchanged, delivers to `serve`
-(and loses a batch when a POST fails); `loader.client.EventCollector` never does; the
+(and loses a batch when a POST fails); `loader.live.client.EventCollector` never does; the
 marketplace reference's collector posts through `EndpointQueue`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from loader.client import BatchRefused, EndpointQueue, EventCollector
+from loader.live.client import BatchRefused, EndpointQueue, EventCollector
 from tests.conftest import Database, run_loader
 from tests.serve import reference_collector as reference
 from tests.serve import reference_marketplace as marketplace
@@ -52,7 +52,7 @@ def test_reference_collector_unchanged_delivers_to_serve(start_serve, db: Databa
 
 
 def test_reference_collector_loses_the_batch_when_a_post_fails() -> None:
-    """Why loader.client exists: the reference pops the batch before a POST that fails."""
+    """Why loader.live.client exists: the reference pops the batch before a POST that fails."""
 
     async def send() -> int:
         collector = reference.EventCollector(f"http://127.0.0.1:{free_port()}/v1/events")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from loader.serve import BadBatch, decode_batch, verdicts
+from loader.live.serve import BadBatch, decode_batch, verdicts
 
 
 def test_events_document_keeps_each_record_text_as_sent() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loader.serve import KeyConfigError, _key_label, parse_keys
+from loader.live.serve import KeyConfigError, _key_label, parse_keys
 from tests.conftest import REPO, Database, run_loader
 from tests.serve.conftest import agent_event
 

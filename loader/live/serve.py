@@ -44,9 +44,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from loader.events import ContractError, parse_event
-from loader.load import _unstorable  # the loader's own jsonb check, so verdicts agree
-from loader.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
+from loader.ingest.contract import ContractError, parse_event
+from loader.ingest.load import unstorable  # the loader's own jsonb check: verdicts agree
+from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 16 << 20
 """Largest request body, after gzip decoding (16 MiB); larger bodies get 413."""
@@ -296,7 +296,7 @@ def verdicts(
                 reason = error.reason
             else:
                 if "\\u" in text or "NaN" in text or "Infinity" in text:
-                    reason = _unstorable(value)
+                    reason = unstorable(value)
         if reason is not None:
             quarantined.append({"index": index, "reason": reason})
     return lines, quarantined

@@ -30,9 +30,9 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
-    """The raw schema's migrations, in order: `loader/migrations/NNNN_name.sql`."""
+    """The raw schema's migrations, in order: `loader/ingest/migrations/NNNN_name.sql`."""
     found = []
-    for entry in resources.files("loader.migrations").iterdir():
+    for entry in resources.files("loader.ingest.migrations").iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from loader.load import FileResult, batch_files
+from loader.ingest.load import FileResult, batch_files
 
 DEFAULT_POLL_INTERVAL = 0.2
 DEFAULT_RETRY_FAILED_AFTER = 30.0

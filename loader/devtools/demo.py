@@ -17,9 +17,11 @@ from typing import Any
 import psycopg2.extensions
 import psycopg2.extras
 
-from loader import dbt, embedded, warehouse
-from loader.generate import Workload, generate
-from loader.load import FileResult, batch_files, load_file
+from loader.devtools import embedded
+from loader.devtools.generate import Workload, generate
+from loader.ingest import warehouse
+from loader.ingest.load import FileResult, batch_files, load_file
+from loader.operations import dbt
 
 # The anomalies the demo plants; `insights` should report exactly these.
 DEMO_ANOMALIES: dict[str, Any] = {

@@ -30,9 +30,9 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.events import AgentEvent, ContractError, parse_event
-from loader.privacy import NO_PRIVACY, Privacy
-from loader.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
+from loader.ingest.contract import AgentEvent, ContractError, parse_event
+from loader.ingest.privacy import NO_PRIVACY, Privacy
+from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
@@ -210,7 +210,7 @@ def _text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _unstorable(value: Any) -> str | None:
+def unstorable(value: Any) -> str | None:
     """Why PostgreSQL would refuse a decoded JSON value in jsonb, or None.
 
     Python's JSON decoder accepts three things jsonb does not: NaN and Infinity (the reader
@@ -257,7 +257,7 @@ def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
         raise ContractError(record.error)
     event = parse_event(record.value, show_values=not privacy.active)
     raw = record.raw
-    if _SUSPECT.search(raw) and (reason := _unstorable(record.value)):
+    if _SUSPECT.search(raw) and (reason := unstorable(record.value)):
         raise ContractError(reason)
     kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
     if privacy.active:  # the protected record, re-serialised, is what gets written

@@ -1,0 +1,131 @@
+"""What every command shares: connection options, PostgreSQL errors, and printing results."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import psycopg2
+
+from loader.devtools import embedded
+from loader.errors import DatabaseError, NoConnection
+from loader.ingest import warehouse
+from loader.ingest.load import FileResult
+from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+dsn_option = click.option(
+    "--dsn",
+    envvar="AGENT_ANALYTICS_DSN",
+    help=(
+        "PostgreSQL connection string (env AGENT_ANALYTICS_DSN). Default: the libpq variables"
+        " PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; with none of those set, the embedded"
+        " server under $AGENT_ANALYTICS_HOME (default ./.agent-analytics) when it runs."
+    ),
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+max_record_option = click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=64),
+    default=DEFAULT_MAX_RECORD_BYTES,
+    show_default=True,
+    help="Records larger than this are quarantined, never loaded.",
+)
+project_dir_option = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DBT_PROJECT_DIR",
+    help="The dbt project (env DBT_PROJECT_DIR) [default: the current folder].",
+)
+paths_argument = click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+
+
+def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
+    """--dsn, else the libpq environment, else the embedded server when it runs.
+
+    Only `demo` (and `embedded start`) start the embedded server: any other command with no
+    connection configured (under cron, say) refuses instead of starting a server somewhere.
+    """
+    if dsn:
+        return dsn
+    if warehouse.libpq_configured():
+        return ""
+    uri = embedded.running_uri()
+    if uri is None and not start_embedded:
+        raise NoConnection(
+            "no PostgreSQL configured: set --dsn (or $AGENT_ANALYTICS_DSN) or the PG* variables"
+            " (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE); to use the embedded server,"
+            f" run `agent-loader embedded start` (data in {embedded.pgdata()})"
+        )
+    click.echo(f"Using the embedded PostgreSQL in {embedded.pgdata()}", err=True)
+    return uri or embedded.start()
+
+
+def database_errors(command: F) -> F:
+    """A PostgreSQL error in the middle of a command: one line and exit 3, no traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except psycopg2.Error as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise DatabaseError(f"PostgreSQL error: {first_line}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """Text safe for one line of a log: control characters (a newline in a file name could
+    forge a line) and undecodable bytes appear as escapes."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
+def file_line(result: FileResult) -> str:
+    path = shown(result.path)
+    if result.status == "failed":
+        return f"failed     {path}: {shown(result.error or '')}"
+    if result.status == "skipped":
+        return f"skipped    {path} (already loaded as batch {result.batch_id})"
+    rate = result.records_read / result.seconds if result.seconds else 0.0
+    if result.status == "validated":
+        counts = f"valid={result.valid} "
+    else:
+        counts = f"loaded={result.loaded} duplicates={result.duplicates} "
+    return (
+        f"{result.status:<10} {path}: read={result.records_read} {counts}"
+        f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
+    )
+
+
+def print_results(results: list[FileResult], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([result.as_dict() for result in results], indent=2))
+        return
+    by_status: dict[str, int] = {}
+    for result in results:
+        by_status[result.status] = by_status.get(result.status, 0) + 1
+    files = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+    read = sum(result.records_read for result in results)
+    loaded = sum(result.loaded for result in results)
+    duplicates = sum(result.duplicates for result in results)
+    quarantined = sum(result.quarantined for result in results)
+    if results and all(result.status in ("validated", "failed") for result in results):
+        counts = f"valid={sum(result.valid for result in results)}"  # a dry run loads nothing
+    else:
+        counts = f"loaded={loaded} duplicates={duplicates}"
+    click.echo(
+        f"{len(results)} file(s) ({files or 'none'}): read={read} {counts}"
+        f" quarantined={quarantined}"
+    )

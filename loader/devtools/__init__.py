@@ -1,0 +1,1 @@
+"""Developer tools: the synthetic event generator, the demo and the embedded PostgreSQL."""

@@ -1,0 +1,259 @@
+"""The developer tools commands: generate, demo, embedded start / stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from loader.console import dsn_option, json_option, project_dir_option, resolve_dsn
+from loader.devtools import demo, embedded
+from loader.devtools.generate import Workload, generate
+from loader.ingest import warehouse
+
+
+def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
+    """Parse repeated NAME=RATE options into a dict, with a usage error on a bad one."""
+    parsed = {}
+    for value in values:
+        name, _, rate = value.partition("=")
+        try:
+            parsed[name] = float(rate)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected NAME=RATE, got {value!r}", param_hint=option
+            ) from None
+        if not name or not 0 <= parsed[name] <= 1:
+            raise click.BadParameter(
+                f"expected NAME=RATE with RATE in [0, 1], got {value!r}", param_hint=option
+            )
+    return parsed
+
+
+@click.command(name="generate")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the batch files into (created if missing).",
+)
+@click.option(
+    "--events",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="About how many events to write.",
+)
+@click.option(
+    "--days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Spread the events over this many days, ending now.",
+)
+@click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+@click.option(
+    "--publishers",
+    default=6,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Marketplace publishers pub-01, pub-02, ... (two agents each).",
+)
+@click.option(
+    "--events-per-file",
+    default=50_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rotate files (NDJSON, .gz, {events}) at this size.",
+)
+@click.option(
+    "--duplicate-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of events written twice, as a retrying collector would.",
+)
+@click.option(
+    "--late-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of events held back and written into later files.",
+)
+@click.option(
+    "--error-rate",
+    "error_rates",
+    multiple=True,
+    metavar="PUBLISHER=RATE",
+    help="Plant an error rate for a publisher, e.g. pub-02=0.15. Repeatable.",
+)
+@click.option(
+    "--slow-agent",
+    "slow_agents",
+    multiple=True,
+    metavar="AGENT",
+    help="Plant a slow agent (durations around 16 s), e.g. pub-03-agent-1.",
+)
+@click.option(
+    "--failing-tool",
+    "failing_tools",
+    multiple=True,
+    metavar="PUBLISHER/TOOL=RATE",
+    help="Plant a tool failure rate for one publisher, e.g. pub-05/web_fetch=0.35.",
+)
+@click.option(
+    "--unhappy",
+    "unhappy",
+    multiple=True,
+    metavar="PUBLISHER",
+    help="Plant unhappy users for a publisher (ratings mostly 1 and 2).",
+)
+@json_option
+def generate_command(
+    out: Path,
+    events: int,
+    days: int,
+    seed: int,
+    publishers: int,
+    events_per_file: int,
+    duplicate_rate: float,
+    late_rate: float,
+    error_rates: tuple[str, ...],
+    slow_agents: tuple[str, ...],
+    failing_tools: tuple[str, ...],
+    unhappy: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Write synthetic batch files of both event kinds, deterministic for a --seed.
+
+    Conversation events and marketplace invocations, tool calls, feedback and installs,
+    written as collectors write them. Options plant anomalies for the insights
+    to find, and duplicate and late events for the loader and the incremental models.
+    """
+    tools = {}
+    for key, rate in _rates(failing_tools, "--failing-tool").items():
+        publisher, _, tool = key.partition("/")
+        if not tool:
+            raise click.BadParameter(
+                f"expected PUBLISHER/TOOL=RATE, got {key!r}", param_hint="--failing-tool"
+            )
+        tools[(publisher, tool)] = rate
+    workload = Workload(
+        events=events,
+        days=days,
+        seed=seed,
+        publishers=publishers,
+        events_per_file=events_per_file,
+        duplicate_rate=duplicate_rate,
+        late_rate=late_rate,
+        error_rate_by_publisher=_rates(error_rates, "--error-rate"),
+        slow_agents=set(slow_agents),
+        failing_tools=tools,
+        unhappy_publishers=set(unhappy),
+    )
+    written = generate(
+        workload, out, progress=lambda n: click.echo(f"  {n:,} events written ...", err=True)
+    )
+    if as_json:
+        summary = {
+            "events": written.events,
+            "duplicates": written.duplicates,
+            "late": written.late,
+            "files": [str(path) for path in written.files],
+        }
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"wrote {written.events:,} events ({written.duplicates:,} duplicates,"
+        f" {written.late:,} late) in {len(written.files)} files under {out}"
+    )
+
+
+@click.command(name="demo")
+@dsn_option
+@click.option(
+    "--events",
+    default=40_000,
+    show_default=True,
+    type=click.IntRange(min=1000),
+    help="Events to generate on the first run.",
+)
+@click.option(
+    "--days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Days the events span, ending now.",
+)
+@click.option("--seed", default=7, show_default=True, help="Generator seed.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Start over: drop the raw and dbt schemas and the generated files first.",
+)
+@project_dir_option
+@json_option
+def demo_command(
+    dsn: str | None,
+    events: int,
+    days: int,
+    seed: int,
+    reset: bool,
+    project_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Generate, load and build a few days of events, then print what the marts say.
+
+    With no --dsn or PG* variables it runs on an embedded PostgreSQL under
+    $AGENT_ANALYTICS_HOME (./.agent-analytics), which keeps running afterwards
+    (`agent-loader embedded stop` stops it). A rerun reuses the generated files, so it
+    loads nothing twice; --reset starts from scratch.
+    """
+    is_embedded = not dsn and not warehouse.libpq_configured()
+    resolved = resolve_dsn(dsn, start_embedded=True)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
+    if not result.dbt_ok:
+        raise click.ClickException("dbt build failed; see the lines above")
+    if as_json:
+        click.echo(json.dumps(demo.report_data(resolved), default=str, indent=2))
+        return
+    click.echo(demo.report(resolved))
+    click.echo(demo.connection_help(resolved, is_embedded))
+
+
+@click.group(name="embedded")
+def embedded_group() -> None:
+    """Manage the embedded PostgreSQL, whose data lives under $AGENT_ANALYTICS_HOME."""
+
+
+@embedded_group.command(name="start")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help=f"TCP port on 127.0.0.1 [default: {embedded.DEFAULT_PORT}, else a free one].",
+)
+@json_option
+def embedded_start(port: int | None, as_json: bool) -> None:
+    """Start the embedded server (or reuse it) and print its connection URI.
+
+    It listens on 127.0.0.1 so that psql and BI tools can connect; dbt's shipped profile
+    reaches it when no PG* variable is set and it uses the default port.
+    """
+    try:
+        uri = embedded.start(port)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"uri": uri, "pgdata": str(embedded.pgdata())}))
+    else:
+        click.echo(uri)
+
+
+@embedded_group.command(name="stop")
+def embedded_stop() -> None:
+    """Stop the embedded server; its data stays for the next start."""
+    click.echo("stopped" if embedded.stop() else "not running")

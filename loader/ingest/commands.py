@@ -1,0 +1,313 @@
+"""The ingest commands: init, load (also --follow), validate, history."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loader.console import (
+    database_errors,
+    dsn_option,
+    file_line,
+    json_option,
+    max_record_option,
+    paths_argument,
+    print_results,
+    resolve_dsn,
+    shown,
+)
+from loader.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_TERMINATED, PrivacySettingsDiffer
+from loader.ingest import warehouse
+from loader.ingest.load import (
+    FileResult,
+    Interrupted,
+    batch_files,
+    load_file,
+    stop_on_signals,
+    validate_file,
+)
+from loader.ingest.privacy import (
+    Privacy,
+    PrivacyConfigError,
+    PrivacyMismatch,
+    store_settings,
+    warehouse_privacy,
+)
+
+tokenize_option = click.option(
+    "--tokenize-users/--no-tokenize-users",
+    default=None,
+    envvar="AGENT_ANALYTICS_TOKENIZE_USERS",
+    help=(
+        "Replace user ids with keyed HMAC-SHA256 tokens before writing; the key comes from"
+        " $AGENT_ANALYTICS_TOKEN_KEY (at least 16 bytes). A warehouse setting: stored by"
+        " `init`, applied by every load."
+    ),
+)
+redact_option = click.option(
+    "--redact",
+    type=click.Choice(["none", "mask", "drop"]),
+    default=None,
+    envvar="AGENT_ANALYTICS_REDACT",
+    help=(
+        "Text: keep it, mask e-mails/phones/cards in every string, or drop free-text"
+        " fields (and mask the rest). A warehouse setting: stored by `init`, applied by"
+        " every load. [default: none]"
+    ),
+)
+
+
+def _privacy_errors(action: Callable[[], Privacy]) -> Privacy:
+    try:
+        return action()
+    except PrivacyConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except PrivacyMismatch as error:
+        raise PrivacySettingsDiffer(str(error)) from None
+
+
+@click.command(name="init")
+@dsn_option
+@json_option
+@tokenize_option
+@redact_option
+@database_errors
+def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: str | None) -> None:
+    """Create the raw schema, or migrate it to this version. Safe to rerun.
+
+    With --tokenize-users and/or --redact, also store the warehouse's privacy settings,
+    which every later load applies (refused once events are loaded under other settings).
+    """
+    conn = warehouse.connect(resolve_dsn(dsn))
+    applied = warehouse.migrate(conn)
+    version = warehouse.schema_version(conn)
+    if tokenize_users is not None or redact is not None:
+        try:
+            _privacy_errors(lambda: store_settings(conn, bool(tokenize_users), redact or "none"))
+        finally:
+            conn.close()
+    conn.close()
+    if as_json:
+        click.echo(json.dumps({"schema_version": version, "applied": [m.version for m in applied]}))
+    elif applied:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+        click.echo(f"raw schema at version {version} (applied {names})")
+    else:
+        click.echo(f"raw schema already at version {version}; nothing to do")
+
+
+@click.command(name="load")
+@paths_argument
+@dsn_option
+@json_option
+@max_record_option
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When another load is running: wait for it to finish, or exit at once with code 4.",
+)
+@click.option(
+    "--fail-on-quarantine",
+    is_flag=True,
+    help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
+)
+@tokenize_option
+@redact_option
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Checksum every file, even one whose path, size and mtime match a loaded batch.",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help=(
+        "Keep running: load new files as they appear (polling), one transaction per file;"
+        " SIGTERM stops it after the current file. Pairs with `agent-loader serve`."
+    ),
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.2,
+    show_default=True,
+    help="With --follow: seconds between looks for new files.",
+)
+@click.option(
+    "--move-loaded-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=(
+        "With --follow: move each loaded file into this folder after its commit, keeping the"
+        " landing folder (the spool `serve` limits) small."
+    ),
+)
+@database_errors
+def load(
+    paths: tuple[Path, ...],
+    dsn: str | None,
+    as_json: bool,
+    max_record_bytes: int,
+    wait: bool,
+    fail_on_quarantine: bool,
+    tokenize_users: bool | None,
+    redact: str | None,
+    rehash: bool,
+    follow: bool,
+    poll_interval: float,
+    move_loaded_to: Path | None,
+) -> None:
+    """Load every new batch file under PATHS, exactly once.
+
+    A file already in the ledger is skipped (same path, size and mtime; else same sha256);
+    an event seen before is counted as a duplicate; an invalid record goes to raw.quarantine
+    with its reason. Directories are read recursively in sorted order, hidden files left out.
+    """
+    if move_loaded_to is not None and not follow:
+        raise click.UsageError("--move-loaded-to works with --follow only")
+    if tokenize_users:  # a missing key is a usage error before anything is opened
+        _privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
+    conn = warehouse.connect(resolve_dsn(dsn))
+    results: list[FileResult] = []
+    try:
+        warehouse.require_current_schema(conn)
+        warehouse.acquire_load_lock(conn, wait)
+        privacy = _privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
+        if follow:  # SIGTERM finishes the current file, then stops (loader/live/follow.py)
+            _follow(
+                conn,
+                paths,
+                max_record_bytes,
+                rehash,
+                privacy,
+                poll_interval,
+                move_loaded_to,
+                as_json,
+            )
+            return
+        with stop_on_signals():
+            for path in batch_files(paths):
+                result = load_file(conn, path, max_record_bytes, rehash, privacy)
+                results.append(result)
+                if not as_json:
+                    click.echo(file_line(result))
+    except Interrupted as interrupt:
+        print_results(results, as_json)
+        click.echo(
+            f"Error: interrupted by {interrupt}: the file being loaded was rolled back and"
+            " loads on the next run; the files listed above are done",
+            err=True,
+        )
+        # Exit now, without interpreter teardown: the validating thread may still be inside
+        # C code, and finalising around it can crash (SIGSEGV seen in CI). The transaction
+        # was never committed; the server rolls it back when the socket closes.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
+    finally:
+        conn.close()
+    print_results(results, as_json)
+    failed = any(result.status == "failed" for result in results)
+    if failed or (fail_on_quarantine and any(result.quarantined for result in results)):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.command(name="validate")
+@paths_argument
+@json_option
+@max_record_option
+def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> None:
+    """Check batch files against the event contract without a database (a dry run).
+
+    Exits 1 when any record would be quarantined or a file cannot be read.
+    """
+    results = []
+    for path in batch_files(paths):
+        try:
+            result = validate_file(path, max_record_bytes)
+        except OSError as error:
+            result = FileResult(str(path), "failed", error=f"cannot read the file: {error}")
+        results.append(result)
+        if not as_json:
+            click.echo(file_line(result))
+            for reason, count in result.reasons.items():
+                click.echo(f"    {count:>8}  {reason}")
+            for problem in result.problems[:10]:
+                click.echo(f"    at {problem['position']}: {shown(problem['reason'])}")
+            if len(result.problems) > 10:
+                click.echo("    ... (--json lists the first 1,000 positions and reasons)")
+    print_results(results, as_json)
+    if any(result.status == "failed" or result.quarantined for result in results):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.command(name="history")
+@dsn_option
+@json_option
+@click.option("--limit", default=20, show_default=True, help="How many ledger rows to show.")
+@database_errors
+def history(dsn: str | None, as_json: bool, limit: int) -> None:
+    """Show the newest rows of the load ledger (raw.load_batches)."""
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    rows = warehouse.recent_batches(conn, limit)
+    conn.close()
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    click.echo(
+        f"{'batch':>7}  {'status':<7} {'read':>9} {'loaded':>9} {'dups':>7} {'quar':>7}  "
+        f"{'finished (UTC)':<19}  path"
+    )
+    for row in rows:
+        finished = row["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if row["finished_at"] else ""
+        click.echo(
+            f"{row['batch_id']:>7}  {row['status']:<7} {row['records_read']:>9} "
+            f"{row['loaded']:>9} {row['duplicates']:>7} {row['quarantined']:>7}  "
+            f"{finished:<19}  {shown(row['path'])}"
+            + (f"  ({shown(row['error'])})" if row["error"] else "")
+        )
+
+
+def _follow(
+    conn: Any,
+    paths: tuple[Path, ...],
+    max_record_bytes: int,
+    rehash: bool,
+    privacy: Privacy,
+    poll_interval: float,
+    move_loaded_to: Path | None,
+    as_json: bool,
+) -> None:
+    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
+
+    Prints a line per file as it is loaded (with --json: one JSON document per line).
+    """
+    from loader.live.follow import Stop, follow
+
+    def report(result: FileResult) -> None:
+        click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
+
+    stop = Stop()
+    stop.install()
+    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)"
+    click.echo(say, err=True)
+    failed = follow(
+        paths,
+        lambda path: load_file(conn, path, max_record_bytes, rehash, privacy),
+        report,
+        stop,
+        poll_interval,
+        move_loaded_to,
+    )
+    conn.close()
+    click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
+    if failed:
+        sys.exit(EXIT_PROBLEMS)

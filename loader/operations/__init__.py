@@ -1,0 +1,1 @@
+"""Warehouse operations: roles and grants, retention, and the dbt runner."""

@@ -1,0 +1,249 @@
+"""Warehouse operations commands: purge, roles, grant-tenant, grant-publisher, revoke, grants."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from loader.console import database_errors, dsn_option, json_option, resolve_dsn
+from loader.ingest import warehouse
+from loader.operations.retention import parse_duration, purge
+from loader.operations.roles import (
+    ReaderGrant,
+    RoleConfigError,
+    RoleRefused,
+    create_roles,
+    grant_reader,
+    list_grants,
+    revoke_reader,
+)
+
+
+@click.command(name="purge")
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help="Retention window, e.g. 90d, 12h or 2w: rows older than now minus this go.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--batch-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows deleted per transaction.",
+)
+@dsn_option
+@json_option
+@database_errors
+def purge_command(
+    older_than: str, dry_run: bool, batch_size: int, dsn: str | None, as_json: bool
+) -> None:
+    """Delete raw events and quarantine rows older than the retention window.
+
+    Events go by event time, quarantine rows by when they were quarantined, in batches of
+    --batch-size rows. The ledger keeps reconciling (purged rows are counted per batch) and
+    raw.purges records each purge; the next `dbt build` drops purged events from the marts.
+    """
+    try:
+        window = parse_duration(older_than)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    result = purge(conn, window, batch_size, dry_run)
+    conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), default=str))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.agent_events:,} agent events, {result.marketplace_events:,}"
+        f" marketplace events and {result.quarantine:,} quarantine rows older than"
+        f" {result.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+    )
+
+
+prefix_option = click.option(
+    "--prefix",
+    default="aa_",
+    show_default=True,
+    envvar="AGENT_ANALYTICS_ROLE_PREFIX",
+    help=(
+        "Prefix of the role names (env AGENT_ANALYTICS_ROLE_PREFIX); dbt must use the"
+        " same one: --vars '{role_prefix: ...}'."
+    ),
+)
+
+
+@click.command(name="roles")
+@prefix_option
+@click.option(
+    "--close-database",
+    is_flag=True,
+    help=(
+        "Also revoke connect and temporary on the database from PUBLIC, so only the"
+        " project's roles (and superusers) can connect to it."
+    ),
+)
+@dsn_option
+@json_option
+@database_errors
+def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: bool) -> None:
+    """Create the loader, transformer and reader roles and their grants. Safe to rerun.
+
+    Creates NOLOGIN group roles PREFIXloader (writes raw), PREFIXtransformer (runs dbt),
+    PREFIXbi_operator (reads every mart row), PREFIXbi_tenant and PREFIXbi_publisher (read
+    the rows of the tenants / publishers granted to the login with grant-tenant /
+    grant-publisher) and PREFIXbi_trusted_app (an application server that picks the tenant
+    per request with app.tenant_id / app.publisher_id: never give it to a person), and the
+    table access.reader_grants. Never alters a role it did not create (exit 1). Run as the
+    role that ran `agent-loader init`; the next `dbt build` grants the marts.
+    """
+    conn = warehouse.connect(resolve_dsn(dsn))
+    warehouse.require_current_schema(conn)
+    try:
+        result = create_roles(conn, prefix, close_database=close_database)
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    created = ", ".join(result.created) or "none (all existed)"
+    click.echo(f"roles in database {result.database}: {', '.join(result.roles.values())}")
+    click.echo(f"created: {created}")
+    if result.database_closed:
+        click.echo(f"database {result.database}: connect and temporary revoked from PUBLIC")
+
+
+def _grant(
+    login: str, scope: str, subject_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        grant, is_new = grant_reader(conn, login, scope, subject_id, prefix)  # type: ignore[arg-type]
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps({**grant.as_dict(), "created": is_new}))
+        return
+    state = "granted" if is_new else "already granted"
+    click.echo(f"{login} may read {scope} {subject_id}'s rows ({state})")
+
+
+@click.command(name="grant-tenant")
+@click.argument("login")
+@click.argument("tenant_id")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def grant_tenant_command(
+    login: str, tenant_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    """Let the existing login role LOGIN read TENANT_ID's rows of the tenant marts.
+
+    Records the grant in access.reader_grants and makes LOGIN a member of PREFIXbi_tenant.
+    Repeat for more tenants. Row-level security compares each row with the grants of the
+    connected login, so no SQL the login sends (set, reset, set role) widens it. Exit 1
+    when LOGIN does not exist, cannot log in, or is a superuser or BYPASSRLS role.
+    """
+    _grant(login, "tenant", tenant_id, prefix, dsn, as_json)
+
+
+@click.command(name="grant-publisher")
+@click.argument("login")
+@click.argument("publisher_id")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def grant_publisher_command(
+    login: str, publisher_id: str, prefix: str, dsn: str | None, as_json: bool
+) -> None:
+    """Let the existing login role LOGIN read PUBLISHER_ID's rows of the *_shared marts.
+
+    Records the grant in access.reader_grants and makes LOGIN a member of
+    PREFIXbi_publisher. Repeat for more publishers. Exit 1 as for grant-tenant.
+    """
+    _grant(login, "publisher", publisher_id, prefix, dsn, as_json)
+
+
+@click.command(name="revoke")
+@click.argument("login")
+@click.option("--tenant", "tenant_id", help="Revoke only this tenant.")
+@click.option("--publisher", "publisher_id", help="Revoke only this publisher.")
+@prefix_option
+@dsn_option
+@json_option
+@database_errors
+def revoke_command(
+    login: str,
+    tenant_id: str | None,
+    publisher_id: str | None,
+    prefix: str,
+    dsn: str | None,
+    as_json: bool,
+) -> None:
+    """Remove LOGIN's tenant / publisher grants (all of them, or the one named).
+
+    A login left with no tenant (publisher) leaves PREFIXbi_tenant (PREFIXbi_publisher).
+    Exit 1 when there was nothing to revoke.
+    """
+    if tenant_id is not None and publisher_id is not None:
+        raise click.UsageError("give --tenant or --publisher, not both")
+    scope = "tenant" if tenant_id is not None else "publisher" if publisher_id else None
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        removed = revoke_reader(conn, login, scope, tenant_id or publisher_id, prefix)  # type: ignore[arg-type]
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps({"removed": [grant.as_dict() for grant in removed]}))
+    else:
+        for grant in removed:
+            click.echo(f"revoked: {grant.login} {grant.scope} {grant.subject_id}")
+    if not removed:
+        what = f" {scope} {tenant_id or publisher_id}" if scope else ""
+        raise click.ClickException(
+            f"{login} had no grant{what} to revoke; `agent-loader grants` lists them"
+        )
+
+
+@click.command(name="grants")
+@click.option("--login", help="Only this login's grants.")
+@dsn_option
+@json_option
+@database_errors
+def grants_command(login: str | None, dsn: str | None, as_json: bool) -> None:
+    """List which login may read which tenant's or publisher's rows."""
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        grants: list[ReaderGrant] = list_grants(conn, login)
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps([grant.as_dict() for grant in grants]))
+        return
+    if not grants:
+        click.echo("no grants")
+    for grant in grants:
+        click.echo(
+            f"{grant.login}\t{grant.scope}\t{grant.subject_id}\t{grant.granted_at:%Y-%m-%d %H:%M}"
+        )
