@@ -21,7 +21,7 @@ import json
 import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -276,6 +276,25 @@ def test_build_passes_every_test(loaded):
     assert "ERROR=0" in loaded["build"]
 
 
+def test_dashboard_rates_and_money_are_stored_at_a_fixed_scale(loaded, module_db):
+    """Rates at 8 decimals, money and averages at 6: the exact value, rounded half up once."""
+    eight, six = Decimal("1e-8"), Decimal("1e-6")
+    checked = 0
+    for mart in rows(module_db, "select * from marts.publisher_dashboard"):
+        if not mart["total_invocations"]:
+            continue
+        exact_rate = Decimal(mart["errored_invocations"]) / Decimal(mart["total_invocations"])
+        assert mart["error_rate"] == exact_rate.quantize(eight, ROUND_HALF_UP)
+        assert mart["error_rate"].as_tuple().exponent == -8
+        assert mart["total_revenue"].as_tuple().exponent == -6
+        durations = window_durations(loaded["records"], mart["publisher_id"])
+        if durations:
+            exact_mean = Decimal(sum(durations)) / len(durations)
+            assert mart["avg_response_time_ms"] == exact_mean.quantize(six, ROUND_HALF_UP)
+        checked += 1
+    assert checked >= 3
+
+
 def test_dashboard_matches_the_seed_reference_field_by_field(loaded, module_db):
     dashboards = {
         row["publisher_id"]: row
@@ -291,7 +310,8 @@ def test_dashboard_matches_the_seed_reference_field_by_field(loaded, module_db):
         assert mart["unique_tenants"] == expected.unique_tenants, publisher
         assert round(mart["total_revenue"], 2) == Decimal(str(expected.total_revenue)), publisher
         # Seed rounds to 4 (error rate) and 2 (satisfaction, revenue per tenant) for display;
-        # the mart keeps full precision; an empty denominator is null in the mart, 0.0 in the seed.
+        # the mart keeps 8 (rates) or 6 decimals; an empty denominator is null in the mart,
+        # 0.0 in the seed.
         if expected.total_invocations:
             assert round(mart["error_rate"], 4) == Decimal(str(expected.error_rate)), publisher
             assert round(mart["avg_revenue_per_tenant"], 2) == Decimal(

@@ -56,3 +56,18 @@ def test_build_on_empty_raw_tables_then_docs_cover_every_model_and_column(dbt, m
         "select obj_description('marts.publisher_dashboard'::regclass, 'pg_class')"
     )
     assert dashboard and "publisher" in dashboard.lower()
+
+    # Ratios and money have a fixed scale (docs/models.md, "Scale"); only per-event facts keep
+    # the collector's value.
+    unscaled = module_db.query(
+        """
+        select table_name || '.' || column_name
+        from information_schema.columns
+        where table_schema = 'marts' and data_type = 'numeric' and numeric_scale is null
+        order by 1
+        """
+    )
+    assert [row[0] for row in unscaled] == [
+        "fct_invocations.cost_usd",
+        "fct_invocations.duration_ms",
+    ]

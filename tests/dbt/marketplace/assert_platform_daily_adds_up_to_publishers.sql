@@ -1,6 +1,7 @@
--- The operator's view agrees with the publishers' views: on every day, `platform_daily`'s GMV
--- and invocations are the sums of `publisher_daily`, and its active publishers are the
--- publishers with an invocation that day. Returns the days where they disagree.
+-- The operator's view agrees with the publishers' views: on every day, `platform_daily`'s
+-- invocations are the sum of `publisher_daily`'s and its GMV too, within the stored scale's
+-- rounding (half a micro-dollar per row), and its active publishers are the publishers with
+-- an invocation that day. Returns the days where they disagree.
 with
 
 platform_daily as (
@@ -21,6 +22,7 @@ publisher_totals as (
         date_day,
         sum(revenue_usd) as revenue_usd,
         sum(invocations) as invocations,
+        count(*) as publisher_rows,
         count(*) filter (where invocations > 0) as active_publishers
 
     from publisher_daily
@@ -37,6 +39,7 @@ compared as (
         platform_daily.active_publishers,
         coalesce(publisher_totals.revenue_usd, 0) as publisher_revenue_usd,
         coalesce(publisher_totals.invocations, 0) as publisher_invocations,
+        coalesce(publisher_totals.publisher_rows, 0) as publisher_rows,
         coalesce(publisher_totals.active_publishers, 0) as publisher_active_publishers
 
     from platform_daily
@@ -47,6 +50,6 @@ compared as (
 
 select * from compared
 where
-    gmv_usd != publisher_revenue_usd
+    abs(gmv_usd - publisher_revenue_usd) > 0.0000005 * (publisher_rows + 1)
     or invocations != publisher_invocations
     or active_publishers != publisher_active_publishers

@@ -1,7 +1,7 @@
 -- Per publisher, `tenant_revenue` over the dashboard window adds up to the dashboard: its
--- revenue to `total_revenue`, its rows to `unique_tenants`, its invocations to
--- `total_invocations`, and revenue / rows to `avg_revenue_per_tenant`. Returns the publishers
--- where any of these disagree.
+-- rows to `unique_tenants` and its invocations to `total_invocations` exactly; its revenue to
+-- `total_revenue` and revenue / rows to `avg_revenue_per_tenant` within the stored scale's
+-- rounding (half a micro-dollar per row). Returns the publishers where any of these disagree.
 with
 
 publisher_dashboard as (
@@ -50,7 +50,8 @@ compared as (
 
 select * from compared
 where
-    total_revenue != tenant_revenue_usd
+    abs(total_revenue - tenant_revenue_usd) > 0.0000005 * (tenants + 1)
     or unique_tenants != tenants
     or total_invocations != tenant_invocations
-    or avg_revenue_per_tenant is distinct from tenant_avg_revenue_usd
+    or (avg_revenue_per_tenant is null) != (tenant_avg_revenue_usd is null)
+    or abs(avg_revenue_per_tenant - tenant_avg_revenue_usd) > 0.000001
