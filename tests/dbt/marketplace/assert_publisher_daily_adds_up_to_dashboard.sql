@@ -61,7 +61,7 @@ daily_totals as (
         sum(completed_invocations) as completed_invocations,
         sum(errored_invocations) as errored_invocations,
         sum(revenue_usd) as revenue_usd,
-        count(*) as days,
+        count(*) as daily_rows,
         sum(rating_count) as rating_count,
         sum(rating_sum) / nullif(sum(rating_count), 0) as avg_satisfaction,
         sum(avg_response_time_ms * timed_completions)
@@ -89,7 +89,7 @@ compared as (
         coalesce(daily_totals.completed_invocations, 0) as daily_completed_invocations,
         coalesce(daily_totals.errored_invocations, 0) as daily_errored_invocations,
         coalesce(daily_totals.revenue_usd, 0) as daily_revenue_usd,
-        coalesce(daily_totals.days, 0) as days,
+        coalesce(daily_totals.daily_rows, 0) as daily_rows,
         coalesce(daily_totals.rating_count, 0) as daily_rating_count
 
     from publisher_dashboard
@@ -103,7 +103,7 @@ where
     total_invocations != daily_invocations
     or completed_invocations != daily_completed_invocations
     or errored_invocations != daily_errored_invocations
-    or abs(total_revenue - daily_revenue_usd) > 0.0000005 * (days + 1)
+    or abs(total_revenue - daily_revenue_usd) > 0.0000005 * (daily_rows + 1)
     or rating_count != daily_rating_count
     or (avg_satisfaction is null) != (daily_avg_satisfaction is null)
     or abs(avg_satisfaction - daily_avg_satisfaction) > 1e-6
