@@ -254,6 +254,11 @@ def embedded_start(port: int | None, as_json: bool) -> None:
 
 
 @embedded_group.command(name="stop")
-def embedded_stop() -> None:
+@json_option
+def embedded_stop(as_json: bool) -> None:
     """Stop the embedded server; its data stays for the next start."""
-    click.echo("stopped" if embedded.stop() else "not running")
+    stopped = embedded.stop()
+    if as_json:
+        click.echo(json.dumps({"stopped": stopped}))
+    else:
+        click.echo("stopped" if stopped else "not running")

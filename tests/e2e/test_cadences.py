@@ -144,12 +144,9 @@ def test_operational_windows_end_at_the_newest_invocation(scenario):
         1440: (5, 2, 2 / 5, 200, 200, 300),
     }
     # rates are stored at 8 decimals (1/3 is 0.33333333), the other figures at 6
-    got = {
-        minutes: tuple(round(float(row[f]), 8) for f in FIGURES) for minutes, row in ops.items()
-    }
+    got = {minutes: tuple(round(float(row[f]), 8) for f in FIGURES) for minutes, row in ops.items()}
     assert got == {
-        minutes: tuple(round(float(v), 8) for v in figures)
-        for minutes, figures in expected.items()
+        minutes: tuple(round(float(v), 8) for v in figures) for minutes, figures in expected.items()
     }
     # pub-1's newest invocation (m-new-4, 0.2 days ago: completed, and errored an hour
     # earlier) is older than the last hour before the newest invocation: the day window only

@@ -31,3 +31,14 @@ def test_help_lists_every_option_and_readme_documents_the_command(path, command)
         if isinstance(parameter, click.Option):
             assert parameter.opts[0] in result.output, parameter.opts[0]
     assert f"agent-loader {' '.join(path)}" in (REPO / "docs" / "operating.md").read_text()
+
+
+def test_every_command_that_prints_a_result_takes_json():
+    """docs/operating.md: `serve` (a server, logging to stderr) is the one exception."""
+    without = [
+        " ".join(path)
+        for path, command in ALL
+        if not isinstance(command, click.Group)
+        and "--json" not in [opt for param in command.params for opt in param.opts]
+    ]
+    assert without == ["serve"]
