@@ -240,7 +240,7 @@ class RawWatcher(threading.Thread):
 @click.option("--seconds", default=15.0, show_default=True, help="Timed window.")
 @click.option(
     "--commit-interval",
-    default=0.05,
+    default=0.02,
     show_default=True,
     help="serve's --commit-interval (group commit): larger means fewer, bigger files.",
 )

@@ -129,6 +129,11 @@ def follow(
     seen: dict[Path, tuple[int, int]] = {}
     failed: dict[Path, tuple[tuple[int, int], float, FileResult]] = {}
     target = move_to.resolve() if move_to is not None else None
+    # Resolving every listed path costs a few syscalls each, at every look: only when the
+    # archive sits inside a followed folder can a listed file be in it.
+    archive_inside = target is not None and any(
+        target.is_relative_to(root.resolve()) for root in paths
+    )
     idle = list(reversed(loaders))  # the first loader (the lock's connection) is used first
     loading: dict[Future[FileResult], tuple[Path, _Loading]] = {}
 
@@ -160,7 +165,7 @@ def follow(
                         break
                     if path in busy:
                         continue
-                    if target is not None and path.resolve().is_relative_to(target):
+                    if archive_inside and path.resolve().is_relative_to(target):
                         continue  # the archive may sit inside a folder being followed
                     try:
                         stat = os.stat(path)

@@ -194,3 +194,22 @@ def test_a_file_that_keeps_deadlocking_fails_after_three_attempts() -> None:
     with pytest.raises(DatabaseError):
         retry_rolled_back(connection, load_one)(Path("b0.ndjson"))
     assert len(calls) == 3
+
+
+def test_an_archive_inside_the_followed_folder_is_never_loaded(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _files(landing, 2)
+    stop = Stop()
+    loaded: list[str] = []
+
+    def load(path: Path) -> FileResult:
+        loaded.append(str(path.relative_to(landing)))
+        return FileResult(str(path), "loaded")
+
+    def report(result: FileResult) -> None:
+        if len(loaded) == 2:
+            threading.Timer(0.2, stop.event.set).start()  # a few more looks, then stop
+
+    follow((landing,), [load, load], report, stop, poll_interval=0.01, move_to=landing / "done")
+    assert sorted(loaded) == ["b0.ndjson", "b1.ndjson"]
+    assert sorted(p.name for p in (landing / "done").iterdir()) == ["b0.ndjson", "b1.ndjson"]
