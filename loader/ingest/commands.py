@@ -131,7 +131,7 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     is_flag=True,
     help=(
         "Keep running: load new files as they appear (polling), one transaction per file;"
-        " SIGTERM stops it after the current file. Pairs with `agent-loader serve`."
+        " SIGTERM stops it after the files being loaded. Pairs with `agent-loader serve`."
     ),
 )
 @click.option(
@@ -314,7 +314,7 @@ def _follow(
 
     stop = Stop()
     stop.install()
-    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)"
+    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the files being loaded)"
     click.echo(say, err=True)
     extra = [warehouse.connect(dsn) for _ in range(connections - 1)]
     try:
