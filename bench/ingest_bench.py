@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -346,6 +347,7 @@ def main(
     latencies.sort()
     delays = sorted(watcher.delays)
     report = {
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "clients": clients,
         "commit_interval": commit_interval,
         "connections": connections,
