@@ -65,8 +65,7 @@ DEFAULT_COMMIT_INTERVAL = 0.02
 """Least seconds between the starts of two batch-file writes (group commit): under load,
 batches wait up to this long to share a file and an fsync; after a quiet spell the first
 batch is written at once. Fewer, larger files cost `load --follow` less per event; shorter
-waits answer sooner (at most 50 files a second; 20 ms answered 32 closed-loop clients 40%
-more events a second than 50 ms in bench/ingest_bench.py)."""
+waits answer sooner (at most 50 files a second; bench/README.md has the figures)."""
 
 RETRY_AFTER_SECONDS = 2
 
