@@ -139,6 +139,15 @@ def _percentile(ordered: list[float], percent: float) -> float:
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
 
 
+def _by_second(timeline: list[tuple[float, float]], start_at: float) -> dict[int, float]:
+    """The largest ack-to-raw delay of the samples acknowledged in each second of the run."""
+    worst: dict[int, float] = {}
+    for acknowledged_at, delay in timeline:
+        second = int(acknowledged_at - start_at)
+        worst[second] = round(max(worst.get(second, 0.0), delay), 2)
+    return dict(sorted(worst.items()))
+
+
 def _cpu_seconds(*pids: int) -> float:
     """User + system CPU seconds live processes used so far (Linux /proc)."""
     ticks = 0
@@ -204,6 +213,7 @@ class RawWatcher(threading.Thread):
         self.live = live
         self.pending: dict[str, float] = {}  # event id -> acknowledged at (epoch seconds)
         self.delays: list[float] = []
+        self.timeline: list[tuple[float, float]] = []  # (acknowledged at, delay)
         self.done = threading.Event()  # set once the clients are done and raw has caught up
 
     def _take_new_samples(self) -> None:
@@ -228,7 +238,9 @@ class RawWatcher(threading.Thread):
                     )
                     seen_at = time.time()
                     for (event_id,) in cur.fetchall():
-                        self.delays.append(seen_at - self.pending.pop(event_id))
+                        acknowledged_at = self.pending.pop(event_id)
+                        self.delays.append(seen_at - acknowledged_at)
+                        self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
             if finishing and not self.pending:
                 break
             time.sleep(0.02)
@@ -362,6 +374,7 @@ def main(
         "ack_to_raw_samples": len(delays),
         "ack_to_raw_p50_s": round(_percentile(delays, 50), 3) if delays else None,
         "ack_to_raw_p95_s": round(_percentile(delays, 95), 3) if delays else None,
+        "ack_to_raw_by_second": _by_second(watcher.timeline, start_at),
         "events_in_raw": in_raw,
         "batch_files": files,
         "quarantined": quarantined,
