@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -77,17 +79,26 @@ def _event_template() -> bytes:
 
 
 def _client_process(
-    url: str, worker: int, tasks: int, seconds: float, start_at: float, out: multiprocessing.Queue
+    url: str,
+    worker: int,
+    tasks: int,
+    seconds: float,
+    start_at: float,
+    out: multiprocessing.Queue,
+    live: multiprocessing.Queue,
 ) -> None:
-    """One client process: `tasks` concurrent posters; reports latencies and samples."""
+    """One client process: `tasks` concurrent posters; reports latencies and its CPU.
+
+    Every SAMPLE_EVERY-th acknowledged batch goes to `live` at once (its last event id and
+    when it was acknowledged), so the watcher times it from its acknowledgement.
+    """
     import aiohttp
 
     template = _event_template()
 
-    async def run() -> tuple[int, int, list[float], list[tuple[str, float]]]:
+    async def run() -> tuple[int, int, list[float], float]:
         acked = failed = 0
         latencies: list[float] = []
-        samples: list[tuple[str, float]] = []
         connector = aiohttp.TCPConnector(limit=tasks)
         async with aiohttp.ClientSession(connector=connector) as session:
             while time.time() < start_at:
@@ -110,12 +121,14 @@ def _client_process(
                     if status == 200:
                         acked += 50
                         if acked % (50 * SAMPLE_EVERY) == 0:
-                            samples.append((f"{prefix}-49", time.time()))
+                            live.put((f"{prefix}-49", time.time()))
                     else:
                         failed += 1
 
+            cpu_started = time.process_time()
             await asyncio.gather(*(poster(task) for task in range(tasks)))
-        return acked, failed, latencies, samples
+            cpu = time.process_time() - cpu_started
+        return acked, failed, latencies, cpu
 
     out.put(asyncio.run(run()))
 
@@ -126,13 +139,50 @@ def _percentile(ordered: list[float], percent: float) -> float:
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live process used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _by_second(timeline: list[tuple[float, float]], start_at: float) -> dict[int, float]:
+    """The largest ack-to-raw delay of the samples acknowledged in each second of the run."""
+    worst: dict[int, float] = {}
+    for acknowledged_at, delay in timeline:
+        second = int(acknowledged_at - start_at)
+        worst[second] = round(max(worst.get(second, 0.0), delay), 2)
+    return dict(sorted(worst.items()))
+
+
+def _cpu_seconds(*pids: int) -> float:
+    """User + system CPU seconds live processes used so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine used so far (Linux /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pids(db: Scratch, count: int) -> list[int]:
+    """The PostgreSQL backends of `load --follow` (its `count` connections)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg2.connect(db.dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "select pid from pg_stat_activity where datname = %s"
+                " and application_name = 'agent-loader'",
+                (db.name,),
+            )
+            rows = cur.fetchall()
+        conn.close()
+        if len(rows) == count:
+            return [pid for (pid,) in rows]
+        time.sleep(0.1)
+    raise click.ClickException("load --follow did not connect to the database")
 
 
 def _free_port() -> int:
@@ -153,35 +203,46 @@ def _wait_healthy(url: str) -> None:
 
 
 class RawWatcher(threading.Thread):
-    """Polls raw for sampled event ids; records when each became visible."""
+    """Polls raw every 20 ms for the sampled event ids the clients send it as they are
+    acknowledged; records how long after its acknowledgement each became visible (the
+    time after the poll that found it: an upper bound, by at most one poll)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, live: multiprocessing.Queue) -> None:
         super().__init__(daemon=True)
         self.dsn = dsn
+        self.live = live
         self.pending: dict[str, float] = {}  # event id -> acknowledged at (epoch seconds)
         self.delays: list[float] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.timeline: list[tuple[float, float]] = []  # (acknowledged at, delay)
+        self.done = threading.Event()  # set once the clients are done and raw has caught up
 
-    def add(self, samples: list[tuple[str, float]]) -> None:
-        with self.lock:
-            self.pending.update(samples)
+    def _take_new_samples(self) -> None:
+        while True:
+            try:
+                event_id, acknowledged_at = self.live.get_nowait()
+            except queue.Empty:
+                return
+            self.pending[event_id] = acknowledged_at
 
     def run(self) -> None:
         conn = psycopg2.connect(self.dsn)
         conn.autocommit = True
-        while not self.done.is_set() or self.pending:
-            with self.lock:
-                ids = list(self.pending)
-            if ids:
+        while True:
+            finishing = self.done.is_set()
+            self._take_new_samples()
+            if self.pending:
                 with conn.cursor() as cur:
                     cur.execute(
-                        "select event_id from raw.agent_events where event_id = any(%s)", (ids,)
+                        "select event_id from raw.agent_events where event_id = any(%s)",
+                        (list(self.pending),),
                     )
                     seen_at = time.time()
-                    with self.lock:
-                        for (event_id,) in cur.fetchall():
-                            self.delays.append(seen_at - self.pending.pop(event_id))
+                    for (event_id,) in cur.fetchall():
+                        acknowledged_at = self.pending.pop(event_id)
+                        self.delays.append(seen_at - acknowledged_at)
+                        self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
+            if finishing and not self.pending:
+                break
             time.sleep(0.02)
         conn.close()
 
@@ -192,13 +253,24 @@ class RawWatcher(threading.Thread):
 @click.option("--seconds", default=15.0, show_default=True, help="Timed window.")
 @click.option(
     "--commit-interval",
-    default=0.05,
+    default=0.02,
     show_default=True,
     help="serve's --commit-interval (group commit): larger means fewer, bigger files.",
 )
+@click.option(
+    "--connections",
+    default=2,
+    show_default=True,
+    help="load --follow's --connections (files loading at once).",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 def main(
-    clients: int, processes: int, seconds: float, commit_interval: float, json_path: Path | None
+    clients: int,
+    processes: int,
+    seconds: float,
+    commit_interval: float,
+    connections: int,
+    json_path: Path | None,
 ) -> None:
     """Acknowledged events/s, answer latency and ack-to-raw latency of the live path."""
     server_dsn = _server_dsn()
@@ -218,6 +290,7 @@ def main(
     )
     _wait_healthy(url)
     follow_command = [sys.executable, "-m", "loader", "load", "--follow", str(landing)]
+    follow_command += ["--connections", str(connections)]
     follow = subprocess.Popen(
         [*follow_command, "--move-loaded-to", str(archive), "--dsn", db.dsn],
         cwd=REPO,
@@ -225,7 +298,9 @@ def main(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    watcher = RawWatcher(db.dsn)
+    backends = _backend_pids(db, connections)
+    live: multiprocessing.Queue = multiprocessing.Queue()
+    watcher = RawWatcher(db.dsn, live)
     watcher.start()
     try:
         out: multiprocessing.Queue = multiprocessing.Queue()
@@ -234,20 +309,25 @@ def main(
         workers = [
             multiprocessing.Process(
                 target=_client_process,
-                args=(url + "/v1/events", w, n, seconds, start_at, out),
+                args=(url + "/v1/events", w, n, seconds, start_at, out, live),
             )
             for w, n in enumerate(per_process)
         ]
         for worker in workers:
             worker.start()
         click.echo(f"{clients} clients in {processes} processes for {seconds:g} s ...", err=True)
+        pids = {"serve": [serve.pid], "load_follow": [follow.pid], "postgres": backends}
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu_before = {name: _cpu_seconds(*ids) for name, ids in pids.items()}
+        machine_before = _machine_busy_seconds()
         acked = failed = 0
+        client_cpu = 0.0
         latencies: list[float] = []
         for _ in workers:
-            a, f, lat, samples = out.get()
+            a, f, lat, used = out.get()
             acked, failed = acked + a, failed + f
             latencies += lat
-            watcher.add(samples)
+            client_cpu += used
         for worker in workers:
             worker.join()
         drain_started = time.monotonic()
@@ -258,7 +338,10 @@ def main(
             if in_raw >= acked:
                 break
             time.sleep(0.2)
-        cpu = {"serve": _cpu_seconds(serve.pid), "load_follow": _cpu_seconds(follow.pid)}
+        drained = time.monotonic() - drain_started
+        cpu = {name: _cpu_seconds(*ids) - cpu_before[name] for name, ids in pids.items()}
+        cpu["clients"] = client_cpu
+        machine = _machine_busy_seconds() - machine_before
         watcher.done.set()
         watcher.join(60)
         with psycopg2.connect(db.dsn) as conn, conn.cursor() as cur:
@@ -276,8 +359,10 @@ def main(
     latencies.sort()
     delays = sorted(watcher.delays)
     report = {
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "clients": clients,
         "commit_interval": commit_interval,
+        "connections": connections,
         "client_processes": processes,
         "seconds": seconds,
         "cpus": os.cpu_count(),
@@ -289,13 +374,21 @@ def main(
         "ack_to_raw_samples": len(delays),
         "ack_to_raw_p50_s": round(_percentile(delays, 50), 3) if delays else None,
         "ack_to_raw_p95_s": round(_percentile(delays, 95), 3) if delays else None,
+        "ack_to_raw_by_second": _by_second(watcher.timeline, start_at),
         "events_in_raw": in_raw,
         "batch_files": files,
         "quarantined": quarantined,
         "reconciled": in_raw == distinct == acked and quarantined == 0,
-        "cpu_seconds": {name: round(value, 1) for name, value in cpu.items()},
+        "drain_seconds": round(drained, 2),
+        "cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
+        "cpu_us_per_event": {
+            name: round(1e6 * value / acked, 1) if acked else None for name, value in cpu.items()
+        },
+        "machine_busy_cores": round(machine / (seconds + drained), 2),
+        "others_busy_cores": round((machine - sum(cpu.values())) / (seconds + drained), 2),
         "load_average_1m": os.getloadavg()[0],
     }
+    per_event = report["cpu_us_per_event"]
     click.echo(
         f"acknowledged  {report['events_per_second']:>9,} events/s   (target >= 20,000)\n"
         f"answer        p50 {report['answer_p50_ms']} ms, p99 {report['answer_p99_ms']} ms\n"
@@ -303,8 +396,12 @@ def main(
         "   (target <= 2 s)\n"
         f"raw           {in_raw:,} events from {files} files; acknowledged {acked:,};"
         f" {'reconciled' if report['reconciled'] else 'NOT RECONCILED'}\n"
-        f"cpu           serve {report['cpu_seconds']['serve']} s, load --follow"
-        f" {report['cpu_seconds']['load_follow']} s; load average {os.getloadavg()[0]:.1f}"
+        f"cpu µs/event  {per_event['serve']} serve, {per_event['load_follow']} load --follow,"
+        f" {per_event['postgres']} its PostgreSQL backends, {per_event['clients']} clients"
+        f" (timed window and drain, {report['drain_seconds']} s)\n"
+        f"machine       {report['machine_busy_cores']} of {os.cpu_count()} cores busy,"
+        f" {report['others_busy_cores']} by other processes; load average"
+        f" {os.getloadavg()[0]:.1f}"
     )
     if json_path:
         json_path.write_text(json.dumps(report, indent=2))

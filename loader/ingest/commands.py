@@ -131,15 +131,25 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     is_flag=True,
     help=(
         "Keep running: load new files as they appear (polling), one transaction per file;"
-        " SIGTERM stops it after the current file. Pairs with `agent-loader serve`."
+        " SIGTERM stops it after the files being loaded. Pairs with `agent-loader serve`."
     ),
 )
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.01),
-    default=0.2,
+    default=0.1,
     show_default=True,
     help="With --follow: seconds between looks for new files.",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 8),
+    default=2,
+    show_default=True,
+    help=(
+        "With --follow: files loaded at once, each in its own transaction on its own"
+        " connection (one is validated while the server stores another)."
+    ),
 )
 @click.option(
     "--move-loaded-to",
@@ -162,6 +172,7 @@ def load(
     rehash: bool,
     follow: bool,
     poll_interval: float,
+    connections: int,
     move_loaded_to: Path | None,
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
@@ -174,7 +185,8 @@ def load(
         raise click.UsageError("--move-loaded-to works with --follow only")
     if tokenize_users:  # a missing key is a usage error before anything is opened
         _privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
-    conn = warehouse.connect(resolve_dsn(dsn))
+    dsn = resolve_dsn(dsn)
+    conn = warehouse.connect(dsn)
     results: list[FileResult] = []
     try:
         warehouse.require_current_schema(conn)
@@ -183,6 +195,8 @@ def load(
         if follow:  # SIGTERM finishes the current file, then stops (loader/live/follow.py)
             _follow(
                 conn,
+                dsn,
+                connections,
                 paths,
                 max_record_bytes,
                 rehash,
@@ -278,6 +292,8 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
 
 def _follow(
     conn: Any,
+    dsn: str,
+    connections: int,
     paths: tuple[Path, ...],
     max_record_bytes: int,
     rehash: bool,
@@ -288,25 +304,39 @@ def _follow(
 ) -> None:
     """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
 
-    Prints a line per file as it is loaded (with --json: one JSON document per line).
+    Prints a line per file as it is loaded (with --json: one JSON document per line). The
+    connection holding the load lock loads files too; `connections - 1` more are opened.
     """
-    from loader.live.follow import Stop, follow
+    from loader.live.follow import Stop, follow, retry_rolled_back
 
     def report(result: FileResult) -> None:
         click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
 
     stop = Stop()
     stop.install()
-    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the current file)"
+    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the files being loaded)"
     click.echo(say, err=True)
-    failed = follow(
-        paths,
-        lambda path: load_file(conn, path, max_record_bytes, rehash, privacy),
-        report,
-        stop,
-        poll_interval,
-        move_loaded_to,
-    )
+    extra = [warehouse.connect(dsn) for _ in range(connections - 1)]
+    try:
+        failed = follow(
+            paths,
+            [
+                retry_rolled_back(
+                    connection,
+                    lambda path, c=connection: load_file(
+                        c, path, max_record_bytes, rehash, privacy
+                    ),
+                )
+                for connection in [conn, *extra]
+            ],
+            report,
+            stop,
+            poll_interval,
+            move_loaded_to,
+        )
+    finally:
+        for connection in extra:
+            connection.close()
     conn.close()
     click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
     if failed:

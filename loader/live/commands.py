@@ -58,7 +58,7 @@ from loader.console import max_record_option
 @click.option(
     "--commit-interval",
     type=click.FloatRange(min=0),
-    default=0.05,
+    default=0.02,
     show_default=True,
     help=(
         "Least seconds between two batch files (group commit): under load, batches wait up"

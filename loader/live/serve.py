@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -60,10 +61,11 @@ DEFAULT_MIN_FREE_BYTES = 512 << 20
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a client may take to send its request body before it gets 408."""
 
-DEFAULT_COMMIT_INTERVAL = 0.05
+DEFAULT_COMMIT_INTERVAL = 0.02
 """Least seconds between the starts of two batch-file writes (group commit): under load,
 batches wait up to this long to share a file and an fsync; after a quiet spell the first
-batch is written at once. Fewer, larger files also cost `load --follow` less per event."""
+batch is written at once. Fewer, larger files cost `load --follow` less per event; shorter
+waits answer sooner (at most 50 files a second; bench/README.md has the figures)."""
 
 RETRY_AFTER_SECONDS = 2
 
@@ -178,9 +180,12 @@ _DECODER = json.JSONDecoder()
 def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
     """The records of a request body as (JSON text, value), or BadBatch(400).
 
-    The text is the record as the client sent it (one line, ready for the batch file), so
-    the server does not serialise what it just parsed; a record spread over several lines
-    (pretty-printed JSON) is re-serialised onto one.
+    The text is one line, ready for the batch file. An NDJSON line is kept as the client
+    sent it. A JSON document is parsed with orjson and each record written back as compact
+    JSON (same keys, order and values: about 1.5 µs a record instead of 4); a body orjson
+    reads differently from the loader's `json` (NaN, lone surrogates, integers of 19 digits
+    or more, which orjson would turn into floats) takes the `json` path, where each record
+    keeps the client's text unless it spans several lines.
     """
     if content_type in NDJSON_TYPES:
         records = []
@@ -188,8 +193,14 @@ def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
             line = line.strip(b" \t\r")
             if line:
                 text = _utf8(line, f"line {number}")
-                records.append((text, _json(text, f"line {number}")))
+                value = _fast_value(line)
+                if value is _SLOW:
+                    value = _json(text, f"line {number}")
+                records.append((text, value))
         return records
+    fast = _fast_document(body)
+    if fast is not None:
+        return fast
     text = _utf8(body, "the body")
     split = _split_document(text)
     if split is not None:
@@ -206,6 +217,34 @@ def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
             " for one record per line send Content-Type: application/x-ndjson",
         )
     return [(_one_line(value), value) for value in document]
+
+
+_SLOW = object()
+_DIGITS_AS_ZERO = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def _fast_value(data: bytes) -> Any:
+    """`data` parsed by orjson, or _SLOW where only `json` reads it as the loader will."""
+    if _LONG_NUMBER in data.translate(_DIGITS_AS_ZERO):  # 19 digits in a row; a regex: 50x slower
+        return _SLOW
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _SLOW
+
+
+def _fast_document(body: bytes) -> list[tuple[str, Any]] | None:
+    """`{"events": [...]}` or `[...]` through orjson, records re-serialised; None if not."""
+    document = _fast_value(body)
+    if isinstance(document, dict) and len(document) == 1 and "events" in document:
+        document = document["events"]
+    if not isinstance(document, list):
+        return None  # the `json` path gives the precise answer
+    try:
+        return [(orjson.dumps(value).decode("utf-8"), value) for value in document]
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return None
 
 
 def _split_document(text: str) -> list[tuple[str, Any]] | None:

@@ -143,3 +143,40 @@ def test_sigterm_during_a_file_finishes_that_file_then_exits_0(
     assert "loaded     " in out
     assert db.scalar("select count(*) from raw.agent_events") == events
     assert db.scalar("select records_read from raw.load_batches") == events
+
+
+def test_two_connections_store_events_shared_by_files_loading_at_once_once(
+    tmp_path: Path, db: Database
+) -> None:
+    # Files 2k and 2k+1 are handed out together and share 300 events, in opposite orders
+    # (as two clients' retried batches can be): each event is stored once, the ledger counts
+    # the second copy as a duplicate, and a deadlock between the two (PostgreSQL rolls one
+    # back) is loaded again rather than failing the file.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    expected_ids: set[str] = set()
+    total = 0
+    for pair in range(3):
+        shared = [agent_event(f"s-{pair}-{i}") for i in range(300)]
+        for side in range(2):
+            own = [agent_event(f"o-{pair}-{side}-{i}") for i in range(700)]
+            events = own + (shared if side == 0 else shared[::-1])
+            (landing / f"b{pair}{side}.ndjson").write_text(
+                "\n".join(json.dumps(e) for e in events) + "\n"
+            )
+            expected_ids |= {e["event_id"] for e in events}
+            total += len(events)
+    follower = start_follow(db, str(landing), "--connections", "2", "--json")
+    try:
+        _wait_for(
+            lambda: db.scalar("select count(*) from raw.load_batches where status = 'loaded'") == 6,
+            timeout=60,
+        )
+    finally:
+        code, output, errors = _stop(follower)
+    assert code == 0, errors
+    assert [json.loads(line)["status"] for line in output.splitlines()] == ["loaded"] * 6
+    assert db.scalar("select count(*) from raw.agent_events") == len(expected_ids) == 5_100
+    assert db.scalar("select count(distinct event_id) from raw.agent_events") == 5_100
+    assert db.scalar("select sum(loaded) from raw.load_batches") == 5_100
+    assert db.scalar("select sum(duplicates) from raw.load_batches") == total - 5_100 == 900
