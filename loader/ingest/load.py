@@ -30,7 +30,7 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.ingest.contract import AgentEvent, ContractError, parse_event
+from loader.ingest.contract import ContractError, check_event
 from loader.ingest.privacy import NO_PRIVACY, Privacy
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
 
@@ -38,16 +38,28 @@ AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-# The single COPY target: one row per record, whichever table it is bound for. A valid
-# record travels as its own JSON text with the timestamp normalised by the contract; an
-# invalid one as its raw text and the reason. `json` (checked, not parsed into a tree) is
-# the cheapest way in: only payload, metadata and properties become jsonb, on insert.
+# The single COPY target: one row per record, whichever table it is bound for, in the raw
+# tables' own columns (typed, so the server parses each value once, on COPY): the envelope's
+# strings, the timestamp normalised by the contract, and the bodies as JSON text. A
+# conversation event fills id (its event_id), event_type, s1-s4 (conversation_id,
+# session_id, agent_name, user_id), body (payload) and metadata; a marketplace event fills
+# id, event_type, s1-s3 (agent_id, publisher_id, tenant_id) and body (properties); a
+# quarantined record only raw_text, raw_bytes and reason. In careful mode every column is
+# text and `record` holds the record's text, for the quarantine.
 _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
+    id text,
+    event_type text,
+    s1 text,
+    s2 text,
+    s3 text,
+    s4 text,
     event_ts {timestamp_type},
-    record {json_type},
+    body {json_type},
+    metadata {json_type},
+    record text,
     raw_text text,
     raw_bytes bigint,
     reason text
@@ -62,9 +74,10 @@ do $$
 declare
     row record;
 begin
-    for row in select position, event_ts, record from load_records where kind <> 'q' loop
+    for row in select position, event_ts, body, metadata, record
+        from load_records where kind <> 'q' loop
         begin
-            perform row.event_ts::timestamptz, row.record::jsonb;
+            perform row.event_ts::timestamptz, row.body::jsonb, row.metadata::jsonb;
         exception when others then
             update load_records
             set kind = 'q',
@@ -73,7 +86,8 @@ begin
                 reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
                     || ' (SQLSTATE ' || sqlstate || ')',
                 event_ts = null,
-                record = null
+                body = null,
+                metadata = null
             where position = row.position;
         end;
     end loop;
@@ -87,16 +101,10 @@ insert into raw.agent_events (
     payload, metadata, batch_id, loaded_at
 )
 select
-    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts::timestamptz,
-    e.agent_name,
-    -- a record without `metadata` (the contract allows it) is stored with an empty object
-    e.user_id, e.payload, coalesce(e.metadata, '{}'), %(batch_id)s, now()
-from load_records as r
-cross join lateral json_to_record(r.record::json) as e (
-    event_id text, conversation_id text, session_id text, event_type text,
-    agent_name text, user_id text, payload jsonb, metadata jsonb
-)
-where r.kind = 'a'
+    id, s1, s2, event_type, event_ts::timestamptz, s3, s4, body::jsonb, metadata::jsonb,
+    %(batch_id)s, now()
+from load_records
+where kind = 'a'
 on conflict (event_id) do nothing
 """
 
@@ -106,14 +114,9 @@ insert into raw.marketplace_events (
     batch_id, loaded_at
 )
 select
-    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts::timestamptz,
-    e.properties, %(batch_id)s, now()
-from load_records as r
-cross join lateral json_to_record(r.record::json) as e (
-    id text, event_type text, agent_id text, publisher_id text, tenant_id text,
-    properties jsonb
-)
-where r.kind = 'm'
+    id, event_type, s1, s2, s3, event_ts::timestamptz, body::jsonb, %(batch_id)s, now()
+from load_records
+where kind = 'm'
 on conflict (id) do nothing
 """
 
@@ -247,33 +250,66 @@ _SUSPECT = re.compile(r"\\u")
 def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
     raw = record.raw.replace("\x00", "\\x00")
     raw = _text(privacy.raw_text(raw, record.value) if privacy.active else raw)
-    line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
+    line = (
+        f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N"
+        f"\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
+    )
     return line.encode("utf-8", "backslashreplace")
 
 
-def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _escaped(values: str) -> str:
+    """COPY text escapes, only where needed (most records have nothing to escape)."""
+    if "\\" in values or "\t" in values or "\n" in values or "\r" in values:
+        return values.translate(_COPY_ESCAPES)
+    return values
+
+
+def _event_row(record: Record, privacy: Privacy, careful: bool = False) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
     if record.error:
         raise ContractError(record.error)
-    event = parse_event(record.value, show_values=not privacy.active)
-    raw = record.raw
-    if _SUSPECT.search(raw) and (reason := unstorable(record.value)):
+    value = record.value
+    conversation, timestamp = check_event(value, show_values=not privacy.active)
+    if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
         raise ContractError(reason)
-    kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
-    if privacy.active:  # the protected record, re-serialised, is what gets written
-        raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
-    if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
-        raw = _text(raw)
+    if privacy.active:  # the protected record is what gets written
+        value = privacy.apply(value)
     # In UTC: PostgreSQL then never sees an offset it might refuse.
-    stamp = event.timestamp.astimezone(timezone.utc).isoformat()
-    line = f"{record.position}\t{kind}\t{stamp}\t{raw}\t\\N\t\\N\t\\N\n"
-    return kind, line.encode("utf-8")
+    stamp = timestamp.astimezone(timezone.utc).isoformat()
+    # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
+    # until the values are escaped for COPY.
+    if conversation:
+        kind = AGENT
+        metadata = _json(value["metadata"]) if "metadata" in value else "{}"
+        # id, event_type, s1-s4, event_ts, body, metadata
+        line = _escaped(
+            f"{value['event_id']}\x00{value['event_type']}\x00{value['conversation_id']}"
+            f"\x00{value['session_id']}\x00{value['agent_name']}\x00{value['user_id']}"
+            f"\x00{stamp}\x00{_json(value['payload'])}\x00{metadata}"
+        )
+    else:
+        kind = MARKETPLACE
+        # id, event_type, s1-s3, no s4, event_ts, body, no metadata
+        line = _escaped(
+            f"{value['id']}\x00{value['event_type']}\x00{value['agent_id']}"
+            f"\x00{value['publisher_id']}\x00{value['tenant_id']}"
+        )
+        line += "\x00\\N\x00" + _escaped(f"{stamp}\x00{_json(value['properties'])}") + "\x00\\N"
+    record_text = _text(record.raw) if careful else "\\N"
+    line = f"{record.position}\x00{kind}\x00{line}\x00{record_text}\x00\\N\x00\\N\x00\\N\n"
+    return kind, line.replace("\x00", "\t").encode("utf-8")
 
 
-def copy_row(record: Record, privacy: Privacy = NO_PRIVACY) -> tuple[str, bytes, str | None]:
+def copy_row(
+    record: Record, privacy: Privacy = NO_PRIVACY, careful: bool = False
+) -> tuple[str, bytes, str | None]:
     """(kind, COPY row, quarantine reason or None) for one record."""
     try:
-        kind, line = _event_row(record, privacy)
+        kind, line = _event_row(record, privacy, careful)
     except ContractError as error:
         return QUARANTINE, _quarantine_row(record, error.reason, privacy), error.reason
     return kind, line, None
@@ -282,14 +318,15 @@ def copy_row(record: Record, privacy: Privacy = NO_PRIVACY) -> tuple[str, bytes,
 class Tally:
     """Records per kind, and quarantine reasons by family, as rows are produced."""
 
-    def __init__(self, privacy: Privacy = NO_PRIVACY) -> None:
+    def __init__(self, privacy: Privacy = NO_PRIVACY, careful: bool = False) -> None:
         self.privacy = privacy
+        self.careful = careful
         self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
         self.last_reason: str | None = None
 
     def row(self, record: Record) -> bytes:
-        kind, line, reason = copy_row(record, self.privacy)
+        kind, line, reason = copy_row(record, self.privacy, self.careful)
         self.counts[kind] += 1
         self.last_reason = reason
         if reason is not None:
@@ -316,8 +353,10 @@ class RowStream(Tally):
     QUEUE_CHUNKS = 32
     SEGMENT_ROWS = 50_000
 
-    def __init__(self, records: Iterable[Record], privacy: Privacy = NO_PRIVACY) -> None:
-        super().__init__(privacy)
+    def __init__(
+        self, records: Iterable[Record], privacy: Privacy = NO_PRIVACY, careful: bool = False
+    ) -> None:
+        super().__init__(privacy, careful)
         self.finished = False
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
@@ -550,10 +589,10 @@ def _load_in_one_transaction(
             ),
         )
         result.batch_id = cur.fetchone()[0]
-        types = ("text", "text") if careful else ("timestamptz", "json")
+        types = ("text", "text") if careful else ("timestamptz", "jsonb")
         cur.execute(_CREATE_LOAD_RECORDS.format(timestamp_type=types[0], json_type=types[1]))
         ids = {"batch_id": result.batch_id}
-        stream = RowStream(batch.records(), privacy)
+        stream = RowStream(batch.records(), privacy, careful)
         try:
             while not stream.finished:
                 cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
