@@ -164,10 +164,13 @@ def _within_window(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+# A JSON number stays what it was written as: 1840 stays an int (a float would be stored
+# as 1840.0 by the loader, which writes the validated values).
+_Number = Union[StrictInt, float]  # noqa: UP007
 NonNegativeNumber = Annotated[
-    float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_MILLISECONDS)
+    _Number, BeforeValidator(_finite_number), Field(ge=0, le=MAX_MILLISECONDS)
 ]
-Cost = Annotated[float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_COST_USD)]
+Cost = Annotated[_Number, BeforeValidator(_finite_number), Field(ge=0, le=MAX_COST_USD)]
 
 
 class _Body(BaseModel):
@@ -462,3 +465,19 @@ def check_event(record: Any, show_values: bool = True) -> tuple[bool, datetime]:
                 pass
     event = parse_event(record, show_values)  # the reason; raises ContractError
     return isinstance(event, AgentEvent), event.timestamp
+
+
+def check_event_json(text: str) -> dict[str, Any] | None:
+    """The record validated from its JSON text in one pydantic-core call, or None.
+
+    None means "not shown valid this way": the caller then decodes the text with the
+    standard decoder and asks `check_event`, which gives the verdict and the reason. The
+    result is the validated record as a dict (its timestamp a datetime, its numbers as the
+    contract's types read them), with the `event_type`-routed body checked as `parse_event`
+    checks it.
+    """
+    adapter = _AGENT_CHECK if '"event_id"' in text else _MARKETPLACE_CHECK
+    try:
+        return adapter.validate_json(text)
+    except ValidationError:
+        return None

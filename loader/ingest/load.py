@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,16 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.ingest.contract import ContractError, check_event
+from loader.ingest.contract import ContractError, check_event, check_event_json
 from loader.ingest.privacy import NO_PRIVACY, Privacy
-from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
+from loader.ingest.readers import (
+    DEFAULT_MAX_RECORD_BYTES,
+    BatchFile,
+    Record,
+    Undecoded,
+    decoded,
+    file_checksum,
+)
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
@@ -257,8 +264,25 @@ def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
     return line.encode("utf-8", "backslashreplace")
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# `json.dumps` with options builds an encoder per call; these are built once. No circular
+# check (`markers` None): the values come from a JSON decoder, which cannot make cycles.
+# Without `allow_nan`, NaN and infinities raise ValueError: the one-call validation of a line lets
+# them through, and such a line is then read the standard way, whose reader refuses them.
+_ENCODERS = {
+    allow_nan: json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    and json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan
+    )
+    for allow_nan in (True, False)
+}
+
+
+def _json(value: Any, allow_nan: bool = True) -> str:
+    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it."""
+    encode = _ENCODERS[allow_nan]
+    if encode is None:  # a Python without the C accelerator
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    return "".join(encode(value, 0))
 
 
 def _escaped(values: str) -> str:
@@ -270,12 +294,38 @@ def _escaped(values: str) -> str:
 
 def _event_row(record: Record, privacy: Privacy, careful: bool = False) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
+    if isinstance(record.value, Undecoded):
+        # An NDJSON line the reader left as text (no \u escape, shallow): validated in one
+        # pydantic-core call. Anything that call refuses, or a value JSON cannot hold
+        # (NaN, or a number too large for a float, which the encoder refuses), takes the
+        # standard way below, which gives the verdict and the reason.
+        value = check_event_json(record.raw)
+        if value is not None:
+            try:
+                conversation, stamp = "event_id" in value, value["timestamp"]
+                return _formatted(record, value, conversation, stamp, privacy, careful, False)
+            except ValueError:
+                pass
+        record = decoded(record)
     if record.error:
         raise ContractError(record.error)
     value = record.value
     conversation, timestamp = check_event(value, show_values=not privacy.active)
     if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
         raise ContractError(reason)
+    return _formatted(record, value, conversation, timestamp, privacy, careful, True)
+
+
+def _formatted(
+    record: Record,
+    value: dict[str, Any],
+    conversation: bool,
+    timestamp: datetime,
+    privacy: Privacy,
+    careful: bool,
+    allow_nan: bool,
+) -> tuple[str, bytes]:
+    """The COPY row of a record the contract accepts (`value`: its fields)."""
     if privacy.active:  # the protected record is what gets written
         value = privacy.apply(value)
     # In UTC: PostgreSQL then never sees an offset it might refuse.
@@ -284,12 +334,12 @@ def _event_row(record: Record, privacy: Privacy, careful: bool = False) -> tuple
     # until the values are escaped for COPY.
     if conversation:
         kind = AGENT
-        metadata = _json(value["metadata"]) if "metadata" in value else "{}"
+        metadata = _json(value["metadata"], allow_nan) if "metadata" in value else "{}"
         # id, event_type, s1-s4, event_ts, body, metadata
         line = _escaped(
             f"{value['event_id']}\x00{value['event_type']}\x00{value['conversation_id']}"
             f"\x00{value['session_id']}\x00{value['agent_name']}\x00{value['user_id']}"
-            f"\x00{stamp}\x00{_json(value['payload'])}\x00{metadata}"
+            f"\x00{stamp}\x00{_json(value['payload'], allow_nan)}\x00{metadata}"
         )
     else:
         kind = MARKETPLACE
@@ -298,7 +348,11 @@ def _event_row(record: Record, privacy: Privacy, careful: bool = False) -> tuple
             f"{value['id']}\x00{value['event_type']}\x00{value['agent_id']}"
             f"\x00{value['publisher_id']}\x00{value['tenant_id']}"
         )
-        line += "\x00\\N\x00" + _escaped(f"{stamp}\x00{_json(value['properties'])}") + "\x00\\N"
+        line += (
+            "\x00\\N\x00"
+            + _escaped(f"{stamp}\x00{_json(value['properties'], allow_nan)}")
+            + "\x00\\N"
+        )
     record_text = _text(record.raw) if careful else "\\N"
     line = f"{record.position}\x00{kind}\x00{line}\x00{record_text}\x00\\N\x00\\N\x00\\N\n"
     return kind, line.replace("\x00", "\t").encode("utf-8")
@@ -311,7 +365,7 @@ def copy_row(
     try:
         kind, line = _event_row(record, privacy, careful)
     except ContractError as error:
-        return QUARANTINE, _quarantine_row(record, error.reason, privacy), error.reason
+        return QUARANTINE, _quarantine_row(decoded(record), error.reason, privacy), error.reason
     return kind, line, None
 
 
@@ -592,7 +646,7 @@ def _load_in_one_transaction(
         types = ("text", "text") if careful else ("timestamptz", "jsonb")
         cur.execute(_CREATE_LOAD_RECORDS.format(timestamp_type=types[0], json_type=types[1]))
         ids = {"batch_id": result.batch_id}
-        stream = RowStream(batch.records(), privacy, careful)
+        stream = RowStream(batch.records(decode=False), privacy, careful)
         try:
             while not stream.finished:
                 cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
