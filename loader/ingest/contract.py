@@ -70,7 +70,7 @@ class ContractError(ValueError):
 # `10:59.5` (PostgreSQL reads it as 00:10:59.5) would otherwise load as another instant.
 _TIMESTAMP_FORM = re.compile(
     r"\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?P<fraction>\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?P<fraction>\.\d+)?)?(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?)?",
     re.ASCII,
 )
 
@@ -90,6 +90,8 @@ def _parse_timestamp(value: Any) -> datetime:
             "not an ISO 8601 timestamp (expected YYYY-MM-DD[Thh:mm[:ss[.ffffff]]][Z|±hh:mm])"
         )
     fraction = form.group("fraction")
+    if form.group("offset") is None and form.end() > 10:  # a naive time: UTC, parsed as such
+        value += "+00:00"  # (cheaper than `replace(tzinfo=...)` after parsing)
     try:
         if fraction is None or len(fraction) <= 7:  # at most six digits after the dot
             parsed = datetime.fromisoformat(value)
