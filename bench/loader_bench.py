@@ -141,11 +141,13 @@ def _copy_text(value: object) -> str:
 
 def format_floor_rows(path: Path) -> bytes:
     """The reference's ten columns per event, as COPY text (not timed)."""
-    lines = []
+    rows = io.BytesIO()
     with open(path, encoding="utf-8") as handle:
-        for row in transform_events([json.loads(line) for line in handle if line.strip()]):
-            lines.append("\t".join(_copy_text(value) for value in row) + "\n")
-    return "".join(lines).encode("utf-8")
+        for line in handle:
+            if line.strip():
+                [row] = transform_events([json.loads(line)])
+                rows.write(("\t".join(_copy_text(value) for value in row) + "\n").encode())
+    return rows.getvalue()
 
 
 def run_floor(dsn: str, rows: bytes) -> None:
@@ -163,20 +165,94 @@ def run_floor(dsn: str, rows: bytes) -> None:
 # --- the loader -------------------------------------------------------------------------
 
 
-def run_loader(dsn: str, path: Path) -> tuple[float, float, dict]:
-    """`agent-loader load` as a subprocess: (seconds, peak RSS in MiB, its JSON report)."""
+def run_loader(dsn: str, path: Path, report: Path) -> tuple[float, float, list]:
+    """`agent-loader load` as a subprocess: (seconds, peak RSS in MiB, its JSON report).
+
+    Started with posix_spawn, so the child never holds a copy of this process's memory
+    (with fork, the child's peak RSS would count the parent's pages too).
+    """
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loader", "load", str(path), "--dsn", dsn, "--json"],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-    )
-    output = process.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(process.pid, 0)
+    descriptor = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "loader", "load", str(path), "--dsn", dsn, "--json"],
+            os.environ,
+            file_actions=[(os.POSIX_SPAWN_DUP2, descriptor, 1)],
+        )
+    finally:
+        os.close(descriptor)
+    _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:
-        raise click.ClickException(f"agent-loader load failed (status {status})")
-    return seconds, usage.ru_maxrss / 1024, json.loads(output)
+        raise click.ClickException(f"agent-loader load failed (wait status {status})")
+    return seconds, usage.ru_maxrss / 1024, json.loads(report.read_text())
+
+
+# --- where the time goes: CPU per record on each side ------------------------------------
+
+
+def _backend_cpu(conn: psycopg2.extensions.connection) -> float | None:
+    """CPU seconds the connection's server process has used (None: server not local)."""
+    try:
+        fields = Path(f"/proc/{conn.get_backend_pid()}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return None
+    utime, stime = fields.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def stage_costs(server: str, path: Path, n: int) -> list[tuple[str, float]]:
+    """CPU microseconds per record: the loader's Python stages, both sides of a load."""
+    from loader.ingest.contract import check_event_json
+    from loader.ingest.load import Tally, load_file
+    from loader.ingest.readers import BatchFile
+
+    costs = []
+    started = time.process_time()
+    with BatchFile(path) as batch:
+        records = list(batch.records(decode=False))
+    costs.append(("python: read and split lines", time.process_time() - started))
+    started = time.process_time()
+    for record in records:
+        check_event_json(record.raw)
+    costs.append(("python: validate (pydantic-core, the contract)", time.process_time() - started))
+    tally = Tally()
+    started = time.process_time()
+    for record in records:
+        tally.row(record)
+    validate_and_format = time.process_time() - started
+    costs.append(("python: format COPY rows", validate_and_format - costs[-1][1]))
+    del records
+
+    db = Scratch(server)
+    conn = psycopg2.connect(db.dsn)
+    server_before, started = _backend_cpu(conn), time.process_time()
+    load_file(conn, path)
+    python, server_after = time.process_time() - started, _backend_cpu(conn)
+    conn.close()
+    db.drop()
+    costs.append(("python: whole load in process (both threads)", python))
+    if server_before is not None and server_after is not None:
+        costs.append(("server: loader's COPY into raw", server_after - server_before))
+
+    rows = format_floor_rows(path)
+    db = Scratch(server)
+    conn = psycopg2.connect(db.dsn)
+    conn.cursor().execute(REFERENCE_DDL)
+    conn.commit()
+    before = _backend_cpu(conn)
+    cur = conn.cursor()
+    cur.execute("create temporary table t (like agent_events) on commit drop")
+    cur.copy_expert("copy t from stdin", io.BytesIO(rows))
+    cur.execute("insert into agent_events select * from t on conflict (event_id) do nothing")
+    conn.commit()
+    after = _backend_cpu(conn)
+    conn.close()
+    db.drop()
+    if before is not None and after is not None:
+        costs.append(("server: floor's COPY + insert", after - before))
+    return [(name, 1e6 * seconds / n) for name, seconds in costs]
 
 
 def _generate(events: int, folder: Path) -> tuple[Path, int]:
@@ -231,7 +307,12 @@ def _server_version(dsn: str) -> str:
     help="Events per run (repeat for several sizes).",
 )
 @click.option("--skip-reference", is_flag=True, help="Leave out the (slow) reference ETL.")
-def main(sizes: tuple[int, ...], skip_reference: bool) -> None:
+@click.option(
+    "--stages",
+    is_flag=True,
+    help="Also print CPU microseconds per record for each stage, on both sides.",
+)
+def main(sizes: tuple[int, ...], skip_reference: bool, stages: bool) -> None:
     """Time agent-loader load against the idempotent COPY floor and the reference ETL."""
     server = _server_dsn()
     click.echo(f"machine: {_machine()}, Python {platform.python_version()}")
@@ -244,7 +325,7 @@ def main(sizes: tuple[int, ...], skip_reference: bool) -> None:
             click.echo(f"\ngenerating {size:,} events ...", err=True)
             path, n = _generate(size, folder)
             db = Scratch(server)
-            seconds, peaks[n], report = run_loader(db.dsn, path)
+            seconds, peaks[n], report = run_loader(db.dsn, path, folder / "report.json")
             db.drop()
             loaded = report[0]["loaded"]
             if size not in sizes:
@@ -269,6 +350,10 @@ def main(sizes: tuple[int, ...], skip_reference: bool) -> None:
             if reference is not None:
                 click.echo(f"loader / reference: {reference / seconds:.2f}x  (target >= 4)")
             click.echo(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            if stages:
+                click.echo("CPU per record (microseconds; the server's only when it runs here):")
+                for name, micros in stage_costs(server, path, n):
+                    click.echo(f"  {name:<50} {micros:6.2f}")
     shown = ", ".join(f"{mib:,.0f} MiB at {n:,} events" for n, mib in peaks.items())
     click.echo(f"\nloader peak RSS: {shown}")
 

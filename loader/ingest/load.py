@@ -1,10 +1,12 @@
 """Loading batch files: read, validate, COPY, exactly once, with a ledger row per file.
 
 One file is one transaction: its ledger row in `raw.load_batches`, its events and its
-quarantine rows commit together or not at all. Records stream through COPY into a temporary
-table, a segment at a time (a background thread validates the next segment while the server
-stores the previous one), then move to the raw tables with `insert ... on conflict do
-nothing`, so an event seen before counts as a duplicate instead of loading twice.
+quarantine rows commit together or not at all. A background thread reads and validates the
+file a segment at a time, writing each record as a COPY row of the raw table it is bound for,
+while the loading thread COPYs the previous segment straight into the raw tables under a
+savepoint. The first event seen before rolls its segment back; from then on segments go
+through a temporary table and `insert ... on conflict do nothing`, so an event seen before
+counts as a duplicate instead of loading twice.
 """
 
 from __future__ import annotations
@@ -341,7 +343,9 @@ def _formatted(
     if privacy.active:  # the protected record is what gets written
         value = privacy.apply(value)
     # In UTC: PostgreSQL then never sees an offset it might refuse.
-    stamp = timestamp.astimezone(timezone.utc).isoformat()
+    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
+        timestamp = timestamp.astimezone(timezone.utc)
+    stamp = timestamp.isoformat()
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
     if conversation:
