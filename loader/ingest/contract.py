@@ -19,7 +19,7 @@ import math
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NotRequired, Union, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from typing_extensions import TypedDict
 
 AGENT_EVENT_TYPES = (
     "conversation_start",
@@ -69,7 +70,7 @@ class ContractError(ValueError):
 # `10:59.5` (PostgreSQL reads it as 00:10:59.5) would otherwise load as another instant.
 _TIMESTAMP_FORM = re.compile(
     r"\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?P<fraction>\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?P<fraction>\.\d+)?)?(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?)?",
     re.ASCII,
 )
 
@@ -89,6 +90,8 @@ def _parse_timestamp(value: Any) -> datetime:
             "not an ISO 8601 timestamp (expected YYYY-MM-DD[Thh:mm[:ss[.ffffff]]][Z|±hh:mm])"
         )
     fraction = form.group("fraction")
+    if form.group("offset") is None and form.end() > 10:  # a naive time: UTC, parsed as such
+        value += "+00:00"  # (cheaper than `replace(tzinfo=...)` after parsing)
     try:
         if fraction is None or len(fraction) <= 7:  # at most six digits after the dot
             parsed = datetime.fromisoformat(value)
@@ -163,10 +166,13 @@ def _within_window(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+# A JSON number stays what it was written as: 1840 stays an int (a float would be stored
+# as 1840.0 by the loader, which writes the validated values).
+_Number = Union[StrictInt, float]  # noqa: UP007
 NonNegativeNumber = Annotated[
-    float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_MILLISECONDS)
+    _Number, BeforeValidator(_finite_number), Field(ge=0, le=MAX_MILLISECONDS)
 ]
-Cost = Annotated[float, BeforeValidator(_finite_number), Field(ge=0, le=MAX_COST_USD)]
+Cost = Annotated[_Number, BeforeValidator(_finite_number), Field(ge=0, le=MAX_COST_USD)]
 
 
 class _Body(BaseModel):
@@ -347,6 +353,49 @@ _AGENT_EVENT = _by_event_type(AgentEvent, "payload", AGENT_PAYLOADS)
 _MARKETPLACE_EVENT = _by_event_type(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
 
 
+# --- the same contract as typed dicts: a verdict without building model instances --------
+# Building a model instance costs pydantic-core about three times what validating the same
+# dict as a TypedDict costs, and the loader only needs the verdict (and the timestamp). The
+# typed dicts are generated from the models above, field by field with the same annotated
+# types, so the two cannot drift: `check_event` accepts exactly what `parse_event` accepts
+# (tests/loader/test_contract.py holds them to it), and a record it refuses goes through
+# `parse_event` for the reason.
+
+
+def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
+    """A TypedDict with `model`'s fields, annotated types and `extra` setting.
+
+    A field with a default becomes NotRequired; a body field typed by a model becomes that
+    model's typed dict (through `overrides`).
+    """
+    hints = get_type_hints(model, include_extras=True)
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = overrides.get(name, hints[name])
+        fields[name] = annotation if info.is_required() else NotRequired[annotation]
+    typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
+    typed.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra"))
+    return typed
+
+
+def _checker(base: type[BaseModel], body: str, bodies: dict[str, type[_Body]]) -> TypeAdapter:
+    """`_by_event_type` with typed dicts: one discriminated union per shape."""
+    variants = tuple(
+        _as_typed_dict(
+            base,
+            event_type=Literal[event_type],
+            **{body: _as_typed_dict(model)},
+            **({"metadata": _as_typed_dict(AgentMetadata)} if base is AgentEvent else {}),
+        )
+        for event_type, model in bodies.items()
+    )
+    return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
+
+
+_AGENT_CHECK = _checker(AgentEvent, "payload", AGENT_PAYLOADS)
+_MARKETPLACE_CHECK = _checker(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
+
+
 def _describe(error: ValidationError, event_types: tuple[str, ...], show_values: bool) -> str:
     """One readable line per failed field: `properties.rating: ... (got 7)`.
 
@@ -398,3 +447,39 @@ def parse_event(record: Any, show_values: bool = True) -> AgentEvent | Marketpla
         return adapter.validate_python(record)
     except ValidationError as error:
         raise ContractError(_describe(error, event_types, show_values)) from None
+
+
+def check_event(record: Any, show_values: bool = True) -> tuple[bool, datetime]:
+    """`parse_event`'s verdict, faster: (is it a conversation event, its timestamp).
+
+    Raises ContractError with `parse_event`'s reason for a record that breaks the contract.
+    """
+    if isinstance(record, dict):
+        if "event_id" in record:
+            try:
+                return True, _AGENT_CHECK.validate_python(record)["timestamp"]
+            except ValidationError:
+                pass
+        elif "id" in record:
+            try:
+                return False, _MARKETPLACE_CHECK.validate_python(record)["timestamp"]
+            except ValidationError:
+                pass
+    event = parse_event(record, show_values)  # the reason; raises ContractError
+    return isinstance(event, AgentEvent), event.timestamp
+
+
+def check_event_json(text: str) -> dict[str, Any] | None:
+    """The record validated from its JSON text in one pydantic-core call, or None.
+
+    None means "not shown valid this way": the caller then decodes the text with the
+    standard decoder and asks `check_event`, which gives the verdict and the reason. The
+    result is the validated record as a dict (its timestamp a datetime, its numbers as the
+    contract's types read them), with the `event_type`-routed body checked as `parse_event`
+    checks it.
+    """
+    adapter = _AGENT_CHECK if '"event_id"' in text else _MARKETPLACE_CHECK
+    try:
+        return adapter.validate_json(text)
+    except ValidationError:
+        return None

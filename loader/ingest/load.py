@@ -1,14 +1,17 @@
 """Loading batch files: read, validate, COPY, exactly once, with a ledger row per file.
 
 One file is one transaction: its ledger row in `raw.load_batches`, its events and its
-quarantine rows commit together or not at all. Records stream through COPY into a temporary
-table, a segment at a time (a background thread validates the next segment while the server
-stores the previous one), then move to the raw tables with `insert ... on conflict do
-nothing`, so an event seen before counts as a duplicate instead of loading twice.
+quarantine rows commit together or not at all. A background thread reads and validates the
+file a segment at a time, writing each record as a COPY row of the raw table it is bound for,
+while the loading thread COPYs the previous segment straight into the raw tables under a
+savepoint. The first event seen before rolls its segment back; from then on segments go
+through a temporary table and `insert ... on conflict do nothing`, so an event seen before
+counts as a duplicate instead of loading twice.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -20,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,50 +33,76 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.ingest.contract import AgentEvent, ContractError, parse_event
+from loader.ingest.contract import ContractError, check_event, check_event_json
 from loader.ingest.privacy import NO_PRIVACY, Privacy
-from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
+from loader.ingest.readers import (
+    DEFAULT_MAX_RECORD_BYTES,
+    BatchFile,
+    Record,
+    Undecoded,
+    decoded,
+    file_checksum,
+)
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-# The single COPY target: one row per record, whichever table it is bound for. A valid
-# record travels as its own JSON text with the timestamp normalised by the contract; an
-# invalid one as its raw text and the reason. `json` (checked, not parsed into a tree) is
-# the cheapest way in: only payload, metadata and properties become jsonb, on insert.
+# Rows travel in the raw tables' own column order and types, so the server parses each
+# value once, on COPY: a conversation event as raw.agent_events' columns, a marketplace event
+# as raw.marketplace_events', a quarantined record as raw.quarantine's, each row ending with
+# the batch id and the load's time (the transaction's `now()`). A segment of rows is COPYed
+# straight into the raw tables under a savepoint; the first event id seen before (a
+# replayed file, a collector's retry) rolls that segment back, and from then on segments go
+# through temporary tables and `insert ... on conflict do nothing`.
+_AGENT_COLUMNS = (
+    "event_id, conversation_id, session_id, event_type, event_ts, agent_name, user_id,"
+    " payload, metadata, batch_id, loaded_at"
+)
+_MARKETPLACE_COLUMNS = (
+    "id, event_type, agent_id, publisher_id, tenant_id, event_ts, properties, batch_id, loaded_at"
+)
+_QUARANTINE_COLUMNS = "position, raw_text, raw_bytes, reason, batch_id, quarantined_at"
+_TABLES = {
+    AGENT: ("raw.agent_events", _AGENT_COLUMNS, "event_id"),
+    MARKETPLACE: ("raw.marketplace_events", _MARKETPLACE_COLUMNS, "id"),
+}
+
+# Careful mode, after PostgreSQL refused a file: every row goes into `load_records` as text
+# (c1-c9: the event's columns in raw order; `record`: its text), and each valid record is
+# tried on its own; a record PostgreSQL refuses becomes a quarantine row with its position.
+# The reason keeps the error's kind and SQLSTATE, never the value.
 _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
     kind "char" not null,
-    event_ts {timestamp_type},
-    record {json_type},
+    c1 text, c2 text, c3 text, c4 text, c5 text, c6 text, c7 text, c8 text, c9 text,
+    record text,
     raw_text text,
     raw_bytes bigint,
     reason text
 ) on commit drop
 """
 
-# Careful mode, after PostgreSQL refused a file: `load_records` holds text, and each valid
-# record is tried on its own; a record PostgreSQL refuses becomes a quarantine row with its
-# position. The reason keeps the error's kind and SQLSTATE, never the value.
 _QUARANTINE_REFUSED_ROWS = """
 do $$
 declare
     row record;
 begin
-    for row in select position, event_ts, record from load_records where kind <> 'q' loop
+    for row in select * from load_records where kind <> 'q' loop
         begin
-            perform row.event_ts::timestamptz, row.record::jsonb;
+            if row.kind = 'a' then
+                perform row.c5::timestamptz, row.c8::jsonb, row.c9::jsonb;
+            else
+                perform row.c6::timestamptz, row.c7::jsonb;
+            end if;
         exception when others then
             update load_records
             set kind = 'q',
                 raw_text = row.record,
                 raw_bytes = octet_length(row.record),
                 reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
-                    || ' (SQLSTATE ' || sqlstate || ')',
-                event_ts = null,
-                record = null
+                    || ' (SQLSTATE ' || sqlstate || ')'
             where position = row.position;
         end;
     end loop;
@@ -81,43 +110,23 @@ end
 $$
 """
 
-_INSERT_AGENT_EVENTS = """
-insert into raw.agent_events (
-    event_id, conversation_id, session_id, event_type, event_ts, agent_name, user_id,
-    payload, metadata, batch_id, loaded_at
-)
-select
-    e.event_id, e.conversation_id, e.session_id, e.event_type, r.event_ts::timestamptz,
-    e.agent_name,
-    -- a record without `metadata` (the contract allows it) is stored with an empty object
-    e.user_id, e.payload, coalesce(e.metadata, '{}'), %(batch_id)s, now()
-from load_records as r
-cross join lateral json_to_record(r.record::json) as e (
-    event_id text, conversation_id text, session_id text, event_type text,
-    agent_name text, user_id text, payload jsonb, metadata jsonb
-)
-where r.kind = 'a'
+_CAREFUL_INSERT_AGENT_EVENTS = f"""
+insert into raw.agent_events ({_AGENT_COLUMNS})
+select c1, c2, c3, c4, c5::timestamptz, c6, c7, c8::jsonb, c9::jsonb, %(batch_id)s, now()
+from load_records
+where kind = 'a'
 on conflict (event_id) do nothing
 """
 
-_INSERT_MARKETPLACE_EVENTS = """
-insert into raw.marketplace_events (
-    id, event_type, agent_id, publisher_id, tenant_id, event_ts, properties,
-    batch_id, loaded_at
-)
-select
-    e.id, e.event_type, e.agent_id, e.publisher_id, e.tenant_id, r.event_ts::timestamptz,
-    e.properties, %(batch_id)s, now()
-from load_records as r
-cross join lateral json_to_record(r.record::json) as e (
-    id text, event_type text, agent_id text, publisher_id text, tenant_id text,
-    properties jsonb
-)
-where r.kind = 'm'
+_CAREFUL_INSERT_MARKETPLACE_EVENTS = f"""
+insert into raw.marketplace_events ({_MARKETPLACE_COLUMNS})
+select c1, c2, c3, c4, c5, c6::timestamptz, c7::jsonb, %(batch_id)s, now()
+from load_records
+where kind = 'm'
 on conflict (id) do nothing
 """
 
-_INSERT_QUARANTINE = """
+_CAREFUL_INSERT_QUARANTINE = """
 insert into raw.quarantine (batch_id, position, raw_text, raw_bytes, reason, quarantined_at)
 select %(batch_id)s, position, raw_text, raw_bytes, reason, now()
 from load_records
@@ -244,53 +253,152 @@ def unstorable(value: Any) -> str | None:
 _SUSPECT = re.compile(r"\\u")
 
 
-def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
+def _quarantine_row(record: Record, reason: str, privacy: Privacy, layout: Layout) -> bytes:
     raw = record.raw.replace("\x00", "\\x00")
     raw = _text(privacy.raw_text(raw, record.value) if privacy.active else raw)
-    line = f"{record.position}\t{QUARANTINE}\t\\N\t\\N\t{raw}\t{record.size}\t{_text(reason)}\n"
+    if layout.careful:
+        line = (
+            f"{record.position}\t{QUARANTINE}\t{_NO_COLUMNS}\t\\N"
+            f"\t{raw}\t{record.size}\t{_text(reason)}\n"
+        )
+    else:
+        line = f"{record.position}\t{raw}\t{record.size}\t{_text(reason)}{layout.suffix}"
     return line.encode("utf-8", "backslashreplace")
 
 
-def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
+_NO_COLUMNS = "\t".join(["\\N"] * 9)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How rows are written: for the raw tables (ending with `suffix`: batch id and load
+    time), or, `careful`, all for `load_records`, with each record's text."""
+
+    suffix: str = "\t\\N\t\\N\n"
+    careful: bool = False
+
+
+# `json.dumps` with options builds an encoder per call; these are built once. No circular
+# check (`markers` None): the values come from a JSON decoder, which cannot make cycles.
+# Without `allow_nan`, NaN and infinities raise ValueError: the one-call validation of a line lets
+# them through, and such a line is then read the standard way, whose reader refuses them.
+_ENCODERS = {
+    allow_nan: json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    and json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan
+    )
+    for allow_nan in (True, False)
+}
+
+
+def _json(value: Any, allow_nan: bool = True) -> str:
+    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it."""
+    encode = _ENCODERS[allow_nan]
+    if encode is None:  # a Python without the C accelerator
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    return "".join(encode(value, 0))
+
+
+def _escaped(values: str) -> str:
+    """COPY text escapes, only where needed (most records have nothing to escape)."""
+    if "\\" in values or "\t" in values or "\n" in values or "\r" in values:
+        return values.translate(_COPY_ESCAPES)
+    return values
+
+
+def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, bytes]:
     """The COPY row for a valid record; raises ContractError for an invalid one."""
+    if isinstance(record.value, Undecoded):
+        # An NDJSON line the reader left as text (no \u escape, shallow): validated in one
+        # pydantic-core call. Anything that call refuses, or a value JSON cannot hold
+        # (NaN, or a number too large for a float, which the encoder refuses), takes the
+        # standard way below, which gives the verdict and the reason.
+        value = check_event_json(record.raw)
+        if value is not None:
+            try:
+                conversation, stamp = "event_id" in value, value["timestamp"]
+                return _formatted(record, value, conversation, stamp, privacy, layout, False)
+            except ValueError:
+                pass
+        record = decoded(record)
     if record.error:
         raise ContractError(record.error)
-    event = parse_event(record.value, show_values=not privacy.active)
-    raw = record.raw
-    if _SUSPECT.search(raw) and (reason := unstorable(record.value)):
+    value = record.value
+    conversation, timestamp = check_event(value, show_values=not privacy.active)
+    if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
         raise ContractError(reason)
-    kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
-    if privacy.active:  # the protected record, re-serialised, is what gets written
-        raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
-    if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
-        raw = _text(raw)
+    return _formatted(record, value, conversation, timestamp, privacy, layout, True)
+
+
+def _formatted(
+    record: Record,
+    value: dict[str, Any],
+    conversation: bool,
+    timestamp: datetime,
+    privacy: Privacy,
+    layout: Layout,
+    allow_nan: bool,
+) -> tuple[str, bytes]:
+    """The COPY row of a record the contract accepts (`value`: its fields)."""
+    if privacy.active:  # the protected record is what gets written
+        value = privacy.apply(value)
     # In UTC: PostgreSQL then never sees an offset it might refuse.
-    stamp = event.timestamp.astimezone(timezone.utc).isoformat()
-    line = f"{record.position}\t{kind}\t{stamp}\t{raw}\t\\N\t\\N\t\\N\n"
+    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
+        timestamp = timestamp.astimezone(timezone.utc)
+    stamp = timestamp.isoformat()
+    # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
+    # until the values are escaped for COPY.
+    if conversation:
+        kind = AGENT
+        metadata = _json(value["metadata"], allow_nan) if "metadata" in value else "{}"
+        line = _escaped(
+            f"{value['event_id']}\x00{value['conversation_id']}\x00{value['session_id']}"
+            f"\x00{value['event_type']}\x00{stamp}\x00{value['agent_name']}"
+            f"\x00{value['user_id']}\x00{_json(value['payload'], allow_nan)}\x00{metadata}"
+        )
+    else:
+        kind = MARKETPLACE
+        line = _escaped(
+            f"{value['id']}\x00{value['event_type']}\x00{value['agent_id']}"
+            f"\x00{value['publisher_id']}\x00{value['tenant_id']}\x00{stamp}"
+            f"\x00{_json(value['properties'], allow_nan)}"
+        )
+    line = line.replace("\x00", "\t")
+    if layout.careful:
+        padding = "" if conversation else "\t\\N\t\\N"
+        line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(record.raw)}\t\\N\t\\N\t\\N\n"
+    else:
+        line += layout.suffix
     return kind, line.encode("utf-8")
 
 
-def copy_row(record: Record, privacy: Privacy = NO_PRIVACY) -> tuple[str, bytes, str | None]:
+def copy_row(
+    record: Record, privacy: Privacy = NO_PRIVACY, layout: Layout = Layout()
+) -> tuple[str, bytes, str | None]:
     """(kind, COPY row, quarantine reason or None) for one record."""
     try:
-        kind, line = _event_row(record, privacy)
+        kind, line = _event_row(record, privacy, layout)
     except ContractError as error:
-        return QUARANTINE, _quarantine_row(record, error.reason, privacy), error.reason
+        quarantined = _quarantine_row(decoded(record), error.reason, privacy, layout)
+        return QUARANTINE, quarantined, error.reason
     return kind, line, None
 
 
 class Tally:
     """Records per kind, and quarantine reasons by family, as rows are produced."""
 
-    def __init__(self, privacy: Privacy = NO_PRIVACY) -> None:
+    def __init__(self, privacy: Privacy = NO_PRIVACY, layout: Layout = Layout()) -> None:
         self.privacy = privacy
+        self.layout = layout
         self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
         self.last_reason: str | None = None
+        self.last_kind = QUARANTINE
 
     def row(self, record: Record) -> bytes:
-        kind, line, reason = copy_row(record, self.privacy)
+        kind, line, reason = copy_row(record, self.privacy, self.layout)
         self.counts[kind] += 1
+        self.last_kind = kind
         self.last_reason = reason
         if reason is not None:
             family = _reason_kind(reason)
@@ -298,49 +406,48 @@ class Tally:
         return line
 
 
-_SEGMENT_END = object()
 _END = object()
+
+Segment = dict[str, bytes]
+"""A segment's COPY rows by kind (AGENT, MARKETPLACE, QUARANTINE); careful: all under QUARANTINE."""
 
 
 class RowStream(Tally):
-    """Turns records into COPY rows on a background thread, in segments.
+    """Turns records into COPY rows on a background thread, a segment at a time.
 
     Reading and validating is Python work that holds the GIL; psycopg2 releases it while
     the server runs a COPY or an insert, so this thread prepares the next segment while the
-    server stores the previous one. The queue between them is bounded (QUEUE_CHUNKS chunks of
-    CHUNK_BYTES), so memory stays flat however large the file.
+    server stores the previous one. At most QUEUE_SEGMENTS segments of SEGMENT_ROWS rows wait
+    between them, so memory stays flat however large the file.
     """
 
-    # Big chunks: each hand-over between the threads may wait for the GIL (up to 5 ms).
-    CHUNK_BYTES = 1 << 20
-    QUEUE_CHUNKS = 32
-    SEGMENT_ROWS = 50_000
+    SEGMENT_ROWS = 10_000
+    QUEUE_SEGMENTS = 2
 
-    def __init__(self, records: Iterable[Record], privacy: Privacy = NO_PRIVACY) -> None:
-        super().__init__(privacy)
-        self.finished = False
-        self.error: BaseException | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+    def __init__(
+        self, records: Iterable[Record], privacy: Privacy = NO_PRIVACY, layout: Layout = Layout()
+    ) -> None:
+        super().__init__(privacy, layout)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=self.QUEUE_SEGMENTS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, args=(records,), daemon=True)
         self._thread.start()
 
     def _produce(self, records: Iterable[Record]) -> None:
         try:
-            parts: list[bytes] = []
-            size = rows = 0
+            parts: dict[str, list[bytes]] = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
+            all_in_one = self.layout.careful
+            rows = 0
             for record in records:
                 line = self.row(record)
-                parts.append(line)
-                size += len(line)
+                parts[QUARANTINE if all_in_one else self.last_kind].append(line)
                 rows += 1
-                if size >= self.CHUNK_BYTES or rows >= self.SEGMENT_ROWS:
-                    self._put(b"".join(parts))
-                    parts, size = [], 0
                 if rows >= self.SEGMENT_ROWS:
-                    self._put(_SEGMENT_END)
+                    self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
+                    parts = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
                     rows = 0
-            self._put(b"".join(parts))
+            if rows:
+                self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
             self._put(_END)
         except _Stopped:
             pass
@@ -357,20 +464,15 @@ class RowStream(Tally):
             except queue.Full:
                 continue
 
-    def read(self, size: int = -1) -> bytes:
-        """File-like `read` for COPY: the next chunk, or b'' at the end of a segment."""
-        if self.finished:
-            return b""
-        item = self._queue.get()
-        if isinstance(item, bytes):
-            return item
-        if item is not _SEGMENT_END:
-            self.finished = True
+    def segments(self) -> Iterator[Segment]:
+        """The segments in order; re-raises the producer's error."""
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
             if isinstance(item, BaseException):
-                self.error = item
-        return b""
-
-    readline = read
+                raise item
+            yield item  # type: ignore[misc]
 
     def close(self) -> None:
         self._stop.set()
@@ -550,27 +652,30 @@ def _load_in_one_transaction(
             ),
         )
         result.batch_id = cur.fetchone()[0]
-        types = ("text", "text") if careful else ("timestamptz", "json")
-        cur.execute(_CREATE_LOAD_RECORDS.format(timestamp_type=types[0], json_type=types[1]))
         ids = {"batch_id": result.batch_id}
-        stream = RowStream(batch.records(), privacy)
+        if careful:
+            cur.execute(_CREATE_LOAD_RECORDS)
+            layout = Layout(careful=True)
+        else:
+            cur.execute("select now()")  # the load time of every row, as `now()` would give
+            layout = Layout(suffix=f"\t{result.batch_id}\t{cur.fetchone()[0].isoformat()}\n")
+        stream = RowStream(batch.records(decode=False), privacy, layout)
+        direct = True
         try:
-            while not stream.finished:
-                cur.copy_expert("copy load_records from stdin", stream, size=stream.CHUNK_BYTES)
-                if stream.error is not None:
-                    raise stream.error
+            for segment in stream.segments():
                 if careful:
-                    refused = _quarantine_refused_rows(cur)
-                    for kind, count in refused.items():
-                        stream.counts[kind] -= count
-                        stream.counts[QUARANTINE] += count
-                        stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count
-                cur.execute(_INSERT_AGENT_EVENTS, ids)
-                result.agent_events_loaded += cur.rowcount
-                cur.execute(_INSERT_MARKETPLACE_EVENTS, ids)
-                result.marketplace_events_loaded += cur.rowcount
-                cur.execute(_INSERT_QUARANTINE, ids)
-                cur.execute("truncate load_records")
+                    _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
+                    continue
+                if direct:
+                    direct = _store_directly(cur, segment, result)
+                if not direct:
+                    _store_idempotently(cur, segment, result)
+                if QUARANTINE in segment:
+                    cur.copy_expert(
+                        f"copy raw.quarantine ({_QUARANTINE_COLUMNS}) from stdin",
+                        io.BytesIO(segment[QUARANTINE]),
+                        size=_COPY_BUFFER,
+                    )
         finally:
             stream.close()
         if batch.sha256 != result.sha256:
@@ -598,6 +703,85 @@ def _load_in_one_transaction(
             result.as_dict(),
         )
     conn.commit()
+
+
+_COPY_BUFFER = 1 << 20
+
+
+def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes) -> int:
+    """COPY rows into a table; how many went in."""
+    cur.copy_expert(f"copy {table} from stdin", io.BytesIO(rows), size=_COPY_BUFFER)
+    return cur.rowcount
+
+
+def _count_loaded(result: FileResult, kind: str, count: int) -> None:
+    if kind == AGENT:
+        result.agent_events_loaded += count
+    else:
+        result.marketplace_events_loaded += count
+
+
+def _store_directly(cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult) -> bool:
+    """COPY a segment's events straight into the raw tables; False if one was seen before.
+
+    Then nothing of the segment stays (its savepoint is rolled back), and the caller
+    stores it, and every later segment, the idempotent way.
+    """
+    cur.execute("savepoint segment")
+    counts = {}
+    try:
+        for kind, (table, columns, _) in _TABLES.items():
+            if kind in segment:
+                counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind])
+    except psycopg2.errors.UniqueViolation:
+        if _signals_received:
+            raise
+        cur.execute("rollback to savepoint segment")
+        return False
+    cur.execute("release savepoint segment")
+    for kind, count in counts.items():
+        _count_loaded(result, kind, count)
+    return True
+
+
+def _store_idempotently(
+    cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult
+) -> None:
+    """A segment through a temporary table, `insert ... on conflict do nothing`."""
+    for kind, (table, columns, key) in _TABLES.items():
+        if kind not in segment:
+            continue
+        staging = f"load_{table.removeprefix('raw.')}"
+        cur.execute(f"create temporary table if not exists {staging} (like {table}) on commit drop")
+        _copy(cur, f"{staging} ({columns})", segment[kind])
+        cur.execute(
+            f"insert into {table} ({columns}) select {columns} from {staging}"
+            f" on conflict ({key}) do nothing"
+        )
+        _count_loaded(result, kind, cur.rowcount)
+        cur.execute(f"truncate {staging}")
+
+
+def _store_carefully(
+    cur: psycopg2.extensions.cursor,
+    rows: bytes,
+    ids: dict[str, Any],
+    stream: RowStream,
+    result: FileResult,
+) -> None:
+    """Careful mode: a segment into `load_records`, refused records quarantined, the rest in."""
+    _copy(cur, "load_records", rows)
+    refused = _quarantine_refused_rows(cur)
+    for kind, count in refused.items():
+        stream.counts[kind] -= count
+        stream.counts[QUARANTINE] += count
+        stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count
+    cur.execute(_CAREFUL_INSERT_AGENT_EVENTS, ids)
+    result.agent_events_loaded += cur.rowcount
+    cur.execute(_CAREFUL_INSERT_MARKETPLACE_EVENTS, ids)
+    result.marketplace_events_loaded += cur.rowcount
+    cur.execute(_CAREFUL_INSERT_QUARANTINE, ids)
+    cur.execute("truncate load_records")
 
 
 _REFUSED = "PostgreSQL refused this record"

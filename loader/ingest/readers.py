@@ -84,28 +84,59 @@ def _shown(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-def _decode_line(position: int, data: bytes, last_line: bool) -> Record:
+class Undecoded:
+    """`Record.value` of an NDJSON line not decoded yet (`BatchFile.records(decode=False)`).
+
+    The loader validates such a line from its text in one pydantic-core call; `decoded`
+    gives the record as `records()` would have, for the lines that call refuses.
+    """
+
+    def __init__(self, last_line: bool) -> None:
+        self.last_line = last_line
+
+
+UNDECODED, UNDECODED_LAST_LINE = Undecoded(False), Undecoded(True)
+
+
+def decoded(record: Record) -> Record:
+    """The record with its JSON decoded (or the reason it cannot be), as `records()` gives it."""
+    if not isinstance(record.value, Undecoded):
+        return record
+    return _decode_text(record.position, record.raw, record.size, record.value.last_line)
+
+
+def _decode_line(position: int, data: bytes, last_line: bool, decode: bool = True) -> Record:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         reason = f"invalid UTF-8 at byte {error.start + 1} of the record"
         return Record(position, _shown(data), len(data), None, reason)
+    if not decode and "\\u" not in text and not _may_be_too_deep(text):
+        # Lines with \u escapes (NUL, lone surrogates) or deep nesting are decoded here:
+        # only the standard decoder's reading of them is the contract's.
+        return Record(
+            position, text, len(data), UNDECODED_LAST_LINE if last_line else UNDECODED, None
+        )
+    return _decode_text(position, text, len(data), last_line)
+
+
+def _decode_text(position: int, text: str, size: int, last_line: bool) -> Record:
     try:
         value = _DECODER.decode(text)
     except _NonFinite:
-        return Record(position, text.replace("\x00", "\\x00"), len(data), None, _NON_FINITE)
+        return Record(position, text.replace("\x00", "\\x00"), size, None, _NON_FINITE)
     except json.JSONDecodeError as error:
         reason = f"invalid JSON: {error.msg} at column {error.colno}"
         if last_line:
             reason += " (the last line has no newline: was the file truncated?)"
-        return Record(position, text.replace("\x00", "\\x00"), len(data), None, reason)
+        return Record(position, text.replace("\x00", "\\x00"), size, None, reason)
     except RecursionError:
-        return Record(position, text, len(data), None, _TOO_DEEP)
+        return Record(position, text, size, None, _TOO_DEEP)
     except ValueError:  # an integer of more than 4300 digits
-        return Record(position, text, len(data), None, _TOO_LONG_NUMBER)
+        return Record(position, text, size, None, _TOO_LONG_NUMBER)
     if _may_be_too_deep(text) and nesting_depth(value) > MAX_DEPTH:
-        return Record(position, text, len(data), None, _TOO_DEEP)
-    return Record(position, text, len(data), value, None)
+        return Record(position, text, size, None, _TOO_DEEP)
+    return Record(position, text, size, value, None)
 
 
 def _may_be_too_deep(raw: str) -> bool:
@@ -299,15 +330,18 @@ class BatchFile:
     def bytes(self) -> int:
         return self._hashing.bytes
 
-    def records(self) -> Iterator[Record]:
-        """Every record of the file in order; problems come out as records with an error."""
+    def records(self, decode: bool = True) -> Iterator[Record]:
+        """Every record of the file in order; problems come out as records with an error.
+
+        With `decode` off, NDJSON lines come out undecoded (`Undecoded`, see `decoded`).
+        """
         try:
             self._detect_format()
             if self.format == "empty":
                 self._position += 1
                 yield Record(self._position, "", 0, None, "file is empty: it holds no records")
             elif self.format == "ndjson":
-                yield from self._ndjson_records()
+                yield from self._ndjson_records(decode)
             else:
                 yield from self._document_records()
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
@@ -370,7 +404,7 @@ class BatchFile:
 
     # --- NDJSON --------------------------------------------------------------------------
 
-    def _ndjson_records(self) -> Iterator[Record]:
+    def _ndjson_records(self, decode: bool = True) -> Iterator[Record]:
         """Lines split a chunk at a time; runs of blank lines are skipped at C speed."""
         limit = self.max_record_bytes
         read = self._stream.read1
@@ -407,7 +441,7 @@ class BatchFile:
             if len(data) > limit:
                 yield _oversized(line, data, len(data), limit)
             else:
-                yield _decode_line(line, data, last)
+                yield _decode_line(line, data, last, decode)
             if last:
                 break
             start, line = end + 1, line + 1

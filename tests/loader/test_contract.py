@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
+from loader.ingest import contract
 from loader.ingest.contract import (
     AGENT_EVENT_TYPES,
     MARKETPLACE_EVENT_TYPES,
     AgentEvent,
     ContractError,
     MarketplaceEvent,
+    check_event,
     parse_event,
 )
 from tests.factories import agent_event, marketplace_event
@@ -175,3 +178,44 @@ def test_seed_004_contract_refuses_with_a_precise_reason(overrides, reason):
 def test_records_of_neither_shape_are_refused(record, reason):
     with pytest.raises(ContractError, match=reason):
         parse_event(record)
+
+
+# --- check_event: the loader's fast verdict must be parse_event's, record for record ------
+
+
+def _fast_verdict(record):
+    """The typed-dict check alone (no fallback to parse_event): accepted or refused."""
+    adapter = contract._AGENT_CHECK if "event_id" in record else contract._MARKETPLACE_CHECK
+    try:
+        adapter.validate_python(record)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("overrides", [overrides for overrides, _ in REFUSED])
+def test_fast_check_refuses_every_refused_seed_000_record(overrides):
+    assert _fast_verdict(agent_event(**overrides)) is False
+
+
+@pytest.mark.parametrize("overrides", [overrides for overrides, _ in REFUSED_MARKETPLACE])
+def test_fast_check_refuses_every_refused_seed_004_record(overrides):
+    assert _fast_verdict(marketplace_event(**overrides)) is False
+
+
+@pytest.mark.parametrize("event_type", MARKETPLACE_EVENT_TYPES)
+def test_fast_check_accepts_what_parse_event_accepts(event_type):
+    event = marketplace_event(event_type=event_type, properties=_properties(event_type))
+    assert _fast_verdict(event) is True
+    conversation = agent_event(payload={"text": "hi", "channel": "web"}, metadata={"x": [1]})
+    assert _fast_verdict(conversation) is True
+    del conversation["metadata"]  # optional, as in parse_event
+    assert _fast_verdict(conversation) is True
+
+
+def test_check_event_gives_parse_event_reason_and_timestamp():
+    event = agent_event(timestamp="2026-11-01T11:30:00.1234567+02:00")
+    assert check_event(event) == (True, parse_event(event).timestamp)
+    assert check_event(marketplace_event())[0] is False
+    with pytest.raises(ContractError, match="tenant_id: String should have at least 1"):
+        check_event(marketplace_event(tenant_id=""))

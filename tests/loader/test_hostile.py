@@ -433,7 +433,7 @@ def start_big_load(db, tmp_path) -> tuple[subprocess.Popen, Path]:
     while time.monotonic() < deadline:
         busy = db.scalar(
             "select count(*) from pg_stat_activity"
-            " where datname = current_database() and query ilike '%%load_records%%'"
+            " where datname = current_database() and query ilike 'copy %%'"
             " and pid <> pg_backend_pid()"
         )
         if busy:
@@ -479,3 +479,59 @@ def test_a_terminated_backend_is_one_documented_line_and_exit_3(db, tmp_path):
     assert stderr.startswith("Error: lost the connection to PostgreSQL while loading")
     assert len(stderr.strip().splitlines()) == 1
     assert db.query("select count(*) from raw.load_batches") == [(0,)]
+
+
+# --- the one-call validation of NDJSON lines gives the standard reader's verdicts --------
+
+
+def test_lines_validated_in_one_call_get_the_standard_verdict_and_values(db, tmp_path):
+    """`load` validates NDJSON lines from their text; `validate` decodes them first.
+
+    Each line below is one the two JSON readers might treat differently; the quarantine
+    must hold the same positions and reasons as `validate` lists, and what loads must keep
+    its values as written (an int stays an int, the last of two equal keys wins).
+    """
+    event = json.dumps(
+        agent_event(
+            event_id="e", payload={"text": "hi", "role": "user"}, metadata={"total_tokens": 42}
+        )
+    )
+    body = '"payload": {"text": "hi", "role": "user"'
+    variants = [
+        event.replace(body, body + ', "x": NaN'),
+        event.replace(body, body + ', "x": -Infinity'),
+        event.replace(body, body + ', "x": 1e400'),
+        event.replace(body, body + ', "x": ' + "9" * 5000),
+        event.replace(body, body + ', "x": 01'),
+        event.replace(body, body + ', "x": "\\u0000"'),
+        event.replace(body, body + ', "x": "\\ud800"'),
+        event.replace(body, body + ', "x": ' + nested(MAX_DEPTH + 1)),
+        event.replace(body, body + ', "role": 5'),  # the last key wins: refused
+        event.replace(body, '"payload": {"text": 5, "text": "hi", "role": "user"'),  # accepted
+        event.replace('"total_tokens": 42', '"total_tokens": 42, "latency_ms": 1840'),
+        event.replace('"total_tokens": 42', '"total_tokens": 42, "latency_ms": 2.50'),
+        event.replace('"user_id": ', '"user_id": 7, "user_id": '),  # accepted: the last wins
+    ]
+    assert all(variant != event for variant in variants)
+    records = [
+        variant.replace('"event_id": "e"', f'"event_id": "e{i}"')
+        for i, variant in enumerate(variants)
+    ]
+    path = tmp_path / "b.ndjson"
+    path.write_text("".join(record + "\n" for record in records))
+    expected = validate_file(path)
+    result = load(db, path)
+    assert reconciles(result)
+    assert result.quarantined == expected.quarantined == 9
+    assert db.query("select position, reason from raw.quarantine order by position") == [
+        (problem["position"], problem["reason"]) for problem in expected.problems
+    ]
+    assert db.query(
+        "select event_id, payload->>'text', metadata->>'latency_ms', user_id"
+        " from raw.agent_events order by event_id"
+    ) == [
+        ("e10", "hi", "1840", "user-1"),
+        ("e11", "hi", "2.5", "user-1"),  # re-encoded from the value: 2.50 is 2.5
+        ("e12", "hi", None, "user-1"),
+        ("e9", "hi", None, "user-1"),
+    ]
