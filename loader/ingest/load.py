@@ -30,7 +30,7 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.ingest.contract import AgentEvent, ContractError, parse_event
+from loader.ingest.contract import AgentEvent, ContractError, MarketplaceEvent, parse_event
 from loader.ingest.privacy import NO_PRIVACY, Privacy
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, BatchFile, Record, file_checksum
 
@@ -251,15 +251,24 @@ def _quarantine_row(record: Record, reason: str, privacy: Privacy) -> bytes:
     return line.encode("utf-8", "backslashreplace")
 
 
-def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
-    """The COPY row for a valid record; raises ContractError for an invalid one."""
+def checked_event(record: Record, privacy: Privacy) -> tuple[str, AgentEvent | MarketplaceEvent]:
+    """(kind, event) for a record the contract accepts; raises ContractError otherwise.
+
+    The one verdict every destination applies (PostgreSQL here, the Parquet lake in
+    `loader/ingest/lake.py`), so both keep and quarantine exactly the same records.
+    """
     if record.error:
         raise ContractError(record.error)
     event = parse_event(record.value, show_values=not privacy.active)
-    raw = record.raw
-    if _SUSPECT.search(raw) and (reason := unstorable(record.value)):
+    if _SUSPECT.search(record.raw) and (reason := unstorable(record.value)):
         raise ContractError(reason)
-    kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
+    return (AGENT if isinstance(event, AgentEvent) else MARKETPLACE), event
+
+
+def _event_row(record: Record, privacy: Privacy) -> tuple[str, bytes]:
+    """The COPY row for a valid record; raises ContractError for an invalid one."""
+    kind, event = checked_event(record, privacy)
+    raw = record.raw
     if privacy.active:  # the protected record, re-serialised, is what gets written
         raw = json.dumps(privacy.apply(record.value), ensure_ascii=False, separators=(",", ":"))
     if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
@@ -293,7 +302,7 @@ class Tally:
         self.counts[kind] += 1
         self.last_reason = reason
         if reason is not None:
-            family = _reason_kind(reason)
+            family = reason_kind(reason)
             self.reasons[family] = self.reasons.get(family, 0) + 1
         return line
 
@@ -381,7 +390,7 @@ class _Stopped(Exception):
     """The loading side gave up; the producer thread ends quietly."""
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """A short family name for a reason, for summaries: `event_type`, `invalid JSON`, ..."""
     head = reason.split(";")[0]
     return head.split(":")[0] if ":" in head else head
