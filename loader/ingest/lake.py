@@ -280,9 +280,10 @@ class Lake:
             stored["redact"] if redact is None else redact,
         )
         if requested != (stored["tokenize_users"], stored["redact"]):
+            tokenize = "on" if stored["tokenize_users"] else "off"
             raise PrivacyMismatch(
-                f"this lake is set to --tokenize-users={'on' if stored['tokenize_users'] else 'off'}"
-                f" --redact={stored['redact']}; the load asked for something else. Drop the"
+                f"this lake is set to --tokenize-users={tokenize} --redact={stored['redact']};"
+                " the load asked for something else. Drop the"
                 " options (the stored settings apply to every load) or load into another lake."
             )
         privacy = Privacy.from_options(stored["tokenize_users"], stored["redact"])
@@ -326,8 +327,10 @@ class Lake:
         except (OSError, FileChanged) as error:
             self._discard(result.batch_id)
             result.status = "failed"
-            result.error = str(error) if isinstance(error, FileChanged) else (
-                f"cannot read the file: {error.strerror or error}"
+            result.error = (
+                str(error)
+                if isinstance(error, FileChanged)
+                else (f"cannot read the file: {error.strerror or error}")
             )
             result.batch_id = self._next_batch_id()
         except BaseException:
@@ -377,7 +380,9 @@ class Lake:
         loaded_at: datetime,
     ) -> None:
         staging = self._staging(result.batch_id)
-        writers = {kind: _PartWriter(staging / name, schema) for kind, (name, schema) in TABLES.items()}
+        writers = {
+            kind: _PartWriter(staging / name, schema) for kind, (name, schema) in TABLES.items()
+        }
         seen = self._seen_ids()
         new_ids: dict[str, set[str]] = {AGENT: set(), MARKETPLACE: set()}
         counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
