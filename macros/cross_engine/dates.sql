@@ -49,3 +49,40 @@
 {% macro spark__utc_today() -%}
     current_date()
 {%- endmacro %}
+
+
+{#- `timestamp` minus `minutes` (a number or an integer column) minutes. -#}
+{% macro minus_minutes(timestamp, minutes) -%}
+    {{ return(adapter.dispatch('minus_minutes', 'agent_analytics')(timestamp, minutes)) }}
+{%- endmacro %}
+
+{% macro default__minus_minutes(timestamp, minutes) -%}
+    {{ timestamp }} - make_interval(mins => {{ minutes }})
+{%- endmacro %}
+
+{% macro spark__minus_minutes(timestamp, minutes) -%}
+    {{ timestamp }} - make_dt_interval(0, 0, {{ minutes }}, 0)
+{%- endmacro %}
+
+
+{#- Whole months from the month start `earlier` to the month start `later` (integer). -#}
+{% macro months_between_month_starts(later, earlier) -%}
+    {{ return(adapter.dispatch('months_between_month_starts', 'agent_analytics')(later, earlier)) }}
+{%- endmacro %}
+
+{% macro default__months_between_month_starts(later, earlier) -%}
+    cast(
+            extract(year from age(
+                {{ later }},
+                {{ earlier }}
+            )) * 12
+            + extract(month from age(
+                {{ later }},
+                {{ earlier }}
+            )) as integer
+        )
+{%- endmacro %}
+
+{% macro spark__months_between_month_starts(later, earlier) -%}
+    cast(months_between({{ later }}, {{ earlier }}) as integer)
+{%- endmacro %}
