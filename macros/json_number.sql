@@ -8,7 +8,8 @@
     however it got there, can make a cast fail and stop `dbt build`.
 -#}
 {% macro json_number(json_column, key, type, low, high) -%}
-    {{ return(adapter.dispatch('json_number', 'agent_analytics')(json_column, key, type, low, high)) }}
+    {%- set implementation = adapter.dispatch('json_number', 'agent_analytics') -%}
+    {{ return(implementation(json_column, key, type, low, high)) }}
 {%- endmacro %}
 
 

@@ -219,7 +219,7 @@
 
 {#- Rounded to the nearest multiple of the var `step_var` (numeric). -#}
 {% macro coarsen(expression, step_var, default) -%}
-    round(cast({{ expression }} as numeric) / {{ var(step_var, default) }})
+    round(cast({{ expression }} as {{ numeric_type() }}) / {{ var(step_var, default) }})
     * {{ var(step_var, default) }}
 {%- endmacro %}
 

@@ -32,7 +32,8 @@
 
 {#- `value`s joined by `separator`, in the order of `order_by` (a list of columns). -#}
 {% macro ordered_string_agg(value, separator, order_by) -%}
-    {{ return(adapter.dispatch('ordered_string_agg', 'agent_analytics')(value, separator, order_by)) }}
+    {%- set implementation = adapter.dispatch('ordered_string_agg', 'agent_analytics') -%}
+    {{ return(implementation(value, separator, order_by)) }}
 {%- endmacro %}
 
 {% macro default__ordered_string_agg(value, separator, order_by) -%}
@@ -71,7 +72,9 @@
     as `alias`.`value_name` (text) and `alias`.`position_name` (1 for the first element).
 -#}
 {% macro cross_join_json_array_elements(column, alias, value_name, position_name) -%}
-    {{ return(adapter.dispatch('cross_join_json_array_elements', 'agent_analytics')(column, alias, value_name, position_name)) }}
+    {%- set name = 'cross_join_json_array_elements' -%}
+    {%- set implementation = adapter.dispatch(name, 'agent_analytics') -%}
+    {{ return(implementation(column, alias, value_name, position_name)) }}
 {%- endmacro %}
 
 {% macro default__cross_join_json_array_elements(column, alias, value_name, position_name) -%}

@@ -20,3 +20,19 @@
 {% materialization incremental, adapter='spark' -%}
     {{ return(materialization_table_spark()) }}
 {%- endmaterialization %}
+
+
+{#-
+    Snapshots on Spark need a table format that can update rows (Delta or Hudi); with plain
+    Parquet `insights_history` is not built there, and says so.
+-#}
+{% materialization snapshot, adapter='spark' -%}
+    {{ log(
+        "skipped " ~ this ~ ": snapshots on Spark need Delta or Hudi (the lake is plain"
+        ~ " Parquet); the history is kept on PostgreSQL. See docs/spark.md.", info=true
+    ) }}
+    {%- call statement('main') -%}
+        select 1
+    {%- endcall -%}
+    {{ return({'relations': []}) }}
+{%- endmaterialization %}

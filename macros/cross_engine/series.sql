@@ -7,7 +7,8 @@
     `alias`.`column`.
 -#}
 {% macro cross_join_date_series(start, stop, step, alias, column) -%}
-    {{ return(adapter.dispatch('cross_join_date_series', 'agent_analytics')(start, stop, step, alias, column)) }}
+    {%- set implementation = adapter.dispatch('cross_join_date_series', 'agent_analytics') -%}
+    {{ return(implementation(start, stop, step, alias, column)) }}
 {%- endmacro %}
 
 {% macro default__cross_join_date_series(start, stop, step, alias, column) -%}

@@ -60,3 +60,20 @@
         '[.]$', ''
     )
 {%- endmacro %}
+
+
+{#-
+    An exact decimal of any scale: PostgreSQL's `numeric`. Spark's `numeric` is
+    decimal(10, 0), which would cut the fraction off: decimal(38, 9) there.
+-#}
+{% macro numeric_type() -%}
+    {{ return(adapter.dispatch('numeric_type', 'agent_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__numeric_type() -%}
+    numeric
+{%- endmacro %}
+
+{% macro spark__numeric_type() -%}
+    decimal(38, 9)
+{%- endmacro %}

@@ -81,7 +81,11 @@ listed_calls as (
         invocations.loaded_at
 
     from invocations
-    {{ cross_join_json_array_elements('invocations.tool_calls', 'listed', 'tool_name', 'call_position') }}
+    {{
+        cross_join_json_array_elements(
+            'invocations.tool_calls', 'listed', 'tool_name', 'call_position'
+        )
+    }}
 
 ),
 

@@ -78,9 +78,13 @@ formatted as (
                     '{metric_value}',
                     case rules.value_format
                         when 'percent'
-                            then {{ number_text('visible.published_value * 100', 'FM999999990.0') }} || '%'
+                            then {{
+                                number_text('visible.published_value * 100', 'FM999999990.0')
+                            }} || '%'
                         when 'milliseconds'
-                            then {{ number_text('round(visible.published_value)', 'FM999999999990') }}
+                            then {{
+                                number_text('round(visible.published_value)', 'FM999999999990')
+                            }}
                         when 'rating'
                             then {{ number_text('round(visible.published_value, 2)', 'FM990.09') }}
                     end

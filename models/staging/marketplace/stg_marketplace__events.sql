@@ -84,7 +84,10 @@ renamed as (
         -- the tools an invocation called, in order (the reference's default: an empty list)
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then coalesce({{ json_value('properties', 'tool_calls') }}, {{ empty_json_array() }})
+                then
+                    coalesce(
+                        {{ json_value('properties', 'tool_calls') }}, {{ empty_json_array() }}
+                    )
         end as tool_calls
 
     from source
