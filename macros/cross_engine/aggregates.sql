@@ -72,8 +72,9 @@
     as `alias`.`value_name` (text) and `alias`.`position_name` (1 for the first element).
 -#}
 {% macro cross_join_json_array_elements(column, alias, value_name, position_name) -%}
-    {%- set name = 'cross_join_json_array_elements' -%}
-    {%- set implementation = adapter.dispatch(name, 'agent_analytics') -%}
+    {%- set implementation = adapter.dispatch(
+        'cross_join_json_array_elements', 'agent_analytics'
+    ) -%}
     {{ return(implementation(column, alias, value_name, position_name)) }}
 {%- endmacro %}
 
