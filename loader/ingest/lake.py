@@ -197,7 +197,8 @@ class Lake:
         folder = self.root / LEDGER
         if folder.is_dir():
             for entry in sorted(folder.iterdir()):
-                if entry.name.startswith("batch_id="):
+                # A folder without its file is a load that died before its commit.
+                if entry.name.startswith("batch_id=") and (entry / "ledger.parquet").exists():
                     batch_id = int(entry.name.removeprefix("batch_id="))
                     for row in pq.read_table(entry / "ledger.parquet").to_pylist():
                         rows.append({"batch_id": batch_id, **row})

@@ -146,7 +146,7 @@ def built(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> tupl
         module_db,
         "generate",
         "--out", str(landing),
-        "--events", "8000",
+        "--events", "14000",
         "--days", "3",
         "--seed", "16",
         "--events-per-file", "1500",
