@@ -8,7 +8,7 @@
 -#}
 {% macro marketplace_as_of_date() -%}
     {%- if var('as_of', none) is none -%}
-        cast(now() at time zone 'utc' as date)
+        {{ utc_today() }}
     {%- else -%}
         cast('{{ var("as_of") }}' as date)
     {%- endif -%}
@@ -20,5 +20,9 @@
 
 {#- The UTC calendar date of a timestamptz column. -#}
 {% macro utc_date(column) -%}
+    {{ return(adapter.dispatch('utc_date', 'agent_analytics')(column)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(column) -%}
     cast({{ column }} at time zone 'utc' as date)
 {%- endmacro %}

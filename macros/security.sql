@@ -79,6 +79,11 @@
 
 
 {% macro apply_bi_access() -%}
+    {{ return(adapter.dispatch('apply_bi_access', 'agent_analytics')()) }}
+{%- endmacro %}
+
+
+{% macro default__apply_bi_access() -%}
     {%- set access = (config.get('meta') or {}).get('bi_access') or {} -%}
     {%- set existing = existing_bi_roles() -%}
     {%- set tenant_column = access.get('tenant_column') -%}
@@ -170,6 +175,11 @@
 
 {#- on-run-end: the BI roles may look into schema marts (and nowhere else dbt builds). -#}
 {% macro grant_marts_usage() -%}
+    {{ return(adapter.dispatch('grant_marts_usage', 'agent_analytics')()) }}
+{%- endmacro %}
+
+
+{% macro default__grant_marts_usage() -%}
     {%- set existing = existing_bi_roles() -%}
     {%- if existing and adapter.check_schema_exists(target.database, 'marts') %}
         grant usage on schema marts to {{ existing | join(', ') }};
@@ -209,7 +219,7 @@
 
 {#- Rounded to the nearest multiple of the var `step_var` (numeric). -#}
 {% macro coarsen(expression, step_var, default) -%}
-    round(cast({{ expression }} as numeric) / {{ var(step_var, default) }})
+    round(cast({{ expression }} as {{ numeric_type() }}) / {{ var(step_var, default) }})
     * {{ var(step_var, default) }}
 {%- endmacro %}
 

@@ -159,6 +159,14 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
         " landing folder (the spool `serve` limits) small."
     ),
 )
+@click.option(
+    "--lake",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=(
+        "Load into this folder of Parquet tables for Spark (`dbt build --target spark`)"
+        " instead of PostgreSQL: the same contract, quarantine, privacy and ledger."
+    ),
+)
 @database_errors
 def load(
     paths: tuple[Path, ...],
@@ -174,6 +182,7 @@ def load(
     poll_interval: float,
     connections: int,
     move_loaded_to: Path | None,
+    lake: Path | None,
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
 
@@ -185,6 +194,14 @@ def load(
         raise click.UsageError("--move-loaded-to works with --follow only")
     if tokenize_users:  # a missing key is a usage error before anything is opened
         _privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
+    if lake is not None:
+        if follow or dsn:
+            raise click.UsageError("--lake loads into a folder: drop --follow and --dsn")
+        results = _load_lake(
+            lake, paths, as_json, max_record_bytes, wait, rehash, tokenize_users, redact
+        )
+        _exit_status(results, fail_on_quarantine)
+        return
     dsn = resolve_dsn(dsn)
     conn = warehouse.connect(dsn)
     results: list[FileResult] = []
@@ -228,9 +245,51 @@ def load(
     finally:
         conn.close()
     print_results(results, as_json)
+    _exit_status(results, fail_on_quarantine)
+
+
+def _exit_status(results: list[FileResult], fail_on_quarantine: bool) -> None:
     failed = any(result.status == "failed" for result in results)
     if failed or (fail_on_quarantine and any(result.quarantined for result in results)):
         sys.exit(EXIT_PROBLEMS)
+
+
+def _load_lake(
+    root: Path,
+    paths: tuple[Path, ...],
+    as_json: bool,
+    max_record_bytes: int,
+    wait: bool,
+    rehash: bool,
+    tokenize_users: bool | None,
+    redact: str | None,
+) -> list[FileResult]:
+    """`load --lake`: the same loop as for PostgreSQL, into Parquet (loader/ingest/lake.py).
+
+    An interrupt stops between files: the file being written is discarded (its partitions
+    have no ledger row yet) and loads on the next run.
+    """
+    from loader.ingest.lake import open_lake
+
+    results: list[FileResult] = []
+    with open_lake(root, wait) as lake:
+        privacy = _privacy_errors(lambda: lake.privacy(tokenize_users, redact))
+        try:
+            for path in batch_files(paths):
+                result = lake.load_file(path, max_record_bytes, rehash, privacy)
+                results.append(result)
+                if not as_json:
+                    click.echo(file_line(result))
+        except KeyboardInterrupt:
+            print_results(results, as_json)
+            click.echo(
+                "Error: interrupted: the file being loaded was discarded and loads on the next"
+                " run; the files listed above are done",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+    print_results(results, as_json)
+    return results
 
 
 @click.command(name="validate")

@@ -33,7 +33,14 @@ import psycopg2.extensions
 
 from loader import __version__
 from loader.errors import DatabaseError
-from loader.ingest.contract import ContractError, check_event, check_event_json
+from loader.ingest.contract import (
+    AgentEvent,
+    ContractError,
+    MarketplaceEvent,
+    check_event,
+    check_event_json,
+    parse_event,
+)
 from loader.ingest.privacy import NO_PRIVACY, Privacy
 from loader.ingest.readers import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -266,6 +273,23 @@ def _quarantine_row(record: Record, reason: str, privacy: Privacy, layout: Layou
     return line.encode("utf-8", "backslashreplace")
 
 
+def checked_event(record: Record, privacy: Privacy) -> tuple[str, AgentEvent | MarketplaceEvent]:
+    """(kind, event) for a record the contract accepts; raises ContractError otherwise.
+
+    The lake's verdict (`loader/ingest/lake.py`): the pydantic models themselves, which the
+    PostgreSQL path's faster check (`_event_row`) is tested to agree with, so both
+    destinations keep and quarantine exactly the same records.
+    """
+    if isinstance(record.value, Undecoded):
+        record = decoded(record)
+    if record.error:
+        raise ContractError(record.error)
+    event = parse_event(record.value, show_values=not privacy.active)
+    if _SUSPECT.search(record.raw) and (reason := unstorable(record.value)):
+        raise ContractError(reason)
+    return (AGENT if isinstance(event, AgentEvent) else MARKETPLACE), event
+
+
 _NO_COLUMNS = "\t".join(["\\N"] * 9)
 
 
@@ -401,7 +425,7 @@ class Tally:
         self.last_kind = kind
         self.last_reason = reason
         if reason is not None:
-            family = _reason_kind(reason)
+            family = reason_kind(reason)
             self.reasons[family] = self.reasons.get(family, 0) + 1
         return line
 
@@ -483,7 +507,7 @@ class _Stopped(Exception):
     """The loading side gave up; the producer thread ends quietly."""
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """A short family name for a reason, for summaries: `event_type`, `invalid JSON`, ..."""
     head = reason.split(";")[0]
     return head.split(":")[0] if ":" in head else head

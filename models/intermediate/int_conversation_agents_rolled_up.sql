@@ -49,7 +49,7 @@ conversation_agents as (
         agent_name,
         count(*) as events,
         -- The reference's resolution time: see the `resolution_seconds` doc block.
-        extract(epoch from max(occurred_at) - min(occurred_at)) as resolution_seconds,
+        {{ seconds_between('min(occurred_at)', 'max(occurred_at)') }} as resolution_seconds,
         min(occurred_at) as first_event_at,
         max(occurred_at) as last_event_at,
         max(loaded_at) as last_loaded_at

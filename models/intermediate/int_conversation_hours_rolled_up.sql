@@ -49,7 +49,7 @@ conversation_hours as (
         conversation_id,
         -- UTC hours whatever the session's TimeZone. `hour` is the mart's contract name
         -- (a non-reserved keyword in PostgreSQL, hence the RF04 exemption).
-        date_trunc('hour', occurred_at, 'UTC') as hour,  -- noqa: RF04
+        {{ utc_hour('occurred_at') }} as hour,  -- noqa: RF04
         count(*) as events,
         count(*) filter (where event_type = 'message') as messages,
         count(*) filter (where event_type = 'error') as errors,
@@ -58,7 +58,7 @@ conversation_hours as (
         max(loaded_at) as last_loaded_at
 
     from conversation_events
-    group by conversation_id, date_trunc('hour', occurred_at, 'UTC')
+    group by conversation_id, {{ utc_hour('occurred_at') }}
 
 ),
 

@@ -59,9 +59,8 @@ agent_lists as (
     select
         conversation_id,
         count(*) as agents_involved,
-        string_agg(
-            agent_name, ', ' order by first_event_at, agent_name
-        ) as agent_names
+        {{ ordered_string_agg('agent_name', ', ', ['first_event_at', 'agent_name']) }}
+            as agent_names
 
     from conversation_agents
     group by conversation_id
@@ -73,16 +72,17 @@ conversation_totals as (
     select
         conversation_id,
         -- Ties on occurred_at are broken by event_id, so first and last are deterministic.
-        (array_agg(user_id order by occurred_at, event_id))[1] as user_id,
-        (array_agg(session_id order by occurred_at, event_id))[1] as session_id,
-        (array_agg(agent_name order by occurred_at, event_id))[1] as first_agent_name,
-        (
-            array_agg(agent_name order by occurred_at desc, event_id desc)
-        )[1] as last_agent_name,
-        (
-            array_agg(event_type order by occurred_at desc, event_id desc)
-            filter (where event_type in ('handoff', 'error'))
-        )[1] as last_handoff_or_error_type,
+        {{ first_by('user_id', ['occurred_at', 'event_id']) }} as user_id,
+        {{ first_by('session_id', ['occurred_at', 'event_id']) }} as session_id,
+        {{ first_by('agent_name', ['occurred_at', 'event_id']) }} as first_agent_name,
+        {{ first_by('agent_name', ['occurred_at desc', 'event_id desc']) }} as last_agent_name,
+        {{
+            first_by(
+                'event_type',
+                ['occurred_at desc', 'event_id desc'],
+                filter="event_type in ('handoff', 'error')"
+            )
+        }} as last_handoff_or_error_type,
         count(*) as events,
         count(*) filter (where event_type = 'message') as messages,
         count(*) filter (where event_type = 'tool_call') as tool_calls,
@@ -114,7 +114,7 @@ conversations_classified as (
             when last_handoff_or_error_type = 'handoff' then 'handed_off'
             else 'abandoned'
         end as outcome,
-        extract(epoch from ended_at - started_at)::numeric(38, 6) as duration_seconds
+        {{ seconds_between('started_at', 'ended_at') }}::numeric(38, 6) as duration_seconds
 
     from conversation_totals
 

@@ -47,7 +47,7 @@ invocations as (
         occurred_at as finished_at,
         loaded_at,
         input_tokens + output_tokens as total_tokens,
-        jsonb_array_length(tool_calls) as tool_call_count,
+        {{ json_array_length('tool_calls') }} as tool_call_count,
         event_type = 'agent_completed' as is_success
 
     from events

@@ -81,9 +81,11 @@ listed_calls as (
         invocations.loaded_at
 
     from invocations
-    cross join
-        lateral jsonb_array_elements_text(invocations.tool_calls)
-        with ordinality as listed (tool_name, call_position)
+    {{
+        cross_join_json_array_elements(
+            'invocations.tool_calls', 'listed', 'tool_name', 'call_position'
+        )
+    }}
 
 ),
 

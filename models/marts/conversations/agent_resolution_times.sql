@@ -46,20 +46,20 @@ agent_resolution as (
         avg(resolution_seconds) as avg_resolution_seconds,
         percentile_cont(0.5) within group (
             order by resolution_seconds
-        )::numeric as median_resolution_seconds,
+        )::{{ numeric_type() }} as median_resolution_seconds,
         percentile_cont(0.95) within group (
             order by resolution_seconds
-        )::numeric as p95_resolution_seconds,
+        )::{{ numeric_type() }} as p95_resolution_seconds,
         count(*) filter (where is_completed) as completed_conversations,
         avg(resolution_seconds) filter (
             where is_completed
         ) as avg_completed_resolution_seconds,
         percentile_cont(0.5) within group (
             order by resolution_seconds
-        ) filter (where is_completed)::numeric as median_completed_resolution_seconds,
+        ) filter (where is_completed)::{{ numeric_type() }} as median_completed_resolution_seconds,
         percentile_cont(0.95) within group (
             order by resolution_seconds
-        ) filter (where is_completed)::numeric as p95_completed_resolution_seconds
+        ) filter (where is_completed)::{{ numeric_type() }} as p95_completed_resolution_seconds
 
     from conversation_agents_with_outcome
     group by agent_name

@@ -34,12 +34,13 @@ spine as (
     -- every day from the first marketplace event to the as-of date
     select cast(calendar.day_start as date) as date_day
     from first_event_date
-    cross join
-        lateral generate_series(
-            first_event_date.first_date,
-            {{ marketplace_as_of_date() }},
-            interval '1 day'
-        ) as calendar (day_start)
+    {{
+        cross_join_date_series(
+            'first_event_date.first_date',
+            marketplace_as_of_date(),
+            'day', 'calendar', 'day_start'
+        )
+    }}
     where first_event_date.first_date is not null
 
 ),

@@ -58,11 +58,13 @@ cohort_months as (
         cast(months.month_start as date) as activity_month_start_date
 
     from cohort_sizes
-    cross join lateral generate_series(
-        cohort_sizes.cohort_month_start_date,
-        cast(date_trunc('month', {{ marketplace_as_of_date() }}) as date),
-        interval '1 month'
-    ) as months (month_start)
+    {{
+        cross_join_date_series(
+            'cohort_sizes.cohort_month_start_date',
+            "cast(date_trunc('month', " ~ marketplace_as_of_date() ~ ") as date)",
+            'month', 'months', 'month_start'
+        )
+    }}
 
 ),
 
@@ -86,16 +88,12 @@ final as (
         cohort_months.cohort_month_start_date,
         cohort_months.activity_month_start_date,
         cohort_months.cohort_tenants,
-        cast(
-            extract(year from age(
-                cohort_months.activity_month_start_date,
-                cohort_months.cohort_month_start_date
-            )) * 12
-            + extract(month from age(
-                cohort_months.activity_month_start_date,
-                cohort_months.cohort_month_start_date
-            )) as integer
-        ) as months_since_cohort,
+        {{
+            months_between_month_starts(
+                'cohort_months.activity_month_start_date',
+                'cohort_months.cohort_month_start_date'
+            )
+        }} as months_since_cohort,
         coalesce(retained.retained_tenants, 0) as retained_tenants,
         cast(coalesce(retained.retained_tenants, 0) as numeric)
         / cohort_months.cohort_tenants as retention_rate

@@ -33,8 +33,8 @@ metrics as (
     -- one row per publisher (or publisher and tool) and metric, with the sample behind it
     select
         publisher_id,
-        cast(null as text) as agent_id,
-        cast(null as text) as tool_name,
+        cast(null as {{ text_type() }}) as agent_id,
+        cast(null as {{ text_type() }}) as tool_name,
         'error_rate' as metric_name,
         error_rate as metric_value,
         total_invocations as sample_size
@@ -44,8 +44,8 @@ metrics as (
 
     select
         publisher_id,
-        cast(null as text) as agent_id,
-        cast(null as text) as tool_name,
+        cast(null as {{ text_type() }}) as agent_id,
+        cast(null as {{ text_type() }}) as tool_name,
         'p95_response_time_ms' as metric_name,
         p95_response_time_ms as metric_value,
         completed_invocations as sample_size
@@ -55,8 +55,8 @@ metrics as (
 
     select
         publisher_id,
-        cast(null as text) as agent_id,
-        cast(null as text) as tool_name,
+        cast(null as {{ text_type() }}) as agent_id,
+        cast(null as {{ text_type() }}) as tool_name,
         'avg_satisfaction' as metric_name,
         avg_satisfaction as metric_value,
         rating_count as sample_size
@@ -66,7 +66,7 @@ metrics as (
 
     select
         publisher_id,
-        cast(null as text) as agent_id,
+        cast(null as {{ text_type() }}) as agent_id,
         tool_name,
         'tool_failure_rate' as metric_name,
         failure_rate as metric_value,
@@ -116,13 +116,13 @@ formatted as (
     select
         *,
         case value_format
-            when 'percent' then to_char(metric_value * 100, 'FM999999990.0') || '%'
-            when 'milliseconds' then to_char(round(metric_value), 'FM999999999990')
-            when 'rating' then to_char(round(metric_value, 2), 'FM990.09')
+            when 'percent' then {{ number_text('metric_value * 100', 'FM999999990.0') }} || '%'
+            when 'milliseconds' then {{ number_text('round(metric_value)', 'FM999999999990') }}
+            when 'rating' then {{ number_text('round(metric_value, 2)', 'FM990.09') }}
         end as metric_value_text,
         case value_format
-            when 'percent' then cast(trim_scale(threshold * 100) as text) || '%'
-            else cast(trim_scale(threshold) as text)
+            when 'percent' then {{ trimmed_number_text('threshold * 100') }} || '%'
+            else {{ trimmed_number_text('threshold') }}
         end as threshold_text
 
     from findings

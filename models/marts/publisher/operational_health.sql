@@ -24,7 +24,7 @@ recent_invocations as (
     -- within a day
     select * from {{ ref('int_invocations_enriched') }}
     where
-        finished_at > now() - make_interval(mins => {{ 2 * (windows | max) }})
+        finished_at > {{ minus_minutes('now()', 2 * (windows | max)) }}
         and finished_at <= now()
 
 ),
@@ -43,12 +43,12 @@ windows as (
 
     select
         configured.window_minutes,
-        newest.window_end_at - make_interval(mins => configured.window_minutes)
+        {{ minus_minutes('newest.window_end_at', 'configured.window_minutes') }}
             as window_start_at,
         newest.window_end_at
 
     from newest
-    cross join unnest(array[{{ windows | join(', ') }}]) as configured (window_minutes)
+    {{ cross_join_values(windows, 'configured', 'window_minutes') }}
 
 ),
 

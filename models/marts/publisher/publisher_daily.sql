@@ -58,12 +58,13 @@ spine as (
         cast(calendar.day_start as date) as date_day
 
     from first_active_days
-    cross join
-        lateral generate_series(
-            first_active_days.first_active_date,
-            {{ marketplace_as_of_date() }},
-            interval '1 day'
-        ) as calendar (day_start)
+    {{
+        cross_join_date_series(
+            'first_active_days.first_active_date',
+            marketplace_as_of_date(),
+            'day', 'calendar', 'day_start'
+        )
+    }}
 
 ),
 

@@ -78,17 +78,21 @@ formatted as (
                     '{metric_value}',
                     case rules.value_format
                         when 'percent'
-                            then to_char(visible.published_value * 100, 'FM999999990.0') || '%'
+                            then {{
+                                number_text('visible.published_value * 100', 'FM999999990.0')
+                            }} || '%'
                         when 'milliseconds'
-                            then to_char(round(visible.published_value), 'FM999999999990')
+                            then {{
+                                number_text('round(visible.published_value)', 'FM999999999990')
+                            }}
                         when 'rating'
-                            then to_char(round(visible.published_value, 2), 'FM990.09')
+                            then {{ number_text('round(visible.published_value, 2)', 'FM990.09') }}
                     end
                 ),
                 '{threshold}',
                 case rules.value_format
-                    when 'percent' then cast(trim_scale(visible.threshold * 100) as text) || '%'
-                    else cast(trim_scale(visible.threshold) as text)
+                    when 'percent' then {{ trimmed_number_text('visible.threshold * 100') }} || '%'
+                    else {{ trimmed_number_text('visible.threshold') }}
                 end
             ),
             '{tool_name}', coalesce(visible.tool_name, '')

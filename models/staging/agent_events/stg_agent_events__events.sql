@@ -45,30 +45,42 @@ renamed as (
         event_type,
         event_ts as occurred_at,
         loaded_at,
-        case when event_type = 'message' then payload ->> 'text' end as message_text,
-        case when event_type = 'message' then payload ->> 'role' end as message_role,
-        case when event_type = 'tool_call' then payload ->> 'tool_name' end as tool_name,
         case
-            when event_type = 'handoff' then payload ->> 'from_agent'
+            when event_type = 'message' then {{ json_text('payload', 'text') }}
+        end as message_text,
+        case
+            when event_type = 'message' then {{ json_text('payload', 'role') }}
+        end as message_role,
+        case
+            when event_type = 'tool_call' then {{ json_text('payload', 'tool_name') }}
+        end as tool_name,
+        case
+            when event_type = 'handoff' then {{ json_text('payload', 'from_agent') }}
         end as handoff_from_agent_name,
         case
-            when event_type = 'handoff' then payload ->> 'to_agent'
+            when event_type = 'handoff' then {{ json_text('payload', 'to_agent') }}
         end as handoff_to_agent_name,
-        case when event_type = 'handoff' then payload ->> 'reason' end as handoff_reason,
+        case
+            when event_type = 'handoff' then {{ json_text('payload', 'reason') }}
+        end as handoff_reason,
         -- an error without a usable type (missing, null or "") has a null type everywhere
         case
-            when event_type = 'error' then nullif(payload ->> 'error_type', '')
+            when event_type = 'error' then nullif({{ json_text('payload', 'error_type') }}, '')
         end as error_type,
-        case when event_type = 'error' then payload ->> 'message' end as error_message,
-        metadata ->> 'model' as model_name,
-        case when event_type = 'tool_call' then payload -> 'arguments' end as tool_arguments,
+        case
+            when event_type = 'error' then {{ json_text('payload', 'message') }}
+        end as error_message,
+        {{ json_text('metadata', 'model') }} as model_name,
+        case
+            when event_type = 'tool_call' then {{ json_value('payload', 'arguments') }}
+        end as tool_arguments,
         -- The loader has checked these JSON types and bounds; json_number checks again, so
         -- a value out of bounds becomes null instead of a cast that stops the build.
-        {{ json_number("metadata -> 'total_tokens'", 'bigint', 0, 1e12) }} as total_tokens,
-        {{ json_number("metadata -> 'prompt_tokens'", 'bigint', 0, 1e12) }} as prompt_tokens,
-        {{ json_number("metadata -> 'completion_tokens'", 'bigint', 0, 1e12) }}
+        {{ json_number('metadata', 'total_tokens', 'bigint', 0, 1e12) }} as total_tokens,
+        {{ json_number('metadata', 'prompt_tokens', 'bigint', 0, 1e12) }} as prompt_tokens,
+        {{ json_number('metadata', 'completion_tokens', 'bigint', 0, 1e12) }}
             as completion_tokens,
-        {{ json_number("metadata -> 'latency_ms'", 'numeric', 0, 1e12) }} as latency_ms
+        {{ json_number('metadata', 'latency_ms', 'numeric', 0, 1e12) }} as latency_ms
 
     from source
 

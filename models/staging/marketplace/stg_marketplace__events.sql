@@ -42,49 +42,52 @@ renamed as (
         -- bounds, and json_number checks again (null rather than a failed cast)
         case
             when event_type in ('tool_called', 'tool_failed')
-                then properties ->> 'tool_name'
+                then {{ json_text('properties', 'tool_name') }}
         end as tool_name,
         -- no usable error type (missing, null or "") is null, as for conversation errors
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then nullif(properties ->> 'error_type', '')
+                then nullif({{ json_text('properties', 'error_type') }}, '')
         end as error_type,
         case
             when event_type in ('tool_called', 'tool_failed')
-                then properties ->> 'error'
+                then {{ json_text('properties', 'error') }}
         end as tool_error_message,
         case
             when event_type = 'user_feedback'
-                then properties ->> 'comment'
+                then {{ json_text('properties', 'comment') }}
         end as feedback_comment,
         case
             when event_type in ('install', 'uninstall')
-                then properties ->> 'plan'
+                then {{ json_text('properties', 'plan') }}
         end as plan_name,
         case
             when event_type in ('agent_invoked', 'agent_completed', 'agent_errored')
-                then {{ json_number("properties -> 'input_tokens'", 'bigint', 0, 1e12) }}
+                then {{ json_number('properties', 'input_tokens', 'bigint', 0, 1e12) }}
         end as input_tokens,
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then {{ json_number("properties -> 'output_tokens'", 'bigint', 0, 1e12) }}
+                then {{ json_number('properties', 'output_tokens', 'bigint', 0, 1e12) }}
         end as output_tokens,
         case
             when event_type in ('agent_completed', 'agent_errored', 'tool_called', 'tool_failed')
-                then {{ json_number("properties -> 'duration_ms'", 'numeric', 0, 1e12) }}
+                then {{ json_number('properties', 'duration_ms', 'numeric', 0, 1e12) }}
         end as duration_ms,
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then {{ json_number("properties -> 'cost_usd'", 'numeric', 0, 1e9) }}
+                then {{ json_number('properties', 'cost_usd', 'numeric', 0, 1e9) }}
         end as cost_usd,
         case
             when event_type = 'user_feedback'
-                then {{ json_number("properties -> 'rating'", 'integer', 1, 5) }}
+                then {{ json_number('properties', 'rating', 'integer', 1, 5) }}
         end as rating,
         -- the tools an invocation called, in order (the reference's default: an empty list)
         case
             when event_type in ('agent_completed', 'agent_errored')
-                then coalesce(properties -> 'tool_calls', cast('[]' as jsonb))
+                then
+                    coalesce(
+                        {{ json_value('properties', 'tool_calls') }}, {{ empty_json_array() }}
+                    )
         end as tool_calls
 
     from source

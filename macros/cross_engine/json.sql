@@ -1,0 +1,45 @@
+{#-
+    JSON fields in staging. PostgreSQL stores raw JSON as jsonb (`->>`, `->`); the Parquet lake
+    stores it as JSON text, read on Spark with `get_json_object`.
+-#}
+
+{#- The text of `key` in the JSON object `json_column` (null when missing or JSON null). -#}
+{% macro json_text(json_column, key) -%}
+    {{ return(adapter.dispatch('json_text', 'agent_analytics')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_column, key) -%}
+    {{ json_column }} ->> '{{ key }}'
+{%- endmacro %}
+
+{% macro spark__json_text(json_column, key) -%}
+    get_json_object({{ json_column }}, '$.{{ key }}')
+{%- endmacro %}
+
+
+{#- The JSON value at `key` (jsonb on PostgreSQL, JSON text on Spark). -#}
+{% macro json_value(json_column, key) -%}
+    {{ return(adapter.dispatch('json_value', 'agent_analytics')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_value(json_column, key) -%}
+    {{ json_column }} -> '{{ key }}'
+{%- endmacro %}
+
+{% macro spark__json_value(json_column, key) -%}
+    get_json_object({{ json_column }}, '$.{{ key }}')
+{%- endmacro %}
+
+
+{#- An empty JSON array, the default of a missing list. -#}
+{% macro empty_json_array() -%}
+    {{ return(adapter.dispatch('empty_json_array', 'agent_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__empty_json_array() -%}
+    cast('[]' as jsonb)
+{%- endmacro %}
+
+{% macro spark__empty_json_array() -%}
+    '[]'
+{%- endmacro %}
