@@ -8,9 +8,9 @@
 
 with
 
-events as (
+marketplace_publishers as (
 
-    select * from {{ ref('stg_marketplace__events') }}
+    select * from {{ ref('int_marketplace_publishers') }}
 
 ),
 
@@ -41,9 +41,9 @@ tenant_revenue as (
 publishers as (
 
     -- every publisher with any event up to the as-of date gets a row, idle ones included
-    select distinct publisher_id
-    from events
-    where {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
+    select publisher_id
+    from marketplace_publishers
+    where first_event_date <= {{ marketplace_as_of_date() }}
 
 ),
 
