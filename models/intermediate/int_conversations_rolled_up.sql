@@ -17,6 +17,9 @@
         indexes=[
             {'columns': ['conversation_id'], 'unique': true},
             {'columns': ['last_loaded_at']},
+            {'columns': ['started_at']},
+            {'columns': ['first_agent_name']},
+            {'columns': ['outcome']},
         ],
     )
 }}
