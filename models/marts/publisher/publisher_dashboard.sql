@@ -32,12 +32,6 @@ agent_installs as (
 
 ),
 
-tenant_revenue as (
-
-    select * from {{ ref('tenant_revenue') }}
-
-),
-
 publishers as (
 
     -- every publisher with any event up to the as-of date gets a row, idle ones included
@@ -100,17 +94,6 @@ install_metrics as (
 
 ),
 
-tenant_metrics as (
-
-    select
-        publisher_id,
-        sum(revenue_usd) / count(*) as avg_revenue_per_tenant
-
-    from tenant_revenue
-    group by publisher_id
-
-),
-
 final as (
 
     select
@@ -132,7 +115,12 @@ final as (
         window_invocation_metrics.avg_response_time_ms,
         window_invocation_metrics.p95_response_time_ms,
         coalesce(daily_metrics.total_revenue, 0) as total_revenue,
-        tenant_metrics.avg_revenue_per_tenant,
+        {{
+            avg_revenue_per_tenant(
+                'daily_metrics.total_revenue',
+                'window_invocation_metrics.unique_tenants'
+            )
+        }} as avg_revenue_per_tenant,
         {{ marketplace_window_start_date() }} as window_start_date,
         {{ marketplace_as_of_date() }} as window_end_date
 
@@ -143,8 +131,6 @@ final as (
         on publishers.publisher_id = window_invocation_metrics.publisher_id
     left join install_metrics
         on publishers.publisher_id = install_metrics.publisher_id
-    left join tenant_metrics
-        on publishers.publisher_id = tenant_metrics.publisher_id
 
 )
 
