@@ -306,9 +306,12 @@ class Dbt:
             "--log-path",
             str(self.folder / "logs"),
         ]
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         result = subprocess.run(command, env=self.env, cwd=REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        # the machine may be shared: the 1-minute load average before and after, as `uptime`
+        load = (round(load_before, 2), round(os.getloadavg()[0], 2))
         with open(self.log, "a", encoding="utf-8") as log:
             log.write(f"$ dbt {' '.join(args)}\n{result.stdout}\n")
         if result.returncode != 0:
@@ -318,6 +321,7 @@ class Dbt:
         nodes = [(*_node_name(r["unique_id"]), r["execution_time"]) for r in results["results"]]
         return {
             "seconds": seconds,
+            "load_average": load,
             "model_seconds": sum(t for kind, _, t in nodes if kind != "test"),
             "test_seconds": sum(t for kind, _, t in nodes if kind == "test"),
             "slowest": sorted(((t, kind, name) for kind, name, t in nodes), reverse=True)[:8],
@@ -332,13 +336,13 @@ def _node_name(unique_id: str) -> tuple[str, str]:
 
 
 def mart_fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent md5 of every mart table (the snapshot left out)."""
+    """Row count and an order-independent md5 of every mart, table or view (snapshot left out)."""
     conn = psycopg2.connect(dsn)
     prints = {}
     with conn.cursor() as cur:
         cur.execute(
             "select table_name from information_schema.tables where table_schema = 'marts'"
-            " and table_type = 'BASE TABLE' and table_name <> 'insights_history'"
+            " and table_type in ('BASE TABLE', 'VIEW') and table_name <> 'insights_history'"
             " order by table_name"
         )
         for (table,) in cur.fetchall():
@@ -606,6 +610,9 @@ def print_report(r: dict) -> None:
         ("hourly", inc),
         ("daily", r["daily_build"]),
     )
+    echo("\nload average (1 min, before / after) of each build:")
+    for label, timing in timings:
+        echo(f"  {label:<10} {timing['load_average'][0]:>6.2f} / {timing['load_average'][1]:.2f}")
     for label, timing in timings:
         echo(f"\nslowest nodes, {label} build:")
         for seconds, kind, name in timing["slowest"]:

@@ -29,3 +29,12 @@
         filter (where is_success)
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    Revenue per tenant that invoked: the window's revenue over its distinct invoking tenants
+    (the mean of `tenant_revenue.revenue_usd` over the publisher's rows); null without tenants.
+-#}
+{% macro avg_revenue_per_tenant(revenue_usd, tenants) -%}
+    {{ revenue_usd }} / nullif({{ tenants }}, 0)
+{%- endmacro %}

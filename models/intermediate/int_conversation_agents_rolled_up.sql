@@ -2,7 +2,7 @@
     One row per conversation and agent: the agent's first and last event in the conversation
     and the time between them, the reference's per-agent resolution time before averaging.
 
-    Incremental like int_conversations_rolled_up: every conversation with an event loaded
+    Incremental like fct_conversations: every conversation with an event loaded
     since the high-water mark minus `lookback_hours` is recomputed from all of its events and
     replaced whole (delete+insert keyed on conversation_id, which deletes all of its agents).
 -#}

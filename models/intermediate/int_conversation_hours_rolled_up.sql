@@ -3,7 +3,7 @@
     messages, tokens and errors in that hour. conversations_hourly sums these rows, so the
     hourly mart reads one row per conversation-hour instead of every event.
 
-    Incremental like int_conversations_rolled_up: every conversation with an event loaded
+    Incremental like fct_conversations: every conversation with an event loaded
     since the high-water mark minus `lookback_hours` is recomputed from all of its events and
     replaced whole (delete+insert keyed on conversation_id, which deletes all of its hours).
 -#}

@@ -156,8 +156,10 @@ def late_batch() -> list[dict]:
 def tables(db: Database) -> list[str]:
     rows = db.query(
         "select schemaname || '.' || tablename from pg_tables where schemaname = any(%s)"
+        " union all"
+        " select schemaname || '.' || viewname from pg_views where schemaname = any(%s)"
         " order by 1",
-        (list(SCHEMAS),),
+        (list(SCHEMAS), list(SCHEMAS)),
     )
     return [row[0] for row in rows if row[0].split(".")[1] not in EXCLUDED]
 

@@ -80,7 +80,7 @@ HIDDEN = (
     "staging.stg_agent_events__events",
     "staging.stg_marketplace__events",
     "intermediate.int_invocations_enriched",
-    "intermediate.int_conversations_rolled_up",
+    "intermediate.int_conversation_agents_rolled_up",
     "seeds.insight_rules",
 )
 # The bypasses a reader can type; none may change what it sees.

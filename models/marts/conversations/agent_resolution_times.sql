@@ -21,7 +21,7 @@ conversation_agents as (
 
 conversations as (
 
-    select * from {{ ref('int_conversations_rolled_up') }}
+    select * from {{ ref('fct_conversations') }}
 
 ),
 

@@ -1,22 +1,41 @@
 {#-
     One row per UTC hour with at least one conversation event: the reference's conversations per
     hour (distinct conversations with a message event in the hour) over all hours, plus the
-    hour's messages, tokens and errors. Rebuilt as a table from the per-conversation-hour
-    rollup, which is incremental.
+    hour's messages, tokens and errors. Summed from the per-conversation-hour rollup.
+
+    Incremental (macros/incremental_marts.sql): a build recomputes the hours with a rollup row
+    loaded since this table's high-water mark minus `lookback_hours`; an hour that has passed
+    changes only by late events, which land there.
 -#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='hour',
+        on_schema_change='fail',
+        pre_hook="{{ delete_rows_to_rebuild('hour') }}",
         indexes=[
             {'columns': ['hour'], 'unique': true},
         ],
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
 
 conversation_hours as (
 
     select * from {{ ref('int_conversation_hours_rolled_up') }}
+
+    {% if is_incremental_update() %}
+        where hour in (
+            select touched.hour
+            from {{ ref('int_conversation_hours_rolled_up') }} as touched
+            where {{ loaded_since_built('touched', 'last_loaded_at') }}
+        )
+    {% endif %}
 
 ),
 
@@ -29,7 +48,8 @@ hourly as (
         count(*) as active_conversations,
         sum(messages)::bigint as messages,
         sum(total_tokens)::bigint as total_tokens,
-        sum(errors)::bigint as errors
+        sum(errors)::bigint as errors,
+        max(last_loaded_at) as last_loaded_at
 
     from conversation_hours
     group by hour
@@ -44,7 +64,8 @@ final as (
         active_conversations,
         messages,
         total_tokens,
-        errors
+        errors,
+        last_loaded_at
 
     from hourly
 

@@ -14,21 +14,9 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_agent_events__events') }}
-
-),
-
 errors as (
 
-    select
-        error_type,
-        conversation_id,
-        occurred_at
-
-    from events
-    where event_type = 'error'
+    select * from {{ ref('int_conversation_errors') }}
 
 ),
 

@@ -1,7 +1,13 @@
 {#-
     One row per conversation: who, which agents, when, how long, what happened and how it
-    ended. Incremental: the conversations int_conversations_rolled_up rebuilt since this
-    table's high-water mark (minus `lookback_hours`) replace their rows here.
+    ended, recomputed from all of its events. The one materialisation of the conversation
+    grain: agent_resolution_times reads it, and no intermediate copy exists.
+
+    Incremental: a run rebuilds every conversation that has an event loaded since this
+    table's high-water mark (`last_loaded_at`) minus `lookback_hours`, from all of that
+    conversation's staged events, and replaces it whole (delete+insert on conversation_id).
+    A late event is found by when it was loaded, not by when it happened, so an event that
+    belongs to a conversation from last week still gives the full-refresh row.
 -#}
 {{
     config(
@@ -9,13 +15,13 @@
         incremental_strategy='delete+insert',
         unique_key='conversation_id',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('started_at', 'conversation_id', ref('int_conversations_rolled_up'), 'conversation_id', 'last_loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('started_at', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
         indexes=[
             {'columns': ['conversation_id'], 'unique': true},
+            {'columns': ['last_loaded_at']},
             {'columns': ['started_at']},
             {'columns': ['first_agent_name']},
             {'columns': ['outcome']},
-            {'columns': ['last_loaded_at']},
         ],
     )
 }}
@@ -25,16 +31,97 @@
 
 with
 
-conversations as (
+events as (
 
-    select * from {{ ref('int_conversations_rolled_up') }}
+    select * from {{ ref('stg_agent_events__events') }}
+
+),
+
+conversation_events as (
+
+    select * from events
 
     {% if is_incremental() %}
-        where
-            last_loaded_at >= {{ lookback_high_water_mark('last_loaded_at') }}
-        -- conversations that lost events to a purge, as recomputed upstream
-        {{ or_lost_to_purge('conversation_id', 'started_at', 'last_loaded_at') }}
+        {{ where_conversation_touched('started_at') }}
     {% endif %}
+
+),
+
+conversation_agents as (
+
+    select
+        conversation_id,
+        agent_name,
+        min(occurred_at) as first_event_at
+
+    from conversation_events
+    group by conversation_id, agent_name
+
+),
+
+agent_lists as (
+
+    select
+        conversation_id,
+        count(*) as agents_involved,
+        {{ ordered_string_agg('agent_name', ', ', ['first_event_at', 'agent_name']) }}
+            as agent_names
+
+    from conversation_agents
+    group by conversation_id
+
+),
+
+conversation_totals as (
+
+    select
+        conversation_id,
+        -- Ties on occurred_at are broken by event_id, so first and last are deterministic.
+        {{ first_by('user_id', ['occurred_at', 'event_id']) }} as user_id,
+        {{ first_by('session_id', ['occurred_at', 'event_id']) }} as session_id,
+        {{ first_by('agent_name', ['occurred_at', 'event_id']) }} as first_agent_name,
+        {{ first_by('agent_name', ['occurred_at desc', 'event_id desc']) }} as last_agent_name,
+        {{
+            first_by(
+                'event_type',
+                ['occurred_at desc', 'event_id desc'],
+                filter="event_type in ('handoff', 'error')"
+            )
+        }} as last_handoff_or_error_type,
+        count(*) as events,
+        count(*) filter (where event_type = 'message') as messages,
+        count(*) filter (where event_type = 'tool_call') as tool_calls,
+        count(*) filter (where event_type = 'handoff') as handoffs,
+        count(*) filter (where event_type = 'error') as errors,
+        count(*) filter (where event_type = 'completion') as completions,
+        coalesce(sum(total_tokens), 0)::bigint as total_tokens,
+        -- numeric(38, 6) as in the mart contract: 6 decimals keep timestamps exact.
+        coalesce(sum(latency_ms), 0)::numeric(38, 6) as total_latency_ms,
+        avg(latency_ms)::numeric(38, 6) as avg_latency_ms,
+        bool_or(event_type = 'conversation_end') as has_conversation_end,
+        min(occurred_at) as started_at,
+        max(occurred_at) as ended_at,
+        max(loaded_at) as last_loaded_at
+
+    from conversation_events
+    group by conversation_id
+
+),
+
+conversations_classified as (
+
+    select
+        *,
+        -- The outcome rule: see the `conversation_outcome` doc block.
+        case
+            when completions > 0 then 'completed'
+            when last_handoff_or_error_type = 'error' then 'errored'
+            when last_handoff_or_error_type = 'handoff' then 'handed_off'
+            else 'abandoned'
+        end as outcome,
+        {{ seconds_between('started_at', 'ended_at') }}::numeric(38, 6) as duration_seconds
+
+    from conversation_totals
 
 ),
 
@@ -42,38 +129,40 @@ final as (
 
     select
         -- ids
-        conversation_id,
-        user_id,
-        session_id,
+        conversations_classified.conversation_id,
+        conversations_classified.user_id,
+        conversations_classified.session_id,
 
         -- strings
-        first_agent_name,
-        last_agent_name,
-        agent_names,
-        outcome,
+        conversations_classified.first_agent_name,
+        conversations_classified.last_agent_name,
+        agent_lists.agent_names,
+        conversations_classified.outcome,
 
         -- numerics
-        agents_involved,
-        events,
-        messages,
-        tool_calls,
-        handoffs,
-        errors,
-        completions,
-        total_tokens,
-        total_latency_ms,
-        avg_latency_ms,
-        duration_seconds,
+        agent_lists.agents_involved,
+        conversations_classified.events,
+        conversations_classified.messages,
+        conversations_classified.tool_calls,
+        conversations_classified.handoffs,
+        conversations_classified.errors,
+        conversations_classified.completions,
+        conversations_classified.total_tokens,
+        conversations_classified.total_latency_ms,
+        conversations_classified.avg_latency_ms,
+        conversations_classified.duration_seconds,
 
         -- booleans
-        has_conversation_end,
+        conversations_classified.has_conversation_end,
 
         -- timestamps
-        started_at,
-        ended_at,
-        last_loaded_at
+        conversations_classified.started_at,
+        conversations_classified.ended_at,
+        conversations_classified.last_loaded_at
 
-    from conversations
+    from conversations_classified
+    inner join agent_lists
+        on conversations_classified.conversation_id = agent_lists.conversation_id
 
 )
 

@@ -1,31 +1,31 @@
+{#-
+    Incremental (macros/incremental_marts.sql): a build recomputes the days with an invocation
+    or install event loaded since this table's high-water mark minus `lookback_hours`, and
+    the calendar days missing here (new days, an earlier first day). Other days are final.
+-#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='date_day',
+        on_schema_change='fail',
+        pre_hook="{{ delete_rows_to_rebuild('date_day', marketplace_as_of_date()) }}",
         indexes=[
             {'columns': ['date_day'], 'unique': true},
         ],
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
-
-events as (
-
-    select * from {{ ref('stg_marketplace__events') }}
-    where {{ utc_date('occurred_at') }} <= {{ marketplace_as_of_date() }}
-
-),
-
-invocations as (
-
-    select * from {{ ref('int_invocations_enriched') }}
-    where finished_date <= {{ marketplace_as_of_date() }}
-
-),
 
 first_event_date as (
 
-    select min({{ utc_date('occurred_at') }}) as first_date
-    from events
+    select min(first_event_date) as first_date
+    from {{ ref('int_marketplace_publishers') }}
+    where first_event_date <= {{ marketplace_as_of_date() }}
 
 ),
 
@@ -45,39 +45,64 @@ spine as (
 
 ),
 
+days_to_build as (
+
+    select spine.date_day
+    from spine
+    {% if is_incremental_update() %}
+        where
+            spine.date_day in (
+                select invocations.finished_date
+                from {{ ref('int_invocations_enriched') }} as invocations
+                where {{ loaded_since_built('invocations') }}
+
+                union
+
+                select installs.occurred_date
+                from {{ ref('int_installs_dated') }} as installs
+                where {{ loaded_since_built('installs') }}
+            )
+            or spine.date_day not in (select built.date_day from {{ this }} as built)
+    {% endif %}
+
+),
+
 daily_invocations as (
 
     select
-        finished_date as date_day,
+        invocations.finished_date as date_day,
         count(*) as invocations,
-        count(*) filter (where not is_success) as errored_invocations,
-        sum(revenue_usd) as gmv_usd,
-        count(distinct publisher_id) as active_publishers,
-        count(distinct agent_id) as active_agents,
-        count(distinct tenant_id) as active_tenants
+        count(*) filter (where not invocations.is_success) as errored_invocations,
+        sum(invocations.revenue_usd) as gmv_usd,
+        count(distinct invocations.publisher_id) as active_publishers,
+        count(distinct invocations.agent_id) as active_agents,
+        count(distinct invocations.tenant_id) as active_tenants,
+        max(invocations.loaded_at) as last_loaded_at
 
-    from invocations
-    group by finished_date
+    from {{ ref('int_invocations_enriched') }} as invocations
+    where invocations.finished_date in (select days_to_build.date_day from days_to_build)
+    group by invocations.finished_date
 
 ),
 
 daily_installs as (
 
     select
-        {{ utc_date('occurred_at') }} as date_day,
-        count(*) filter (where event_type = 'install') as installs,
-        count(*) filter (where event_type = 'uninstall') as uninstalls
+        installs.occurred_date as date_day,
+        count(*) filter (where installs.event_type = 'install') as installs,
+        count(*) filter (where installs.event_type = 'uninstall') as uninstalls,
+        max(installs.loaded_at) as last_loaded_at
 
-    from events
-    where event_type in ('install', 'uninstall')
-    group by {{ utc_date('occurred_at') }}
+    from {{ ref('int_installs_dated') }} as installs
+    where installs.occurred_date in (select days_to_build.date_day from days_to_build)
+    group by installs.occurred_date
 
 ),
 
 final as (
 
     select
-        spine.date_day,
+        days_to_build.date_day,
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
         coalesce(daily_invocations.gmv_usd, 0) as gmv_usd,
@@ -85,13 +110,15 @@ final as (
         coalesce(daily_invocations.active_agents, 0) as active_agents,
         coalesce(daily_invocations.active_tenants, 0) as active_tenants,
         coalesce(daily_installs.installs, 0) as installs,
-        coalesce(daily_installs.uninstalls, 0) as uninstalls
+        coalesce(daily_installs.uninstalls, 0) as uninstalls,
+        greatest(daily_invocations.last_loaded_at, daily_installs.last_loaded_at)
+            as last_loaded_at
 
-    from spine
+    from days_to_build
     left join daily_invocations
-        on spine.date_day = daily_invocations.date_day
+        on days_to_build.date_day = daily_invocations.date_day
     left join daily_installs
-        on spine.date_day = daily_installs.date_day
+        on days_to_build.date_day = daily_installs.date_day
 
 )
 

@@ -1,5 +1,16 @@
+{#-
+    Incremental (macros/incremental_marts.sql): a build recomputes the publisher-days with an
+    invocation or rating loaded since this table's high-water mark minus `lookback_hours`,
+    and the spine rows missing here or with a stale `is_in_dashboard_window` (new days, a new
+    publisher, an earlier first day, the window moving with `as_of`). Other days are final.
+-#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['publisher_id', 'date_day'],
+        on_schema_change='fail',
+        pre_hook="{{ delete_rows_to_rebuild('date_day', marketplace_as_of_date()) }}",
         indexes=[
             {'columns': ['publisher_id', 'date_day'], 'unique': true},
             {'columns': ['date_day']},
@@ -7,46 +18,94 @@
     )
 }}
 
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
 with
 
-invocations as (
+{% if is_incremental_update() %}
 
-    select * from {{ ref('int_invocations_enriched') }}
-    where finished_date <= {{ marketplace_as_of_date() }}
+    built as (
 
-),
+        select
+            publisher_id,
+            date_day,
+            is_in_dashboard_window
+        from {{ this }}
 
-ratings as (
+    ),
 
-    select * from {{ ref('int_ratings_dated') }}
-    where rated_date <= {{ marketplace_as_of_date() }}
+    touched_days as (
 
-),
+        -- the publisher-days of the rows loaded since the high-water mark minus the lookback
+        select
+            invocations.publisher_id,
+            invocations.finished_date as date_day
+        from {{ ref('int_invocations_enriched') }} as invocations
+        where
+            {{ loaded_since_built('invocations') }}
+            and invocations.finished_date <= {{ marketplace_as_of_date() }}
 
-active_days as (
+        union
 
-    select
-        publisher_id,
-        finished_date as active_date
-    from invocations
+        select
+            ratings.publisher_id,
+            ratings.rated_date as date_day
+        from {{ ref('int_ratings_dated') }} as ratings
+        where
+            {{ loaded_since_built('ratings') }}
+            and ratings.rated_date <= {{ marketplace_as_of_date() }}
 
-    union all
+    ),
 
-    select
-        publisher_id,
-        rated_date as active_date
-    from ratings
+    publisher_ids as (
 
-),
+        select publisher_id from built
+        union
+        select publisher_id from touched_days
+
+    ),
+
+{% else %}
+
+    publisher_ids as (
+
+        select invocations.publisher_id
+        from {{ ref('int_invocations_enriched') }} as invocations
+        where invocations.finished_date <= {{ marketplace_as_of_date() }}
+
+        union
+
+        select ratings.publisher_id
+        from {{ ref('int_ratings_dated') }} as ratings
+        where ratings.rated_date <= {{ marketplace_as_of_date() }}
+
+    ),
+
+{% endif %}
 
 first_active_days as (
 
+    -- each publisher's first invocation or rating, read through the (publisher, date) indexes
     select
-        publisher_id,
-        min(active_date) as first_active_date
+        publisher_ids.publisher_id,
+        least(first_invocation.finished_date, first_rating.rated_date) as first_active_date
 
-    from active_days
-    group by publisher_id
+    from publisher_ids
+    left join lateral (
+        select invocations.finished_date
+        from {{ ref('int_invocations_enriched') }} as invocations
+        where invocations.publisher_id = publisher_ids.publisher_id
+        order by invocations.finished_date
+        limit 1
+    ) as first_invocation on true
+    left join lateral (
+        select ratings.rated_date
+        from {{ ref('int_ratings_dated') }} as ratings
+        where ratings.publisher_id = publisher_ids.publisher_id
+        order by ratings.rated_date
+        limit 1
+    ) as first_rating on true
 
 ),
 
@@ -65,47 +124,85 @@ spine as (
             'day', 'calendar', 'day_start'
         )
     }}
+    where first_active_days.first_active_date <= {{ marketplace_as_of_date() }}
+
+),
+
+days_to_build as (
+
+    select
+        spine.publisher_id,
+        spine.date_day
+
+    from spine
+    {% if is_incremental_update() %}
+        where
+            exists (
+                select from touched_days
+                where
+                    touched_days.publisher_id = spine.publisher_id
+                    and touched_days.date_day = spine.date_day
+            )
+            or not exists (
+                select from built
+                where
+                    built.publisher_id = spine.publisher_id
+                    and built.date_day = spine.date_day
+                    and built.is_in_dashboard_window
+                    = (spine.date_day >= {{ marketplace_window_start_date() }})
+            )
+    {% endif %}
 
 ),
 
 daily_invocations as (
 
     select
-        publisher_id,
-        finished_date as date_day,
+        invocations.publisher_id,
+        invocations.finished_date as date_day,
         count(*) as invocations,
-        count(*) filter (where is_success) as completed_invocations,
-        count(*) filter (where not is_success) as errored_invocations,
-        count(distinct tenant_id) as active_tenants,
-        sum(revenue_usd) as revenue_usd,
+        count(*) filter (where invocations.is_success) as completed_invocations,
+        count(*) filter (where not invocations.is_success) as errored_invocations,
+        count(distinct invocations.tenant_id) as active_tenants,
+        sum(invocations.revenue_usd) as revenue_usd,
         {{ response_time_ms() }} as avg_response_time_ms,
         {{ response_time_ms(0.50) }} as p50_response_time_ms,
         {{ response_time_ms(0.90) }} as p90_response_time_ms,
         {{ response_time_ms(0.95) }} as p95_response_time_ms,
-        {{ response_time_ms(0.99) }} as p99_response_time_ms
+        {{ response_time_ms(0.99) }} as p99_response_time_ms,
+        max(invocations.loaded_at) as last_loaded_at
 
-    from invocations
-    group by publisher_id, finished_date
+    from {{ ref('int_invocations_enriched') }} as invocations
+    inner join days_to_build
+        on
+            invocations.publisher_id = days_to_build.publisher_id
+            and invocations.finished_date = days_to_build.date_day
+    group by invocations.publisher_id, invocations.finished_date
 
 ),
 
 daily_ratings as (
 
     select
-        publisher_id,
-        rated_date as date_day,
+        ratings.publisher_id,
+        ratings.rated_date as date_day,
         count(*) as rating_count,
-        sum(rating) as rating_sum
+        sum(ratings.rating) as rating_sum,
+        max(ratings.loaded_at) as last_loaded_at
 
-    from ratings
-    group by publisher_id, rated_date
+    from {{ ref('int_ratings_dated') }} as ratings
+    inner join days_to_build
+        on
+            ratings.publisher_id = days_to_build.publisher_id
+            and ratings.rated_date = days_to_build.date_day
+    group by ratings.publisher_id, ratings.rated_date
 
 ),
 
 final as (
 
     select
-        spine.publisher_id,
+        days_to_build.publisher_id,
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.completed_invocations, 0) as completed_invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
@@ -122,18 +219,20 @@ final as (
         coalesce(daily_ratings.rating_sum, 0) as rating_sum,
         {{ avg_satisfaction('daily_ratings.rating_sum', 'daily_ratings.rating_count') }}
             as avg_satisfaction,
-        spine.date_day >= {{ marketplace_window_start_date() }} as is_in_dashboard_window,
-        spine.date_day
+        days_to_build.date_day >= {{ marketplace_window_start_date() }} as is_in_dashboard_window,
+        days_to_build.date_day,
+        greatest(daily_invocations.last_loaded_at, daily_ratings.last_loaded_at)
+            as last_loaded_at
 
-    from spine
+    from days_to_build
     left join daily_invocations
         on
-            spine.publisher_id = daily_invocations.publisher_id
-            and spine.date_day = daily_invocations.date_day
+            days_to_build.publisher_id = daily_invocations.publisher_id
+            and days_to_build.date_day = daily_invocations.date_day
     left join daily_ratings
         on
-            spine.publisher_id = daily_ratings.publisher_id
-            and spine.date_day = daily_ratings.date_day
+            days_to_build.publisher_id = daily_ratings.publisher_id
+            and days_to_build.date_day = daily_ratings.date_day
 
 )
 

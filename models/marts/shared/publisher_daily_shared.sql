@@ -36,9 +36,9 @@ invocations as (
 
 ),
 
-events as (
+dated_ratings as (
 
-    select * from {{ ref('stg_marketplace__events') }}
+    select * from {{ ref('int_ratings_dated') }}
 
 ),
 
@@ -61,10 +61,9 @@ ratings as (
     select
         publisher_id,
         tenant_id,
-        {{ utc_date('occurred_at') }} as date_day
+        rated_date as date_day
 
-    from events
-    where event_type = 'user_feedback'
+    from dated_ratings
 
 ),
 

@@ -28,9 +28,9 @@ invocations as (
 
 ),
 
-events as (
+ratings as (
 
-    select * from {{ ref('stg_marketplace__events') }}
+    select * from {{ ref('int_ratings_dated') }}
 
 ),
 
@@ -64,10 +64,9 @@ rating_tenants as (
         publisher_id,
         count(distinct tenant_id) as rating_tenants
 
-    from events
+    from ratings
     where
-        event_type = 'user_feedback'
-        and {{ utc_date('occurred_at') }} between {{ marketplace_window_start_date() }}
+        rated_date between {{ marketplace_window_start_date() }}
         and {{ marketplace_as_of_date() }}
     group by publisher_id
 

@@ -1,0 +1,50 @@
+{#-
+    One row per conversation `error` event: its error type, conversation and time.
+    error_types_ranked reads it instead of every staged event.
+    Incremental like int_ratings_dated: the events loaded since the high-water mark minus
+    `lookback_hours` that are not here yet.
+-#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='error_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_purged_rows('occurred_at', 'error_id', ref('stg_agent_events__events'), 'event_id', 'loaded_at') }}",
+        indexes=[
+            {'columns': ['error_id'], 'unique': true},
+            {'columns': ['loaded_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+-- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
+-- depends_on: {{ ref('stg_loader__purges') }}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_agent_events__events') }} as events
+
+    {% if is_incremental() %}
+        {{ where_not_built_yet('events', 'event_id', 'error_id') }}
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        event_id as error_id,
+        conversation_id,
+        error_type,
+        occurred_at,
+        loaded_at
+
+    from events
+    where event_type = 'error'
+
+)
+
+select * from final
