@@ -6,7 +6,7 @@ one with a tool failing more than 10%, healthy publishers, a small publisher tha
 threshold on too small a sample, an idle publisher, and events outside the dashboard window.
 The loader loads them and `dbt build` builds and tests the marketplace models. Then:
 - `publisher_dashboard` equals seed 004's own `PublisherAnalyticsService.get_dashboard`
-  (tests/e2e/seed_004_reference.py) field by field, except where the marts document a better
+  (tests/e2e/marketplace_reference.py) field by field, except where the marts document a better
   definition; there the test asserts the documented one and shows how the seed differs;
 - `insights` holds exactly the planted findings, where the seed's `InsightEngine` also flags
   small and silent publishers and never sees tool failures;
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Database, Dbt, run_loader
-from tests.e2e.seed_004_reference import (
+from tests.e2e.marketplace_reference import (
     InMemoryEventStore,
     InsightEngine,
     PublisherAnalyticsService,

@@ -1,4 +1,4 @@
-"""Seed 004's analytics code, copied as the reference (oracle) for the marketplace marts.
+"""The marketplace reference's analytics code, copied as the oracle for the marketplace marts.
 
 Everything between the "seed 004, verbatim" markers is the seed article's code, reindented
 (the article lost its indentation) and reflowed to this repo's line length by `ruff format`,
