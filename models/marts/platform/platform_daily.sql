@@ -99,13 +99,15 @@ daily_installs as (
 
 ),
 
+-- Cast to the contract's scale here: an incremental run compares the new rows' column types
+-- with the table's (on_schema_change), and an untyped numeric would read as a change.
 final as (
 
     select
         days_to_build.date_day,
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
-        coalesce(daily_invocations.gmv_usd, 0) as gmv_usd,
+        cast(coalesce(daily_invocations.gmv_usd, 0) as numeric(38, 6)) as gmv_usd,
         coalesce(daily_invocations.active_publishers, 0) as active_publishers,
         coalesce(daily_invocations.active_agents, 0) as active_agents,
         coalesce(daily_invocations.active_tenants, 0) as active_tenants,

@@ -199,6 +199,8 @@ daily_ratings as (
 
 ),
 
+-- Cast to the contract's scale here: an incremental run compares the new rows' column types
+-- with the table's (on_schema_change), and an untyped numeric would read as a change.
 final as (
 
     select
@@ -206,19 +208,27 @@ final as (
         coalesce(daily_invocations.invocations, 0) as invocations,
         coalesce(daily_invocations.completed_invocations, 0) as completed_invocations,
         coalesce(daily_invocations.errored_invocations, 0) as errored_invocations,
-        {{ error_rate('daily_invocations.errored_invocations', 'daily_invocations.invocations') }}
-            as error_rate,
+        cast(
+            {{
+                error_rate(
+                    'daily_invocations.errored_invocations', 'daily_invocations.invocations'
+                )
+            }}
+            as numeric(38, 8)
+        ) as error_rate,
         coalesce(daily_invocations.active_tenants, 0) as active_tenants,
-        coalesce(daily_invocations.revenue_usd, 0) as revenue_usd,
-        daily_invocations.avg_response_time_ms,
-        daily_invocations.p50_response_time_ms,
-        daily_invocations.p90_response_time_ms,
-        daily_invocations.p95_response_time_ms,
-        daily_invocations.p99_response_time_ms,
+        cast(coalesce(daily_invocations.revenue_usd, 0) as numeric(38, 6)) as revenue_usd,
+        cast(daily_invocations.avg_response_time_ms as numeric(38, 6)) as avg_response_time_ms,
+        cast(daily_invocations.p50_response_time_ms as numeric(38, 6)) as p50_response_time_ms,
+        cast(daily_invocations.p90_response_time_ms as numeric(38, 6)) as p90_response_time_ms,
+        cast(daily_invocations.p95_response_time_ms as numeric(38, 6)) as p95_response_time_ms,
+        cast(daily_invocations.p99_response_time_ms as numeric(38, 6)) as p99_response_time_ms,
         coalesce(daily_ratings.rating_count, 0) as rating_count,
         coalesce(daily_ratings.rating_sum, 0) as rating_sum,
-        {{ avg_satisfaction('daily_ratings.rating_sum', 'daily_ratings.rating_count') }}
-            as avg_satisfaction,
+        cast(
+            {{ avg_satisfaction('daily_ratings.rating_sum', 'daily_ratings.rating_count') }}
+            as numeric(38, 6)
+        ) as avg_satisfaction,
         days_to_build.date_day >= {{ marketplace_window_start_date() }} as is_in_dashboard_window,
         days_to_build.date_day,
         greatest(daily_invocations.last_loaded_at, daily_ratings.last_loaded_at)
