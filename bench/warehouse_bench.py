@@ -408,7 +408,14 @@ def bi_latency(dsn: str, params: dict, repeat: int) -> list[dict]:
         raw_answer = [tuple(_normalise(v) for v in row) for row in raw_rows]
         if name == "conversations_per_hour":
             # the seed's first hour is cut at `now() - 24 hours`: compare whole hours only
-            mart_answer, raw_answer = mart_answer[1:], raw_answer[1:]
+            # (by hour: either side may have no row for the partial hour)
+            partial = _normalise(
+                (datetime.now(timezone.utc) - timedelta(hours=24)).replace(
+                    minute=0, second=0, microsecond=0
+                )
+            )
+            mart_answer = [row for row in mart_answer if row[0] != partial]
+            raw_answer = [row for row in raw_answer if row[0] != partial]
         if name == "avg_resolution_time":
             raw_answer = sorted(raw_answer)
         if name == "top_error_types":  # the seed's order among ties is unspecified
