@@ -7,13 +7,12 @@
 {{
     config(
         materialized='incremental',
-        unique_key='error_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('occurred_at', 'error_id', ref('stg_agent_events__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['error_id'], 'unique': true},
-            {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['loaded_at']},
         ],
     )
 }}

@@ -7,14 +7,13 @@
 {{
     config(
         materialized='incremental',
-        unique_key='install_event_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('occurred_at', 'install_event_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['install_event_id'], 'unique': true},
             {'columns': ['publisher_id', 'agent_id', 'tenant_id']},
-            {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['loaded_at']},
         ],
     )
 }}

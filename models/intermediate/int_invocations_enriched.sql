@@ -1,14 +1,13 @@
 {{
     config(
         materialized='incremental',
-        unique_key='invocation_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('finished_at', 'invocation_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['invocation_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},
-            {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['loaded_at']},
             {'columns': ['finished_at'], 'type': 'brin'},
         ],
     )

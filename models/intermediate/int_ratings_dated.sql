@@ -7,14 +7,13 @@
 {{
     config(
         materialized='incremental',
-        unique_key='rating_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('rated_at', 'rating_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['rating_id'], 'unique': true},
             {'columns': ['publisher_id', 'rated_date']},
-            {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['loaded_at']},
         ],
     )
 }}

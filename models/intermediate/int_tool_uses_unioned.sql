@@ -1,14 +1,13 @@
 {{
     config(
         materialized='incremental',
-        unique_key='tool_use_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('used_at', 'event_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
         indexes=[
             {'columns': ['tool_use_id'], 'unique': true},
             {'columns': ['publisher_id', 'used_date']},
-            {'columns': ['loaded_at'], 'type': 'brin'},
+            {'columns': ['loaded_at']},
         ],
     )
 }}

@@ -9,8 +9,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='event_id',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('agent_events', 'agent_events'), 'event_id', 'loaded_at') }}",
         indexes=[

@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('marketplace', 'marketplace_events'), 'id', 'loaded_at') }}",
         indexes=[
