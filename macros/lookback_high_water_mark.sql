@@ -1,20 +1,37 @@
 {#-
-    The high-water mark of an incremental model, moved back by `lookback_hours`: a scalar
-    subquery giving max(`column`) of `{{ this }}` minus the lookback, or -infinity when the
-    table is empty (so a model first built on empty raw tables still picks up every row later).
+    The high-water mark of an incremental model, moved back by `lookback_hours`: max(`column`)
+    of `{{ this }}` minus the lookback, or -infinity when the table is empty (so a model first
+    built on empty raw tables still picks up every row later).
     Usage, in an `is_incremental()` branch:
         where loaded_at >= {{ lookback_high_water_mark('last_loaded_at') }}
+
+    Read when the model compiles and written into its SQL as a literal: the planner then
+    estimates how few rows lie past it and reads them through the `loaded_at` index, where a
+    scalar subquery (unknown at plan time) made it scan a third of a 10-million-row table.
+    The model's pre-hooks run after this read and only delete purged rows: a mark they would
+    have moved back adds no row to read (what lies between was built, or purged, and the
+    retention macros handle purges).
+    Unit tests replace `this` with a fixture, which has no table to read: there the mark stays
+    a subquery.
 -#}
 {% macro lookback_high_water_mark(column) -%}
-    (
-        select
-            coalesce(
-                max(high_water.{{ column }})
-                - make_interval(hours => {{ var('lookback_hours') }}),
-                '-infinity'::timestamptz
-            )
-        from {{ this }} as high_water
-    )
+    {%- set mark_sql -%}
+        (
+            select
+                coalesce(
+                    max(high_water.{{ column }})
+                    - make_interval(hours => {{ var('lookback_hours') }}),
+                    '-infinity'::timestamptz
+                )
+            from {{ this }} as high_water
+        )
+    {%- endset -%}
+    {%- if execute and model.resource_type != 'unit_test' -%}
+        {%- set mark = run_query('select ' ~ mark_sql ~ '::text').columns[0].values()[0] -%}
+        cast('{{ mark }}' as timestamptz)
+    {%- else -%}
+        {{ mark_sql }}
+    {%- endif -%}
 {%- endmacro %}
 
 
