@@ -11,6 +11,7 @@ and what only the daily cadence does (every row).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -184,3 +185,19 @@ def test_hourly_tests_fail_on_a_broken_row_loaded_recently(broken_old_row, modul
     hourly = dbt("test", "--selector", "hourly", *VARS, check=False)
     assert hourly.returncode == 1
     assert "not_null_int_invocations_enriched_publisher_id" in hourly.stdout
+
+
+def test_hourly_relationships_fail_on_an_orphan_loaded_recently(broken_old_row, module_db, dbt):
+    """The windowed `relationships` test (macros/relationships_test.sql) still finds orphans."""
+    orphaned = module_db.query(
+        "update intermediate.int_invocations_enriched set invocation_id = 'ops-orphan'"
+        " where invocation_id = 'ops-c' returning 1"
+    )
+    assert orphaned == [(1,)]
+    hourly = dbt("test", "--selector", "hourly", *VARS, check=False)
+    assert hourly.returncode == 1
+    failed = re.findall(r"Failure in test (\S+)", hourly.stdout)
+    assert (
+        "relationships_int_invocations_enriched_invocation_id__event_id__ref_stg_marketplace__events_"
+        in failed
+    )
