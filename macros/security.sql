@@ -205,7 +205,7 @@
 -#}
 {% macro suppress_below_min_tenants(expression, tenants) -%}
     case
-        when {{ tenants }} >= {{ var('min_tenants_per_aggregate', 5) | int }}
+        when {{ tenants }} >= {{ var('min_tenants_per_aggregate') | int }}
             then {{ expression }}
     end
 {%- endmacro %}
@@ -217,14 +217,14 @@
 {%- endmacro %}
 
 
-{#- Rounded to the nearest multiple of the var `step_var` (numeric). -#}
-{% macro coarsen(expression, step_var, default) -%}
-    round(cast({{ expression }} as {{ numeric_type() }}) / {{ var(step_var, default) }})
-    * {{ var(step_var, default) }}
+{#- Rounded to the nearest multiple of the var `step_var` (numeric; dbt_project.yml). -#}
+{% macro coarsen(expression, step_var) -%}
+    round(cast({{ expression }} as {{ numeric_type() }}) / {{ var(step_var) }})
+    * {{ var(step_var) }}
 {%- endmacro %}
 
 
-{#- A count or tenant count rounded to `publish_count_step` (default 5), as bigint. -#}
+{#- A count or tenant count rounded to `publish_count_step`, as bigint. -#}
 {% macro coarsen_count(expression) -%}
-    cast({{ coarsen(expression, 'publish_count_step', 5) }} as bigint)
+    cast({{ coarsen(expression, 'publish_count_step') }} as bigint)
 {%- endmacro %}

@@ -36,7 +36,7 @@ final as (
             coarsen_count('tenants_uninstalled'), 'tenants_ever_installed'
         ) }}
             as tenants_uninstalled,
-        tenants_ever_installed < {{ var('min_tenants_per_aggregate', 5) | int }}
+        tenants_ever_installed < {{ var('min_tenants_per_aggregate') | int }}
             as has_suppressed_metrics,
         as_of_date
 

@@ -20,7 +20,7 @@
     )
 }}
 
-{%- set min_tenants = var('min_tenants_per_aggregate', 5) | int %}
+{%- set min_tenants = var('min_tenants_per_aggregate') | int %}
 
 with
 
@@ -193,34 +193,34 @@ final as (
         {{ suppress_unless(coarsen_count('errored_invocations'), 'is_invocations_published') }}
             as errored_invocations,
         {{ suppress_unless(
-            coarsen('error_rate', 'publish_rate_step', 0.01), 'is_invocations_published'
+            coarsen('error_rate', 'publish_rate_step'), 'is_invocations_published'
         ) }} as error_rate,
         {{ suppress_unless(coarsen_count('active_tenants'), 'is_invocations_published') }}
             as active_tenants,
         {{ suppress_unless(
-            coarsen('revenue_usd', 'publish_usd_step', 1), 'is_invocations_published'
+            coarsen('revenue_usd', 'publish_usd_step'), 'is_invocations_published'
         ) }} as revenue_usd,
         {{ suppress_unless(
-            coarsen('avg_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+            coarsen('avg_response_time_ms', 'publish_ms_step'), 'is_completions_published'
         ) }} as avg_response_time_ms,
         {{ suppress_unless(
-            coarsen('p50_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+            coarsen('p50_response_time_ms', 'publish_ms_step'), 'is_completions_published'
         ) }} as p50_response_time_ms,
         {{ suppress_unless(
-            coarsen('p90_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+            coarsen('p90_response_time_ms', 'publish_ms_step'), 'is_completions_published'
         ) }} as p90_response_time_ms,
         {{ suppress_unless(
-            coarsen('p95_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+            coarsen('p95_response_time_ms', 'publish_ms_step'), 'is_completions_published'
         ) }} as p95_response_time_ms,
         {{ suppress_unless(
-            coarsen('p99_response_time_ms', 'publish_ms_step', 10), 'is_completions_published'
+            coarsen('p99_response_time_ms', 'publish_ms_step'), 'is_completions_published'
         ) }} as p99_response_time_ms,
         {{ suppress_unless(coarsen_count('rating_count'), 'is_ratings_published') }}
             as rating_count,
         {{ suppress_unless(coarsen_count('rating_sum'), 'is_ratings_published') }}
             as rating_sum,
         {{ suppress_unless(
-            coarsen('avg_satisfaction', 'publish_rating_step', 0.1), 'is_ratings_published'
+            coarsen('avg_satisfaction', 'publish_rating_step'), 'is_ratings_published'
         ) }} as avg_satisfaction,
         not is_invocations_published
         or not is_completions_published

@@ -119,29 +119,29 @@ final as (
         {{ suppress_below_min_tenants(coarsen_count('rating_count'), 'rating_tenants') }}
             as rating_count,
         {{ suppress_below_min_tenants(
-            coarsen('avg_satisfaction', 'publish_rating_step', 0.1), 'rating_tenants'
+            coarsen('avg_satisfaction', 'publish_rating_step'), 'rating_tenants'
         ) }} as avg_satisfaction,
         {{ suppress_below_min_tenants(
-            coarsen('error_rate', 'publish_rate_step', 0.01), 'invoking_tenants'
+            coarsen('error_rate', 'publish_rate_step'), 'invoking_tenants'
         ) }} as error_rate,
         {{ suppress_below_min_tenants(
-            coarsen('avg_response_time_ms', 'publish_ms_step', 10), 'completing_tenants'
+            coarsen('avg_response_time_ms', 'publish_ms_step'), 'completing_tenants'
         ) }} as avg_response_time_ms,
         {{ suppress_below_min_tenants(
-            coarsen('p95_response_time_ms', 'publish_ms_step', 10), 'completing_tenants'
+            coarsen('p95_response_time_ms', 'publish_ms_step'), 'completing_tenants'
         ) }} as p95_response_time_ms,
         {{ suppress_below_min_tenants(
-            coarsen('total_revenue', 'publish_usd_step', 1), 'invoking_tenants'
+            coarsen('total_revenue', 'publish_usd_step'), 'invoking_tenants'
         ) }} as total_revenue,
         {{ suppress_below_min_tenants(
-            coarsen('avg_revenue_per_tenant', 'publish_usd_step', 1), 'invoking_tenants'
+            coarsen('avg_revenue_per_tenant', 'publish_usd_step'), 'invoking_tenants'
         ) }} as avg_revenue_per_tenant,
         least(
             invoking_tenants,
             completing_tenants,
             rating_tenants,
             installed_tenants
-        ) < {{ var('min_tenants_per_aggregate', 5) | int }} as has_suppressed_metrics,
+        ) < {{ var('min_tenants_per_aggregate') | int }} as has_suppressed_metrics,
         window_start_date,
         window_end_date
 

@@ -71,7 +71,7 @@ final as (
         {{ suppress_below_min_tenants(coarsen_count('calls'), 'calling_tenants') }} as calls,
         {{ suppress_below_min_tenants(coarsen_count('failures'), 'event_tenants') }} as failures,
         {{ suppress_below_min_tenants(
-            coarsen('failure_rate', 'publish_rate_step', 0.01), 'event_tenants'
+            coarsen('failure_rate', 'publish_rate_step'), 'event_tenants'
         ) }} as failure_rate,
         {{ suppress_below_min_tenants(coarsen_count('tool_event_calls'), 'event_tenants') }}
             as tool_event_calls,
@@ -82,10 +82,10 @@ final as (
         {{ suppress_below_min_tenants(coarsen_count('listed_in_errors'), 'listing_tenants') }}
             as listed_in_errors,
         has_tool_events,
-        (has_tool_events and event_tenants < {{ var('min_tenants_per_aggregate', 5) | int }})
+        (has_tool_events and event_tenants < {{ var('min_tenants_per_aggregate') | int }})
         or (
             listed_in_completions + listed_in_errors > 0
-            and listing_tenants < {{ var('min_tenants_per_aggregate', 5) | int }}
+            and listing_tenants < {{ var('min_tenants_per_aggregate') | int }}
         ) as has_suppressed_metrics,
         window_start_date,
         window_end_date
