@@ -11,6 +11,7 @@ counts as a duplicate instead of loading twice.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -49,6 +50,7 @@ from loader.ingest.readers import (
     Undecoded,
     decoded,
     file_checksum,
+    read_whole,
 )
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -545,6 +547,17 @@ def _fill_counts(result: FileResult, tally: Tally) -> None:
     result.reasons = dict(sorted(tally.reasons.items(), key=lambda item: -item[1]))
 
 
+IN_MEMORY_BYTES = 8 << 20
+"""Files up to this size (8 MiB; every file `serve` writes) are read once, into memory, and
+checksummed and loaded from there; larger ones are read twice (checksum, then records), so
+memory stays flat in the file size."""
+
+_CHANGED = (
+    "the file changed while it was being loaded (is a collector still writing it?);"
+    " nothing was loaded from it, the next run retries"
+)
+
+
 def load_file(
     conn: psycopg2.extensions.connection,
     path: Path,
@@ -556,21 +569,33 @@ def load_file(
 
     A file is skipped when the ledger has loaded it before: at once when its path, size and
     modification time match a loaded batch (unless `rehash`), otherwise when its sha256 does.
+
+    Round trips, for a small file: the path lookup, then (one statement) the sha256 lookup
+    with the ledger row's insert, one per COPY, the ledger row's update and the commit; the
+    path lookup's transaction goes on into the load's, so nothing is rolled back between.
     """
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
     try:
         stat = os.lstat(path)
         earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
+        data = None
         if earlier is None:
-            result.sha256, result.bytes = file_checksum(path)
-            earlier = _loaded_batch(conn, result.sha256)
+            if stat.st_size <= IN_MEMORY_BYTES:
+                data = read_whole(path, stat)
+                if data is None:
+                    raise FileChanged(_CHANGED)
+                result.sha256, result.bytes = hashlib.sha256(data).hexdigest(), len(data)
+            else:
+                conn.rollback()  # no transaction open while a large file is checksummed
+                result.sha256, result.bytes = file_checksum(path)
         if earlier is not None:
+            conn.rollback()
             result.status, result.batch_id = "skipped", earlier
         else:
             try:
                 _load_in_one_transaction(
-                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
+                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, data=data
                 )
             except psycopg2.DataError:
                 # PostgreSQL refused a value: load the file again, a record at a time where
@@ -580,9 +605,15 @@ def load_file(
                 conn.rollback()
                 result = FileResult(str(path), "failed", result.sha256, result.bytes)
                 _load_in_one_transaction(
-                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, careful=True
+                    conn,
+                    path,
+                    result,
+                    max_record_bytes,
+                    stat.st_mtime_ns,
+                    privacy,
+                    careful=True,
+                    data=data,
                 )
-            result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
         conn.rollback()
@@ -620,6 +651,8 @@ def _describe_failure(error: Exception) -> str:
 def _loaded_file(
     conn: psycopg2.extensions.connection, path: Path, size: int, modified_ns: int
 ) -> int | None:
+    """The batch that loaded this path, size and modification time; the transaction stays
+    open (the load goes on in it, or the caller rolls it back)."""
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -629,7 +662,6 @@ def _loaded_file(
             (str(path), size, modified_ns),
         )
         row = cur.fetchone()
-    conn.rollback()
     return row[0] if row else None
 
 
@@ -644,6 +676,27 @@ def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | No
     return row[0] if row else None
 
 
+# One statement: the batch that loaded these bytes before, or else the new ledger row (its
+# batch id, and `now()`, every row's load time).
+_BEGIN_BATCH = """
+with earlier as (
+    select batch_id from raw.load_batches where sha256 = %(sha256)s and status = 'loaded'
+),
+inserted as (
+    insert into raw.load_batches (
+        path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
+        loader_version, started_at, finished_at
+    )
+    select
+        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, 'loaded', %(privacy)s,
+        %(key_fingerprint)s, %(loader_version)s, clock_timestamp(), clock_timestamp()
+    where not exists (select from earlier)
+    returning batch_id
+)
+select (select batch_id from earlier limit 1), (select batch_id from inserted), now()
+"""
+
+
 def _load_in_one_transaction(
     conn: psycopg2.extensions.connection,
     path: Path,
@@ -652,46 +705,44 @@ def _load_in_one_transaction(
     modified_ns: int,
     privacy: Privacy,
     careful: bool = False,
+    data: bytes | None = None,
 ) -> None:
-    with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
+    """Load the file in one transaction and commit; skip it (rolled back) when its sha256
+    is loaded already. `data`: the file's bytes, read and checksummed before."""
+    with BatchFile(path, max_record_bytes, data) as batch, conn.cursor() as cur:
         cur.execute(
-            """
-            insert into raw.load_batches (
-                path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
-                loader_version, started_at, finished_at
-            )
-            values (
-                %s, %s, %s, %s, 'loaded', %s, %s, %s, clock_timestamp(), clock_timestamp()
-            )
-            returning batch_id
-            """,
-            (
-                str(path),
-                result.sha256,
-                result.bytes,
-                modified_ns,
-                privacy.describe(),
-                privacy.key_fingerprint,
-                __version__,
-            ),
+            _BEGIN_BATCH,
+            {
+                "path": str(path),
+                "sha256": result.sha256,
+                "bytes": result.bytes,
+                "modified_ns": modified_ns,
+                "privacy": privacy.describe(),
+                "key_fingerprint": privacy.key_fingerprint,
+                "loader_version": __version__,
+            },
         )
-        result.batch_id = cur.fetchone()[0]
+        earlier, result.batch_id, now = cur.fetchone()
+        if earlier is not None:
+            conn.rollback()
+            result.status, result.batch_id = "skipped", earlier
+            return
         ids = {"batch_id": result.batch_id}
         if careful:
             cur.execute(_CREATE_LOAD_RECORDS)
             layout = Layout(careful=True)
         else:
-            cur.execute("select now()")  # the load time of every row, as `now()` would give
-            layout = Layout(suffix=f"\t{result.batch_id}\t{cur.fetchone()[0].isoformat()}\n")
+            layout = Layout(suffix=f"\t{result.batch_id}\t{now.isoformat()}\n")
         stream = RowStream(batch.records(decode=False), privacy, layout)
         direct = True
+        savepoint = _Savepoint()
         try:
             for segment in stream.segments():
                 if careful:
                     _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
                     continue
                 if direct:
-                    direct = _store_directly(cur, segment, result)
+                    direct = _store_directly(cur, segment, result, savepoint)
                 if not direct:
                     _store_idempotently(cur, segment, result)
                 if QUARANTINE in segment:
@@ -702,17 +753,15 @@ def _load_in_one_transaction(
                     )
         finally:
             stream.close()
-        if batch.sha256 != result.sha256:
-            raise FileChanged(
-                "the file changed while it was being loaded (is a collector still writing it?);"
-                " nothing was loaded from it, the next run retries"
-            )
+        if data is None and batch.sha256 != result.sha256:
+            raise FileChanged(_CHANGED)
         result.file_format = batch.format + (".gz" if batch.compressed else "")
         _fill_counts(result, stream)
         result.loaded = result.agent_events_loaded + result.marketplace_events_loaded
         result.duplicates = stream.counts[AGENT] + stream.counts[MARKETPLACE] - result.loaded
         cur.execute(
-            """
+            savepoint.release()
+            + """
             update raw.load_batches
             set file_format = %(file_format)s,
                 records_read = %(records_read)s,
@@ -727,14 +776,31 @@ def _load_in_one_transaction(
             result.as_dict(),
         )
     conn.commit()
+    result.status = "loaded"
+
+
+class _Savepoint:
+    """The savepoint of the segment COPYed last, released in the next statement sent.
+
+    Releasing it is sent ahead of whatever comes next (the next segment's savepoint and
+    COPY, or the ledger row's update) rather than on its own: one round trip less.
+    """
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def release(self) -> str:
+        """SQL releasing the savepoint if one is held, to put ahead of the next statement."""
+        held, self.held = self.held, False
+        return "release savepoint segment; " if held else ""
 
 
 _COPY_BUFFER = 1 << 20
 
 
-def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes) -> int:
-    """COPY rows into a table; how many went in."""
-    cur.copy_expert(f"copy {table} from stdin", io.BytesIO(rows), size=_COPY_BUFFER)
+def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes, before: str = "") -> int:
+    """COPY rows into a table (after the statements in `before`); how many went in."""
+    cur.copy_expert(f"{before}copy {table} from stdin", io.BytesIO(rows), size=_COPY_BUFFER)
     return cur.rowcount
 
 
@@ -745,24 +811,29 @@ def _count_loaded(result: FileResult, kind: str, count: int) -> None:
         result.marketplace_events_loaded += count
 
 
-def _store_directly(cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult) -> bool:
+def _store_directly(
+    cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult, savepoint: _Savepoint
+) -> bool:
     """COPY a segment's events straight into the raw tables; False if one was seen before.
 
     Then nothing of the segment stays (its savepoint is rolled back), and the caller
-    stores it, and every later segment, the idempotent way.
+    stores it, and every later segment, the idempotent way. The savepoint is taken in the
+    first COPY's statement; the previous segment's is released there too.
     """
-    cur.execute("savepoint segment")
     counts = {}
+    before = savepoint.release() + "savepoint segment; "
     try:
         for kind, (table, columns, _) in _TABLES.items():
             if kind in segment:
-                counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind])
+                savepoint.held = True
+                counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind], before)
+                before = ""
     except psycopg2.errors.UniqueViolation:
         if _signals_received:
             raise
-        cur.execute("rollback to savepoint segment")
+        cur.execute("rollback to savepoint segment; release savepoint segment")
+        savepoint.held = False
         return False
-    cur.execute("release savepoint segment")
     for kind, count in counts.items():
         _count_loaded(result, kind, count)
     return True

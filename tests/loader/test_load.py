@@ -177,9 +177,32 @@ def test_counts_reconcile_for_every_file(db, tmp_path):
     assert totals == (raw_rows, count(db, "quarantine")) == (3, 2)
 
 
-def test_a_file_that_changes_while_loading_loads_nothing_and_is_retried(db, tmp_path):
+def test_a_large_file_that_changes_while_loading_loads_nothing_and_is_retried(db, tmp_path):
+    """Over IN_MEMORY_BYTES a file is read twice: a checksum that differs means it changed."""
     path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
-    with mock.patch.object(load_module, "file_checksum", return_value=("0" * 64, 1)):
+    with (
+        mock.patch.object(load_module, "IN_MEMORY_BYTES", 0),
+        mock.patch.object(load_module, "file_checksum", return_value=("0" * 64, 1)),
+    ):
+        changed = load(db, path)
+    assert changed.status == "failed"
+    assert "changed while it was being loaded" in changed.error
+    assert count(db, "agent_events") == 0
+    assert load(db, path).status == "loaded"
+    assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+
+
+def test_a_small_file_written_to_after_it_was_listed_loads_nothing_and_is_retried(db, tmp_path):
+    """A small file is read once: one whose size or time changed since its lstat is refused."""
+    path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
+    ledger_lookup = load_module._loaded_file
+
+    def lookup_while_a_collector_appends(*args, **kwargs):
+        with path.open("a") as handle:
+            handle.write(json.dumps(agent_event()) + "\n")
+        return ledger_lookup(*args, **kwargs)
+
+    with mock.patch.object(load_module, "_loaded_file", lookup_while_a_collector_appends):
         changed = load(db, path)
     assert changed.status == "failed"
     assert "changed while it was being loaded" in changed.error
