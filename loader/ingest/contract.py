@@ -136,16 +136,22 @@ FUTURE_SKEW = timedelta(days=1)
 """Events may be dated up to this far past the loader's clock (collectors' clock skew)."""
 
 
-_latest = [0.0, EARLIEST_EVENT]  # [when computed (time.time()), latest accepted timestamp]
+# [when computed (time.time()), latest accepted timestamp, the same as naive ISO text]
+_latest: list[Any] = [0.0, EARLIEST_EVENT, ""]
 _MAX_OFFSET = timedelta(hours=16)
 
 
-def _latest_accepted() -> datetime:
+def _refresh_latest() -> None:
     """now + FUTURE_SKEW, recomputed at most once a second (it is asked once per record)."""
     now = time.time()
     if now - _latest[0] >= 1:
-        _latest[:] = [now, datetime.fromtimestamp(now, timezone.utc) + FUTURE_SKEW]
-    return _latest[1]  # type: ignore[return-value]
+        latest = datetime.fromtimestamp(now, timezone.utc) + FUTURE_SKEW
+        _latest[:] = [now, latest, latest.strftime("%Y-%m-%dT%H:%M:%S.%f")]
+
+
+def _latest_accepted() -> datetime:
+    _refresh_latest()
+    return _latest[1]  # type: ignore[no-any-return]
 
 
 def _within_window(value: datetime) -> datetime:
@@ -164,6 +170,40 @@ def _within_window(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
+
+# The timestamp forms nearly every collector writes (seed 000's `utcnow().isoformat()`): a
+# UTC date and time to the second, up to six fraction digits, naive or `Z` / `+00:00`.
+_COMMON_UTC_FORM = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?P<utc>Z|\+00:00)?", re.ASCII
+)
+_EARLIEST_TEXT = EARLIEST_EVENT.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def utc_timestamp_text(value: str) -> str | None:
+    """`Timestamp`'s verdict for the common forms, without building a datetime: the
+    timestamp as text PostgreSQL reads as the same instant (`...+00`), or None when the
+    value is not in a common form or `Timestamp` would refuse it (ask it then).
+
+    The same rules, on text: the same `fromisoformat` call on the same string as
+    `_parse_timestamp` decides the date and time are real; the window is compared as text,
+    which in this fixed zero-padded form orders exactly as the instants do (a shorter
+    fraction is a prefix, so equal instants compare as not greater).
+    """
+    form = _COMMON_UTC_FORM.fullmatch(value)
+    if form is None:
+        return None
+    suffix = form.start("utc")
+    base = value if suffix < 0 else value[:suffix]
+    try:
+        datetime.fromisoformat(value if suffix >= 0 else value + "+00:00")
+    except ValueError:
+        return None
+    _refresh_latest()
+    if base < _EARLIEST_TEXT or base > _latest[2]:
+        return None
+    return base + "+00"
+
+
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 # A JSON number stays what it was written as: 1840 stays an int (a float would be stored
@@ -378,7 +418,9 @@ def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
     return typed
 
 
-def _checker(base: type[BaseModel], body: str, bodies: dict[str, type[_Body]]) -> TypeAdapter:
+def _checker(
+    base: type[BaseModel], body: str, bodies: dict[str, type[_Body]], **overrides: Any
+) -> TypeAdapter:
     """`_by_event_type` with typed dicts: one discriminated union per shape."""
     variants = tuple(
         _as_typed_dict(
@@ -386,6 +428,7 @@ def _checker(base: type[BaseModel], body: str, bodies: dict[str, type[_Body]]) -
             event_type=Literal[event_type],
             **{body: _as_typed_dict(model)},
             **({"metadata": _as_typed_dict(AgentMetadata)} if base is AgentEvent else {}),
+            **overrides,
         )
         for event_type, model in bodies.items()
     )
@@ -394,6 +437,12 @@ def _checker(base: type[BaseModel], body: str, bodies: dict[str, type[_Body]]) -
 
 _AGENT_CHECK = _checker(AgentEvent, "payload", AGENT_PAYLOADS)
 _MARKETPLACE_CHECK = _checker(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
+# The same, the timestamp left as text for `utc_timestamp_text` (two Python validators per
+# record are a third of the check's time): only `check_event_json` uses these.
+_AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, timestamp=StrictStr)
+_MARKETPLACE_CHECK_TEXT = _checker(
+    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, timestamp=StrictStr
+)
 
 
 def _describe(error: ValidationError, event_types: tuple[str, ...], show_values: bool) -> str:
@@ -469,17 +518,19 @@ def check_event(record: Any, show_values: bool = True) -> tuple[bool, datetime]:
     return isinstance(event, AgentEvent), event.timestamp
 
 
-def check_event_json(text: str) -> dict[str, Any] | None:
+def check_event_json(text: str) -> tuple[dict[str, Any], str] | None:
     """The record validated from its JSON text in one pydantic-core call, or None.
 
     None means "not shown valid this way": the caller then decodes the text with the
     standard decoder and asks `check_event`, which gives the verdict and the reason. The
-    result is the validated record as a dict (its timestamp a datetime, its numbers as the
-    contract's types read them), with the `event_type`-routed body checked as `parse_event`
-    checks it.
+    result is the validated record as a dict (its numbers as the contract's types read
+    them, the `event_type`-routed body checked as `parse_event` checks it) and its timestamp
+    as UTC text (`utc_timestamp_text`); a timestamp in another form also gives None.
     """
-    adapter = _AGENT_CHECK if '"event_id"' in text else _MARKETPLACE_CHECK
+    adapter = _AGENT_CHECK_TEXT if '"event_id"' in text else _MARKETPLACE_CHECK_TEXT
     try:
-        return adapter.validate_json(text)
+        value = adapter.validate_json(text)
     except ValidationError:
         return None
+    stamp = utc_timestamp_text(value["timestamp"])
+    return None if stamp is None else (value, stamp)

@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -318,7 +319,19 @@ _ENCODERS = {
 
 
 def _json(value: Any, allow_nan: bool = True) -> str:
-    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it."""
+    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it.
+
+    orjson first (three times faster); its text differs only in how a float's exponent is
+    written (1e-7, not 1e-07), the same number to jsonb. What orjson would change or
+    refuses goes to the standard encoder: NaN and infinities, which it writes as null (so
+    any text holding `null` does), integers beyond 64 bits and lone surrogates.
+    """
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        text = b"null"
+    if b"null" not in text:
+        return text.decode()
     encode = _ENCODERS[allow_nan]
     if encode is None:  # a Python without the C accelerator
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
@@ -339,10 +352,11 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
         # pydantic-core call. Anything that call refuses, or a value JSON cannot hold
         # (NaN, or a number too large for a float, which the encoder refuses), takes the
         # standard way below, which gives the verdict and the reason.
-        value = check_event_json(record.raw)
-        if value is not None:
+        checked = check_event_json(record.raw)
+        if checked is not None:
+            value, stamp = checked
             try:
-                conversation, stamp = "event_id" in value, value["timestamp"]
+                conversation = "event_id" in value
                 return _formatted(record, value, conversation, stamp, privacy, layout, False)
             except ValueError:
                 pass
@@ -353,25 +367,26 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
     conversation, timestamp = check_event(value, show_values=not privacy.active)
     if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
         raise ContractError(reason)
-    return _formatted(record, value, conversation, timestamp, privacy, layout, True)
+    # In UTC: PostgreSQL then never sees an offset it might refuse.
+    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
+        timestamp = timestamp.astimezone(timezone.utc)
+    stamp = timestamp.isoformat()
+    return _formatted(record, value, conversation, stamp, privacy, layout, True)
 
 
 def _formatted(
     record: Record,
     value: dict[str, Any],
     conversation: bool,
-    timestamp: datetime,
+    stamp: str,
     privacy: Privacy,
     layout: Layout,
     allow_nan: bool,
 ) -> tuple[str, bytes]:
-    """The COPY row of a record the contract accepts (`value`: its fields)."""
+    """The COPY row of a record the contract accepts (`value`: its fields; `stamp`: its
+    timestamp as UTC text)."""
     if privacy.active:  # the protected record is what gets written
         value = privacy.apply(value)
-    # In UTC: PostgreSQL then never sees an offset it might refuse.
-    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
-        timestamp = timestamp.astimezone(timezone.utc)
-    stamp = timestamp.isoformat()
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
     if conversation:
