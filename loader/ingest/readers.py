@@ -105,6 +105,21 @@ def decoded(record: Record) -> Record:
     return _decode_text(record.position, record.raw, record.size, record.value.last_line)
 
 
+def _whole_line(position: int, data: bytes, limit: int, decode: bool) -> Record:
+    """The record of a line followed by a newline (so not the last), the usual case first."""
+    if len(data) > limit:
+        return _oversized(position, data, len(data), limit)
+    if not decode:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return _decode_line(position, data, False, decode)
+        if "\\u" not in text and text.count("[") + text.count("{") <= MAX_DEPTH:
+            return Record(position, text, len(data), UNDECODED, None)
+        return _decode_text(position, text, len(data), False)
+    return _decode_line(position, data, False, decode)
+
+
 def _decode_line(position: int, data: bytes, last_line: bool, decode: bool = True) -> Record:
     try:
         text = data.decode("utf-8")
@@ -450,12 +465,27 @@ class BatchFile:
                 continue
             line += buffer.count(b"\n", start, content)
             start = content
+            found_any = True
+            # The buffer's whole lines at once, split at C speed; each is stripped of the
+            # blanks the line-by-line reading below skips (a blank line is no record).
+            through = buffer.rfind(b"\n", start) + 1
+            if through > start:
+                for data in buffer[start : through - 1].split(b"\n"):
+                    if not data or data[0] <= 32 or data[-1] <= 32:
+                        data = data.strip(b" \t\r")
+                        if not data:
+                            line += 1
+                            continue
+                    self._position = line
+                    yield _whole_line(line, data, limit, decode)
+                    line += 1
+                start = through
+                continue
             end = buffer.find(b"\n", start)
             while end < 0 and len(buffer) - start <= limit and (chunk := read(_CHUNK)):
                 searched = len(buffer) - start
                 buffer, start = buffer[start:] + chunk, 0
                 end = buffer.find(b"\n", searched)
-            found_any = True
             self._position = line
             if end < 0 and len(buffer) - start > limit:
                 record, rest = _skip_long_line(line, buffer[start:], read, limit)
