@@ -443,6 +443,9 @@ _AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, timestamp=St
 _MARKETPLACE_CHECK_TEXT = _checker(
     MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, timestamp=StrictStr
 )
+# pydantic-core's validators themselves: `TypeAdapter.validate_json` is a Python wrapper
+_AGENT_VALIDATOR_TEXT = _AGENT_CHECK_TEXT.validator
+_MARKETPLACE_VALIDATOR_TEXT = _MARKETPLACE_CHECK_TEXT.validator
 
 
 def _describe(error: ValidationError, event_types: tuple[str, ...], show_values: bool) -> str:
@@ -527,9 +530,9 @@ def check_event_json(text: str) -> tuple[dict[str, Any], str] | None:
     them, the `event_type`-routed body checked as `parse_event` checks it) and its timestamp
     as UTC text (`utc_timestamp_text`); a timestamp in another form also gives None.
     """
-    adapter = _AGENT_CHECK_TEXT if '"event_id"' in text else _MARKETPLACE_CHECK_TEXT
+    validator = _AGENT_VALIDATOR_TEXT if '"event_id"' in text else _MARKETPLACE_VALIDATOR_TEXT
     try:
-        value = adapter.validate_json(text)
+        value = validator.validate_json(text)
     except ValidationError:
         return None
     stamp = utc_timestamp_text(value["timestamp"])

@@ -463,6 +463,7 @@ class RowStream(Tally):
     """
 
     SEGMENT_ROWS = 10_000
+    FIRST_SEGMENT_ROWS = 1_000
     QUEUE_SEGMENTS = 2
 
     def __init__(
@@ -479,14 +480,18 @@ class RowStream(Tally):
             parts: dict[str, list[bytes]] = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
             all_in_one = self.layout.careful
             rows = 0
+            # The server waits for the first segment and Python for nothing after it: a
+            # small first segment lets the server start sooner; segments then grow fourfold.
+            segment_rows = self.FIRST_SEGMENT_ROWS
             for record in records:
                 line = self.row(record)
                 parts[QUARANTINE if all_in_one else self.last_kind].append(line)
                 rows += 1
-                if rows >= self.SEGMENT_ROWS:
+                if rows >= segment_rows:
                     self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
                     parts = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
                     rows = 0
+                    segment_rows = min(segment_rows * 4, self.SEGMENT_ROWS)
             if rows:
                 self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
             self._put(_END)
