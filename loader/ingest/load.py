@@ -593,6 +593,13 @@ def load_file(
     Round trips, for a small file: the path lookup, then (one statement) the sha256 lookup
     with the ledger row's insert, one per COPY, the ledger row's update and the commit; the
     path lookup's transaction goes on into the load's, so nothing is rolled back between.
+
+    A large file (over IN_MEMORY_BYTES) is checksummed on a thread while it loads, not
+    before: its ledger row gets the sha256 in the update that ends the load, where the
+    unique index on loaded sha256s refuses content loaded before under another name (the
+    whole load is then rolled back and the file skipped, as before, only later). The load
+    reads the file a second time and hashes what it reads: a file whose two checksums
+    differ changed meanwhile and loads nothing.
     """
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
@@ -600,6 +607,7 @@ def load_file(
         stat = os.lstat(path)
         earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
         data = None
+        checksum = None
         if earlier is None:
             if stat.st_size <= IN_MEMORY_BYTES:
                 data = read_whole(path, stat)
@@ -607,15 +615,21 @@ def load_file(
                     raise FileChanged(_CHANGED)
                 result.sha256, result.bytes = hashlib.sha256(data).hexdigest(), len(data)
             else:
-                conn.rollback()  # no transaction open while a large file is checksummed
-                result.sha256, result.bytes = file_checksum(path)
+                checksum = _Checksum(path)
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
         else:
             try:
                 _load_in_one_transaction(
-                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, data=data
+                    conn,
+                    path,
+                    result,
+                    max_record_bytes,
+                    stat.st_mtime_ns,
+                    privacy,
+                    data=data,
+                    checksum=checksum,
                 )
             except psycopg2.DataError:
                 # PostgreSQL refused a value: load the file again, a record at a time where
@@ -623,6 +637,8 @@ def load_file(
                 if _signals_received or conn.closed:
                     raise
                 conn.rollback()
+                if checksum is not None:
+                    result.sha256, result.bytes = checksum.result()
                 result = FileResult(str(path), "failed", result.sha256, result.bytes)
                 _load_in_one_transaction(
                     conn,
@@ -658,6 +674,31 @@ def load_file(
         _record_failure(conn, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+class _Checksum(threading.Thread):
+    """A large file's sha256 and size, computed on a thread of its own (hashlib releases
+    the GIL while it hashes) while the file loads."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True, name="checksum")
+        self._path = path
+        self._value: tuple[str, int] | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = file_checksum(self._path)
+        except BaseException as error:  # re-raised by `result`, on the loading thread
+            self._error = error
+
+    def result(self) -> tuple[str, int]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _describe_failure(error: Exception) -> str:
@@ -726,9 +767,11 @@ def _load_in_one_transaction(
     privacy: Privacy,
     careful: bool = False,
     data: bytes | None = None,
+    checksum: _Checksum | None = None,
 ) -> None:
     """Load the file in one transaction and commit; skip it (rolled back) when its sha256
-    is loaded already. `data`: the file's bytes, read and checksummed before."""
+    is loaded already. `data`: the file's bytes, read and checksummed before; `checksum`:
+    the file's checksum being computed (then the sha256 goes into the ledger at the end)."""
     with BatchFile(path, max_record_bytes, data) as batch, conn.cursor() as cur:
         cur.execute(
             _BEGIN_BATCH,
@@ -773,6 +816,8 @@ def _load_in_one_transaction(
                     )
         finally:
             stream.close()
+        if checksum is not None:
+            result.sha256, result.bytes = checksum.result()
         if data is None and batch.sha256 != result.sha256:
             raise FileChanged(_CHANGED)
         result.file_format = batch.format + (".gz" if batch.compressed else "")
@@ -783,7 +828,9 @@ def _load_in_one_transaction(
             savepoint.release()
             + """
             update raw.load_batches
-            set file_format = %(file_format)s,
+            set sha256 = %(sha256)s,
+                bytes = %(bytes)s,
+                file_format = %(file_format)s,
                 records_read = %(records_read)s,
                 loaded = %(loaded)s,
                 duplicates = %(duplicates)s,
