@@ -389,8 +389,31 @@ def _by_event_type(base: type[BaseModel], body: str, bodies: dict[str, type[_Bod
     return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
 
 
-_AGENT_EVENT = _by_event_type(AgentEvent, "payload", AGENT_PAYLOADS)
-_MARKETPLACE_EVENT = _by_event_type(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
+# Built on first use (`_built`): a load whose records all pass the fast check from their
+# text (`check_event_json`) never needs them, and building them is a fifth of start-up.
+_LAZY_VALIDATORS = {
+    "_AGENT_EVENT": lambda: _by_event_type(AgentEvent, "payload", AGENT_PAYLOADS),
+    "_MARKETPLACE_EVENT": lambda: _by_event_type(
+        MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES
+    ),
+    "_AGENT_CHECK": lambda: _checker(AgentEvent, "payload", AGENT_PAYLOADS),
+    "_MARKETPLACE_CHECK": lambda: _checker(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES),
+}
+
+
+def _built(name: str) -> TypeAdapter:
+    """One of `_LAZY_VALIDATORS`, built the first time it is asked for."""
+    adapter = globals().get(name)
+    if adapter is None:
+        adapter = globals()[name] = _LAZY_VALIDATORS[name]()
+    return adapter
+
+
+def __getattr__(name: str) -> Any:
+    """`contract._AGENT_CHECK` and the like, from outside (tests), built on first use."""
+    if name in _LAZY_VALIDATORS:
+        return _built(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- the same contract as typed dicts: a verdict without building model instances --------
@@ -435,9 +458,8 @@ def _checker(
     return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
 
 
-_AGENT_CHECK = _checker(AgentEvent, "payload", AGENT_PAYLOADS)
-_MARKETPLACE_CHECK = _checker(MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES)
-# The same, the timestamp left as text for `utc_timestamp_text` (two Python validators per
+# `_AGENT_CHECK` and `_MARKETPLACE_CHECK` (built on first use, above) check decoded records;
+# these, the timestamp left as text for `utc_timestamp_text` (two Python validators per
 # record are a third of the check's time): only `check_event_json` uses these.
 _AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, timestamp=StrictStr)
 _MARKETPLACE_CHECK_TEXT = _checker(
@@ -487,9 +509,9 @@ def parse_event(record: Any, show_values: bool = True) -> AgentEvent | Marketpla
         kind = "an array" if isinstance(record, list) else f"a {type(record).__name__}"
         raise ContractError(f"record is {kind}, expected a JSON object")
     if "event_id" in record:
-        adapter, event_types = _AGENT_EVENT, AGENT_EVENT_TYPES
+        adapter, event_types = _built("_AGENT_EVENT"), AGENT_EVENT_TYPES
     elif "id" in record:
-        adapter, event_types = _MARKETPLACE_EVENT, MARKETPLACE_EVENT_TYPES
+        adapter, event_types = _built("_MARKETPLACE_EVENT"), MARKETPLACE_EVENT_TYPES
     else:
         raise ContractError(
             "record fits neither event shape: it has no 'event_id' (conversation event,"
@@ -509,12 +531,13 @@ def check_event(record: Any, show_values: bool = True) -> tuple[bool, datetime]:
     if isinstance(record, dict):
         if "event_id" in record:
             try:
-                return True, _AGENT_CHECK.validate_python(record)["timestamp"]
+                return True, _built("_AGENT_CHECK").validate_python(record)["timestamp"]
             except ValidationError:
                 pass
         elif "id" in record:
             try:
-                return False, _MARKETPLACE_CHECK.validate_python(record)["timestamp"]
+                checker = _built("_MARKETPLACE_CHECK")
+                return False, checker.validate_python(record)["timestamp"]
             except ValidationError:
                 pass
     event = parse_event(record, show_values)  # the reason; raises ContractError
