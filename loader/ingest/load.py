@@ -11,6 +11,7 @@ counts as a duplicate instead of loading twice.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,10 +24,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -49,6 +51,7 @@ from loader.ingest.readers import (
     Undecoded,
     decoded,
     file_checksum,
+    read_whole,
 )
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -316,7 +319,19 @@ _ENCODERS = {
 
 
 def _json(value: Any, allow_nan: bool = True) -> str:
-    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it."""
+    """Compact JSON text of a decoded value, as `json.dumps(..., ensure_ascii=False)` writes it.
+
+    orjson first (three times faster); its text differs only in how a float's exponent is
+    written (1e-7, not 1e-07), the same number to jsonb. What orjson would change or
+    refuses goes to the standard encoder: NaN and infinities, which it writes as null (so
+    any text holding `null` does), integers beyond 64 bits and lone surrogates.
+    """
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        text = b"null"
+    if b"null" not in text:
+        return text.decode()
     encode = _ENCODERS[allow_nan]
     if encode is None:  # a Python without the C accelerator
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
@@ -337,10 +352,11 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
         # pydantic-core call. Anything that call refuses, or a value JSON cannot hold
         # (NaN, or a number too large for a float, which the encoder refuses), takes the
         # standard way below, which gives the verdict and the reason.
-        value = check_event_json(record.raw)
-        if value is not None:
+        checked = check_event_json(record.raw)
+        if checked is not None:
+            value, stamp = checked
             try:
-                conversation, stamp = "event_id" in value, value["timestamp"]
+                conversation = "event_id" in value
                 return _formatted(record, value, conversation, stamp, privacy, layout, False)
             except ValueError:
                 pass
@@ -351,25 +367,26 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
     conversation, timestamp = check_event(value, show_values=not privacy.active)
     if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
         raise ContractError(reason)
-    return _formatted(record, value, conversation, timestamp, privacy, layout, True)
+    # In UTC: PostgreSQL then never sees an offset it might refuse.
+    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
+        timestamp = timestamp.astimezone(timezone.utc)
+    stamp = timestamp.isoformat()
+    return _formatted(record, value, conversation, stamp, privacy, layout, True)
 
 
 def _formatted(
     record: Record,
     value: dict[str, Any],
     conversation: bool,
-    timestamp: datetime,
+    stamp: str,
     privacy: Privacy,
     layout: Layout,
     allow_nan: bool,
 ) -> tuple[str, bytes]:
-    """The COPY row of a record the contract accepts (`value`: its fields)."""
+    """The COPY row of a record the contract accepts (`value`: its fields; `stamp`: its
+    timestamp as UTC text)."""
     if privacy.active:  # the protected record is what gets written
         value = privacy.apply(value)
-    # In UTC: PostgreSQL then never sees an offset it might refuse.
-    if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
-        timestamp = timestamp.astimezone(timezone.utc)
-    stamp = timestamp.isoformat()
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
     if conversation:
@@ -446,6 +463,7 @@ class RowStream(Tally):
     """
 
     SEGMENT_ROWS = 10_000
+    FIRST_SEGMENT_ROWS = 1_000
     QUEUE_SEGMENTS = 2
 
     def __init__(
@@ -462,14 +480,18 @@ class RowStream(Tally):
             parts: dict[str, list[bytes]] = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
             all_in_one = self.layout.careful
             rows = 0
+            # The server waits for the first segment and Python for nothing after it: a
+            # small first segment lets the server start sooner; segments then grow fourfold.
+            segment_rows = self.FIRST_SEGMENT_ROWS
             for record in records:
                 line = self.row(record)
                 parts[QUARANTINE if all_in_one else self.last_kind].append(line)
                 rows += 1
-                if rows >= self.SEGMENT_ROWS:
+                if rows >= segment_rows:
                     self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
                     parts = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
                     rows = 0
+                    segment_rows = min(segment_rows * 4, self.SEGMENT_ROWS)
             if rows:
                 self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
             self._put(_END)
@@ -545,6 +567,17 @@ def _fill_counts(result: FileResult, tally: Tally) -> None:
     result.reasons = dict(sorted(tally.reasons.items(), key=lambda item: -item[1]))
 
 
+IN_MEMORY_BYTES = 8 << 20
+"""Files up to this size (8 MiB; every file `serve` writes) are read once, into memory, and
+checksummed and loaded from there; larger ones are read twice (checksum, then records), so
+memory stays flat in the file size."""
+
+_CHANGED = (
+    "the file changed while it was being loaded (is a collector still writing it?);"
+    " nothing was loaded from it, the next run retries"
+)
+
+
 def load_file(
     conn: psycopg2.extensions.connection,
     path: Path,
@@ -556,21 +589,47 @@ def load_file(
 
     A file is skipped when the ledger has loaded it before: at once when its path, size and
     modification time match a loaded batch (unless `rehash`), otherwise when its sha256 does.
+
+    Round trips, for a small file: the path lookup, then (one statement) the sha256 lookup
+    with the ledger row's insert, one per COPY, the ledger row's update and the commit; the
+    path lookup's transaction goes on into the load's, so nothing is rolled back between.
+
+    A large file (over IN_MEMORY_BYTES) is checksummed on a thread while it loads, not
+    before: its ledger row gets the sha256 in the update that ends the load, where the
+    unique index on loaded sha256s refuses content loaded before under another name (the
+    whole load is then rolled back and the file skipped, as before, only later). The load
+    reads the file a second time and hashes what it reads: a file whose two checksums
+    differ changed meanwhile and loads nothing.
     """
     started = time.perf_counter()
     result = FileResult(str(path), "failed")
     try:
         stat = os.lstat(path)
         earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
+        data = None
+        checksum = None
         if earlier is None:
-            result.sha256, result.bytes = file_checksum(path)
-            earlier = _loaded_batch(conn, result.sha256)
+            if stat.st_size <= IN_MEMORY_BYTES:
+                data = read_whole(path, stat)
+                if data is None:
+                    raise FileChanged(_CHANGED)
+                result.sha256, result.bytes = hashlib.sha256(data).hexdigest(), len(data)
+            else:
+                checksum = _Checksum(path)
         if earlier is not None:
+            conn.rollback()
             result.status, result.batch_id = "skipped", earlier
         else:
             try:
                 _load_in_one_transaction(
-                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy
+                    conn,
+                    path,
+                    result,
+                    max_record_bytes,
+                    stat.st_mtime_ns,
+                    privacy,
+                    data=data,
+                    checksum=checksum,
                 )
             except psycopg2.DataError:
                 # PostgreSQL refused a value: load the file again, a record at a time where
@@ -578,11 +637,19 @@ def load_file(
                 if _signals_received or conn.closed:
                     raise
                 conn.rollback()
+                if checksum is not None:
+                    result.sha256, result.bytes = checksum.result()
                 result = FileResult(str(path), "failed", result.sha256, result.bytes)
                 _load_in_one_transaction(
-                    conn, path, result, max_record_bytes, stat.st_mtime_ns, privacy, careful=True
+                    conn,
+                    path,
+                    result,
+                    max_record_bytes,
+                    stat.st_mtime_ns,
+                    privacy,
+                    careful=True,
+                    data=data,
                 )
-            result.status = "loaded"
     except psycopg2.errors.UniqueViolation:
         # A concurrent loader (without the lock) committed the same file first.
         conn.rollback()
@@ -609,6 +676,31 @@ def load_file(
     return result
 
 
+class _Checksum(threading.Thread):
+    """A large file's sha256 and size, computed on a thread of its own (hashlib releases
+    the GIL while it hashes) while the file loads."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True, name="checksum")
+        self._path = path
+        self._value: tuple[str, int] | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = file_checksum(self._path)
+        except BaseException as error:  # re-raised by `result`, on the loading thread
+            self._error = error
+
+    def result(self) -> tuple[str, int]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 def _describe_failure(error: Exception) -> str:
     if isinstance(error, FileChanged):
         return str(error)
@@ -620,6 +712,8 @@ def _describe_failure(error: Exception) -> str:
 def _loaded_file(
     conn: psycopg2.extensions.connection, path: Path, size: int, modified_ns: int
 ) -> int | None:
+    """The batch that loaded this path, size and modification time; the transaction stays
+    open (the load goes on in it, or the caller rolls it back)."""
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -629,7 +723,6 @@ def _loaded_file(
             (str(path), size, modified_ns),
         )
         row = cur.fetchone()
-    conn.rollback()
     return row[0] if row else None
 
 
@@ -644,6 +737,27 @@ def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | No
     return row[0] if row else None
 
 
+# One statement: the batch that loaded these bytes before, or else the new ledger row (its
+# batch id, and `now()`, every row's load time).
+_BEGIN_BATCH = """
+with earlier as (
+    select batch_id from raw.load_batches where sha256 = %(sha256)s and status = 'loaded'
+),
+inserted as (
+    insert into raw.load_batches (
+        path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
+        loader_version, started_at, finished_at
+    )
+    select
+        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, 'loaded', %(privacy)s,
+        %(key_fingerprint)s, %(loader_version)s, clock_timestamp(), clock_timestamp()
+    where not exists (select from earlier)
+    returning batch_id
+)
+select (select batch_id from earlier limit 1), (select batch_id from inserted), now()
+"""
+
+
 def _load_in_one_transaction(
     conn: psycopg2.extensions.connection,
     path: Path,
@@ -652,46 +766,46 @@ def _load_in_one_transaction(
     modified_ns: int,
     privacy: Privacy,
     careful: bool = False,
+    data: bytes | None = None,
+    checksum: _Checksum | None = None,
 ) -> None:
-    with BatchFile(path, max_record_bytes) as batch, conn.cursor() as cur:
+    """Load the file in one transaction and commit; skip it (rolled back) when its sha256
+    is loaded already. `data`: the file's bytes, read and checksummed before; `checksum`:
+    the file's checksum being computed (then the sha256 goes into the ledger at the end)."""
+    with BatchFile(path, max_record_bytes, data) as batch, conn.cursor() as cur:
         cur.execute(
-            """
-            insert into raw.load_batches (
-                path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
-                loader_version, started_at, finished_at
-            )
-            values (
-                %s, %s, %s, %s, 'loaded', %s, %s, %s, clock_timestamp(), clock_timestamp()
-            )
-            returning batch_id
-            """,
-            (
-                str(path),
-                result.sha256,
-                result.bytes,
-                modified_ns,
-                privacy.describe(),
-                privacy.key_fingerprint,
-                __version__,
-            ),
+            _BEGIN_BATCH,
+            {
+                "path": str(path),
+                "sha256": result.sha256,
+                "bytes": result.bytes,
+                "modified_ns": modified_ns,
+                "privacy": privacy.describe(),
+                "key_fingerprint": privacy.key_fingerprint,
+                "loader_version": __version__,
+            },
         )
-        result.batch_id = cur.fetchone()[0]
+        earlier, result.batch_id, now = cur.fetchone()
+        if earlier is not None:
+            conn.rollback()
+            result.status, result.batch_id = "skipped", earlier
+            return
         ids = {"batch_id": result.batch_id}
         if careful:
             cur.execute(_CREATE_LOAD_RECORDS)
             layout = Layout(careful=True)
         else:
-            cur.execute("select now()")  # the load time of every row, as `now()` would give
-            layout = Layout(suffix=f"\t{result.batch_id}\t{cur.fetchone()[0].isoformat()}\n")
+            layout = Layout(suffix=f"\t{result.batch_id}\t{now.isoformat()}\n")
         stream = RowStream(batch.records(decode=False), privacy, layout)
         direct = True
+        savepoint = _Savepoint()
         try:
             for segment in stream.segments():
                 if careful:
                     _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
                     continue
                 if direct:
-                    direct = _store_directly(cur, segment, result)
+                    direct = _store_directly(cur, segment, result, savepoint)
                 if not direct:
                     _store_idempotently(cur, segment, result)
                 if QUARANTINE in segment:
@@ -702,19 +816,21 @@ def _load_in_one_transaction(
                     )
         finally:
             stream.close()
-        if batch.sha256 != result.sha256:
-            raise FileChanged(
-                "the file changed while it was being loaded (is a collector still writing it?);"
-                " nothing was loaded from it, the next run retries"
-            )
+        if checksum is not None:
+            result.sha256, result.bytes = checksum.result()
+        if data is None and batch.sha256 != result.sha256:
+            raise FileChanged(_CHANGED)
         result.file_format = batch.format + (".gz" if batch.compressed else "")
         _fill_counts(result, stream)
         result.loaded = result.agent_events_loaded + result.marketplace_events_loaded
         result.duplicates = stream.counts[AGENT] + stream.counts[MARKETPLACE] - result.loaded
         cur.execute(
-            """
+            savepoint.release()
+            + """
             update raw.load_batches
-            set file_format = %(file_format)s,
+            set sha256 = %(sha256)s,
+                bytes = %(bytes)s,
+                file_format = %(file_format)s,
                 records_read = %(records_read)s,
                 loaded = %(loaded)s,
                 duplicates = %(duplicates)s,
@@ -727,14 +843,31 @@ def _load_in_one_transaction(
             result.as_dict(),
         )
     conn.commit()
+    result.status = "loaded"
+
+
+class _Savepoint:
+    """The savepoint of the segment COPYed last, released in the next statement sent.
+
+    Releasing it is sent ahead of whatever comes next (the next segment's savepoint and
+    COPY, or the ledger row's update) rather than on its own: one round trip less.
+    """
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def release(self) -> str:
+        """SQL releasing the savepoint if one is held, to put ahead of the next statement."""
+        held, self.held = self.held, False
+        return "release savepoint segment; " if held else ""
 
 
 _COPY_BUFFER = 1 << 20
 
 
-def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes) -> int:
-    """COPY rows into a table; how many went in."""
-    cur.copy_expert(f"copy {table} from stdin", io.BytesIO(rows), size=_COPY_BUFFER)
+def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes, before: str = "") -> int:
+    """COPY rows into a table (after the statements in `before`); how many went in."""
+    cur.copy_expert(f"{before}copy {table} from stdin", io.BytesIO(rows), size=_COPY_BUFFER)
     return cur.rowcount
 
 
@@ -745,24 +878,29 @@ def _count_loaded(result: FileResult, kind: str, count: int) -> None:
         result.marketplace_events_loaded += count
 
 
-def _store_directly(cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult) -> bool:
+def _store_directly(
+    cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult, savepoint: _Savepoint
+) -> bool:
     """COPY a segment's events straight into the raw tables; False if one was seen before.
 
     Then nothing of the segment stays (its savepoint is rolled back), and the caller
-    stores it, and every later segment, the idempotent way.
+    stores it, and every later segment, the idempotent way. The savepoint is taken in the
+    first COPY's statement; the previous segment's is released there too.
     """
-    cur.execute("savepoint segment")
     counts = {}
+    before = savepoint.release() + "savepoint segment; "
     try:
         for kind, (table, columns, _) in _TABLES.items():
             if kind in segment:
-                counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind])
+                savepoint.held = True
+                counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind], before)
+                before = ""
     except psycopg2.errors.UniqueViolation:
         if _signals_received:
             raise
-        cur.execute("rollback to savepoint segment")
+        cur.execute("rollback to savepoint segment; release savepoint segment")
+        savepoint.held = False
         return False
-    cur.execute("release savepoint segment")
     for kind, count in counts.items():
         _count_loaded(result, kind, count)
     return True

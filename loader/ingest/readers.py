@@ -105,6 +105,21 @@ def decoded(record: Record) -> Record:
     return _decode_text(record.position, record.raw, record.size, record.value.last_line)
 
 
+def _whole_line(position: int, data: bytes, limit: int, decode: bool) -> Record:
+    """The record of a line followed by a newline (so not the last), the usual case first."""
+    if len(data) > limit:
+        return _oversized(position, data, len(data), limit)
+    if not decode:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return _decode_line(position, data, False, decode)
+        if "\\u" not in text and text.count("[") + text.count("{") <= MAX_DEPTH:
+            return Record(position, text, len(data), UNDECODED, None)
+        return _decode_text(position, text, len(data), False)
+    return _decode_line(position, data, False, decode)
+
+
 def _decode_line(position: int, data: bytes, last_line: bool, decode: bool = True) -> Record:
     try:
         text = data.decode("utf-8")
@@ -280,6 +295,22 @@ class _PositionalReader(io.RawIOBase):
         return len(data)
 
 
+def read_whole(path: Path, expected: os.stat_result) -> bytes | None:
+    """The bytes of a regular file whose size and modification time are still `expected`'s.
+
+    None when the file changed since `expected` was taken (a collector still writing it):
+    the bytes read might be a mix of before and after.
+    """
+    with open_regular(path) as handle:
+        data = handle.read()
+        now = os.fstat(handle.fileno())
+    if (now.st_size, now.st_mtime_ns) != (expected.st_size, expected.st_mtime_ns):
+        return None
+    if len(data) != now.st_size:
+        return None
+    return data
+
+
 def file_checksum(path: Path) -> tuple[str, int]:
     """sha256 hex digest and size in bytes of a file as it is on disk."""
     digest = hashlib.sha256()
@@ -298,12 +329,20 @@ class BatchFile:
     loader can tell whether the file changed since it was first checksummed.
     """
 
-    def __init__(self, path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        data: bytes | None = None,
+    ) -> None:
+        """With `data`, the file's bytes already read (`read_whole`): nothing is read again,
+        and `sha256` and `bytes` are those of `data`."""
         self.path = path
         self.max_record_bytes = max_record_bytes
-        self._raw = open_regular(path)
+        self._data = data
+        self._raw: Any = open_regular(path) if data is None else io.BytesIO(data)
         self._hashing = _HashingReader(self._raw)
-        self._buffered = io.BufferedReader(self._hashing, _CHUNK)
+        self._buffered = io.BufferedReader(self._hashing if data is None else self._raw, _CHUNK)
         self.compressed = self._buffered.peek(2)[:2] == b"\x1f\x8b"
         self._stream: Any = (
             gzip.GzipFile(fileobj=self._buffered, mode="rb") if self.compressed else self._buffered
@@ -324,11 +363,13 @@ class BatchFile:
 
     @property
     def sha256(self) -> str:
+        if self._data is not None:
+            return hashlib.sha256(self._data).hexdigest()
         return self._hashing.sha256.hexdigest()
 
     @property
     def bytes(self) -> int:
-        return self._hashing.bytes
+        return self._hashing.bytes if self._data is None else len(self._data)
 
     def records(self, decode: bool = True) -> Iterator[Record]:
         """Every record of the file in order; problems come out as records with an error.
@@ -351,7 +392,8 @@ class BatchFile:
                 f" ({error}); the records before it are read"
             )
             yield Record(self._position, "", 0, None, reason)
-        self._hashing.drain()
+        if self._data is None:
+            self._hashing.drain()
 
     def _detect_format(self) -> None:
         """NDJSON unless the file starts a JSON document that spans more than its first line.
@@ -380,7 +422,8 @@ class BatchFile:
         untouched; at most the first line plus one chunk is read.
         """
         limit = self.max_record_bytes
-        raw: Any = io.BufferedReader(_PositionalReader(self._raw), _CHUNK)
+        positional = _PositionalReader(self._raw) if self._data is None else io.BytesIO(self._data)
+        raw: Any = io.BufferedReader(positional, _CHUNK)
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if self.compressed else raw
         try:
             line = b""
@@ -422,12 +465,27 @@ class BatchFile:
                 continue
             line += buffer.count(b"\n", start, content)
             start = content
+            found_any = True
+            # The buffer's whole lines at once, split at C speed; each is stripped of the
+            # blanks the line-by-line reading below skips (a blank line is no record).
+            through = buffer.rfind(b"\n", start) + 1
+            if through > start:
+                for data in buffer[start : through - 1].split(b"\n"):
+                    if not data or data[0] <= 32 or data[-1] <= 32:
+                        data = data.strip(b" \t\r")
+                        if not data:
+                            line += 1
+                            continue
+                    self._position = line
+                    yield _whole_line(line, data, limit, decode)
+                    line += 1
+                start = through
+                continue
             end = buffer.find(b"\n", start)
             while end < 0 and len(buffer) - start <= limit and (chunk := read(_CHUNK)):
                 searched = len(buffer) - start
                 buffer, start = buffer[start:] + chunk, 0
                 end = buffer.find(b"\n", searched)
-            found_any = True
             self._position = line
             if end < 0 and len(buffer) - start > limit:
                 record, rest = _skip_long_line(line, buffer[start:], read, limit)

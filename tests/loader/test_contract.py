@@ -219,3 +219,95 @@ def test_check_event_gives_parse_event_reason_and_timestamp():
     assert check_event(marketplace_event())[0] is False
     with pytest.raises(ContractError, match="tenant_id: String should have at least 1"):
         check_event(marketplace_event(tenant_id=""))
+
+
+# --- utc_timestamp_text: the common forms checked as text, with Timestamp's verdict -------
+
+
+def _timestamp_verdict(text):
+    """Timestamp's own verdict (the pydantic validators): its instant in UTC, or None."""
+    try:
+        return contract._within_window(contract._parse_timestamp(text)).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def _timestamp_texts():
+    """Common and uncommon forms, real and impossible dates, both edges of the window."""
+    latest = datetime.now(timezone.utc) + contract.FUTURE_SKEW
+    edges = [
+        "2000-01-01T00:00:00",
+        "2000-01-01T00:00:00.000000",
+        "1999-12-31T23:59:59.999999",
+        "2000-01-01T00:00:00Z",
+        "1999-12-31T23:59:59.999999+00:00",
+        (latest - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        (latest + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        (latest - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S") + "Z",
+        (latest + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S") + "+00:00",
+    ]
+    forms = [
+        "2026-11-01T09:30:15",
+        "2026-11-01T09:30:15.2",
+        "2026-11-01T09:30:15.25",
+        "2026-11-01T09:30:15.250",
+        "2026-11-01T09:30:15.2500",
+        "2026-11-01T09:30:15.25000",
+        "2026-11-01T09:30:15.250000",
+        "2026-11-01T09:30:15.2500000",
+        "2026-11-01T09:30:15.250000Z",
+        "2026-11-01T09:30:15.250000+00:00",
+        "2026-11-01T09:30:15.250000+0000",
+        "2026-11-01T09:30:15.250000+02:00",
+        "2026-11-01T09:30:15.250000-00:00",
+        "2026-11-01 09:30:15.250000",
+        "2026-11-01T09:30",
+        "2026-11-01",
+        "2026-11-01T09:30:15.",
+        "2026-11-01T09:30:15,25",
+        "2026-11-01t09:30:15",
+        "2026-11-01T09:30:15z",
+        "2026-02-29T09:30:15",
+        "2024-02-29T09:30:15",
+        "2026-02-30T09:30:15",
+        "2026-13-01T09:30:15",
+        "2026-00-10T09:30:15",
+        "2026-11-01T24:00:00",
+        "2026-11-01T23:60:00",
+        "2026-11-01T23:59:60",
+        "2026-11-01T09:30:15.250000Z ",
+        " 2026-11-01T09:30:15",
+        "\uff12\uff10\uff12\uff16-11-01T09:30:15",  # fullwidth digits
+        "9999-12-31T23:59:59.999999",
+        "0001-01-01T00:00:00",
+    ]
+    return edges + forms
+
+
+def test_utc_timestamp_text_agrees_with_timestamp_on_every_form():
+    for text in _timestamp_texts():
+        fast = contract.utc_timestamp_text(text)
+        verdict = _timestamp_verdict(text)
+        if fast is None:
+            continue  # "ask Timestamp": never a verdict of its own
+        assert verdict is not None, text  # accepted as text only if Timestamp accepts it
+        assert datetime.fromisoformat(fast.replace("+00", "+00:00")) == verdict, text
+
+
+def test_utc_timestamp_text_takes_the_common_forms_itself():
+    """The forms collectors write do not fall back to the slower validators."""
+    for text in ("2026-11-01T09:30:15.250000", "2026-11-01T09:30:15", "2026-11-01T09:30:15Z"):
+        assert contract.utc_timestamp_text(text) == text.removesuffix("Z") + "+00"
+    assert contract.utc_timestamp_text("2026-11-01T09:30:15+00:00") == "2026-11-01T09:30:15+00"
+
+
+def test_check_event_json_gives_the_record_and_its_utc_timestamp_text():
+    import json
+
+    event = agent_event(timestamp="2026-11-01T09:30:15.250000")
+    value, stamp = contract.check_event_json(json.dumps(event))
+    assert stamp == "2026-11-01T09:30:15.250000+00"
+    assert value["event_id"] == event["event_id"] and value["payload"] == event["payload"]
+    offset = agent_event(timestamp="2026-11-01T11:30:15+02:00")
+    assert contract.check_event_json(json.dumps(offset)) is None  # the validators decide
+    assert contract.check_event_json(json.dumps(agent_event(timestamp="1999-01-01"))) is None

@@ -433,7 +433,7 @@ def start_big_load(db, tmp_path) -> tuple[subprocess.Popen, Path]:
     while time.monotonic() < deadline:
         busy = db.scalar(
             "select count(*) from pg_stat_activity"
-            " where datname = current_database() and query ilike 'copy %%'"
+            " where datname = current_database() and query ~* '(^|; )copy '"
             " and pid <> pg_backend_pid()"
         )
         if busy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from unittest import mock
@@ -177,15 +178,55 @@ def test_counts_reconcile_for_every_file(db, tmp_path):
     assert totals == (raw_rows, count(db, "quarantine")) == (3, 2)
 
 
-def test_a_file_that_changes_while_loading_loads_nothing_and_is_retried(db, tmp_path):
+def test_a_large_file_that_changes_while_loading_loads_nothing_and_is_retried(db, tmp_path):
+    """Over IN_MEMORY_BYTES a file is read twice: a checksum that differs means it changed."""
     path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
-    with mock.patch.object(load_module, "file_checksum", return_value=("0" * 64, 1)):
+    with (
+        mock.patch.object(load_module, "IN_MEMORY_BYTES", 0),
+        mock.patch.object(load_module, "file_checksum", return_value=("0" * 64, 1)),
+    ):
         changed = load(db, path)
     assert changed.status == "failed"
     assert "changed while it was being loaded" in changed.error
     assert count(db, "agent_events") == 0
     assert load(db, path).status == "loaded"
     assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+
+
+def test_a_small_file_written_to_after_it_was_listed_loads_nothing_and_is_retried(db, tmp_path):
+    """A small file is read once: one whose size or time changed since its lstat is refused."""
+    path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
+    ledger_lookup = load_module._loaded_file
+
+    def lookup_while_a_collector_appends(*args, **kwargs):
+        with path.open("a") as handle:
+            handle.write(json.dumps(agent_event()) + "\n")
+        return ledger_lookup(*args, **kwargs)
+
+    with mock.patch.object(load_module, "_loaded_file", lookup_while_a_collector_appends):
+        changed = load(db, path)
+    assert changed.status == "failed"
+    assert "changed while it was being loaded" in changed.error
+    assert count(db, "agent_events") == 0
+    assert load(db, path).status == "loaded"
+    assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+
+
+def test_a_large_file_loaded_before_under_another_name_is_skipped(db, tmp_path):
+    """Over IN_MEMORY_BYTES the checksum is taken while the file loads: content loaded
+    before is found at the end, and the whole load is rolled back."""
+    events = [agent_event(), agent_event(), marketplace_event()]
+    first = write_ndjson(tmp_path / "a.ndjson", events)
+    renamed = write_ndjson(tmp_path / "b.ndjson", events)
+    with mock.patch.object(load_module, "IN_MEMORY_BYTES", 0):
+        loaded = load(db, first)
+        again = load(db, renamed)
+    assert (loaded.status, loaded.loaded) == ("loaded", 3)
+    assert (again.status, again.batch_id) == ("skipped", loaded.batch_id)
+    assert count(db, "agent_events") + count(db, "marketplace_events") == 3
+    assert db.query("select status, sha256, bytes from raw.load_batches") == [
+        ("loaded", hashlib.sha256(first.read_bytes()).hexdigest(), first.stat().st_size)
+    ]
 
 
 def test_a_missing_file_fails_with_a_reason_in_the_ledger(db, tmp_path):

@@ -130,7 +130,7 @@ def test_sigterm_during_a_file_finishes_that_file_then_exits_0(
     part.rename(landing / "big.ndjson")
     in_copy = (
         "select count(*) from pg_stat_activity"
-        " where datname = current_database() and query like 'copy %%'"
+        " where datname = current_database() and query ~ '(^|; )copy '"
     )
     try:
         _wait_for(lambda: db.scalar(in_copy) > 0, timeout=60)  # the file is being loaded

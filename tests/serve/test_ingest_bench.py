@@ -27,6 +27,10 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
             "4",
             "--seconds",
             "3",
+            "--rate",
+            "0",
+            "--rate",
+            "2000",
             "--json",
             str(out),
         ],
@@ -37,11 +41,19 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert report["events_acknowledged"] > 0
-    assert report["events_acknowledged"] % 50 == 0
-    assert report["events_in_raw"] == report["events_acknowledged"]
-    assert report["reconciled"] is True
-    assert report["events_per_second"] == round(report["events_acknowledged"] / 3)
-    assert report["answer_p50_ms"] <= report["answer_p99_ms"]
-    assert "acknowledged" in result.stdout
+    saturation, paced = json.loads(out.read_text())["phases"]
+    assert (saturation["offered_events_per_second"], paced["offered_events_per_second"]) == (
+        None,
+        2000,
+    )
+    for report in (saturation, paced):
+        assert report["events_acknowledged"] > 0
+        assert report["events_acknowledged"] % 50 == 0
+        assert report["events_in_raw"] == report["events_acknowledged"]
+        assert report["reconciled"] is True
+        assert report["events_per_second"] == round(report["events_acknowledged"] / 3)
+        assert report["answer_p50_ms"] <= report["answer_p99_ms"]
+        assert 0 <= report["backlog_events_at_end"] <= report["events_acknowledged"]
+    # Paced: 4 tasks each post a 50-event batch every 0.1 s, at most 3 s / 0.1 s each.
+    assert paced["events_acknowledged"] <= 4 * 30 * 50
+    assert "saturation" in result.stdout and "2,000 events/s offered" in result.stdout
