@@ -29,3 +29,41 @@
 
 {% macro spark__model_planner_settings() -%}
 {%- endmacro %}
+
+
+{#-
+    Post-hook of every table a model builds: its planner statistics, when it has none or
+    more than a tenth of its rows changed since they were taken (autovacuum's own rule). The
+    next model, and the next build, plan with them: with none, PostgreSQL guesses that a
+    third of a table lies past an incremental model's high-water mark and scans all of it
+    (at 10M events, seconds per conversation model). Autovacuum does the same when it is on
+    and has come by; a build cannot count on either. Spark keeps no such statistics.
+-#}
+{% macro analyze_when_stale() -%}
+    {{ return(adapter.dispatch('analyze_when_stale', 'agent_analytics')()) }}
+{%- endmacro %}
+
+
+{% macro default__analyze_when_stale() -%}
+    {%- if config.get('materialized') in ['table', 'incremental'] -%}
+        do $$
+        begin
+            if not exists (
+                select from pg_stats
+                where schemaname = '{{ this.schema }}' and tablename = '{{ this.identifier }}'
+            ) or exists (
+                select from pg_stat_user_tables as counted
+                where
+                    counted.relid = '{{ this }}'::regclass
+                    and counted.n_mod_since_analyze > 0.1 * greatest(counted.n_live_tup, 1)
+            ) then
+                analyze {{ this }};
+            end if;
+        end
+        $$
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro spark__analyze_when_stale() -%}
+{%- endmacro %}
