@@ -32,7 +32,8 @@
 
 
 {#-
-    Post-hook of every table a model builds: its planner statistics, when it has none or
+    Post-hook of the staging and intermediate tables (never a mart's: macros/security.sql
+    switches their statistics off): planner statistics, when the table has none or
     more than a tenth of its rows changed since they were taken (autovacuum's own rule). The
     next model, and the next build, plan with them: with none, PostgreSQL guesses that a
     third of a table lies past an incremental model's high-water mark and scans all of it
