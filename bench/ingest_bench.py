@@ -44,6 +44,7 @@ import math
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,6 +391,7 @@ def run_phase(
         follow.wait(60)
         serve.wait(60)
         db.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
     latencies.sort()
     delays = sorted(watcher.delays)
     return {
