@@ -51,18 +51,17 @@
 
 
 {#-
-    In the incremental branch of a model keyed by `key_column` that recomputes whole keys
-    (conversations): `or <key> in (<keys of this older than the unseen purge's cutoff>)`, so the
-    keys that lost rows to a purge are recomputed from what is left; empty when no purge is
-    unseen. Keys that lost every row are deleted by `delete_purged_rows`.
+    Inside the key list of a model keyed by `key_column` that recomputes whole keys
+    (conversations, `where_conversation_touched`): `union <keys of this older than the unseen
+    purge's cutoff>`, so the keys that lost rows to a purge are recomputed from what is left;
+    empty when no purge is unseen. Keys that lost every row are deleted by `delete_purged_rows`.
 -#}
-{% macro or_lost_to_purge(key_column, time_column, high_water_column) -%}
+{% macro union_lost_to_purge(key_column, time_column, high_water_column) -%}
     {%- set cutoff = unseen_purge_cutoff(high_water_column) if execute else none -%}
     {%- if cutoff is not none -%}
-        or {{ key_column }} in (
-            select purged.{{ key_column }}
-            from {{ this }} as purged
-            where purged.{{ time_column }} < {{ cutoff }}
-        )
+        union
+        select purged.{{ key_column }}
+        from {{ this }} as purged
+        where purged.{{ time_column }} < {{ cutoff }}
     {%- endif -%}
 {%- endmacro %}
