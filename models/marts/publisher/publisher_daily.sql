@@ -25,6 +25,12 @@ with
 
 {% if is_incremental_update() %}
 
+    -- The days to build are few, but PostgreSQL cannot know it: this table keeps no planner
+    -- statistics (macros/security.sql) and the spine comes from generate_series. Estimated
+    -- at millions, joined to the invocations, they made it read every invocation (at 10M
+    -- events, 819,161 rows for 24 days). The daily CTEs below filter on their publishers
+    -- and dates as arrays instead, which the planner takes for a few values each, so it reads
+    -- those days' rows through the (publisher, date) indexes.
     built as (
 
         select
@@ -173,11 +179,19 @@ daily_invocations as (
         max(invocations.loaded_at) as last_loaded_at
 
     from {{ ref('int_invocations_enriched') }} as invocations
-    inner join days_to_build
-        on
-            invocations.publisher_id = days_to_build.publisher_id
-            and invocations.finished_date = days_to_build.date_day
-    group by invocations.publisher_id, invocations.finished_date
+    {% if is_incremental_update() %}
+        -- only the days to build (a superset: `final` keeps the days to build), read through
+        -- the (publisher, date) index: see `built`
+        where
+            invocations.publisher_id
+            = any(array(select days_to_build.publisher_id from days_to_build))
+            and invocations.finished_date
+            = any(array(select days_to_build.date_day from days_to_build))
+    {% endif %}
+    -- Date first: grouped in the (publisher, date) index's order, the planner read that
+    -- index whole, in order, filtering the dates (at 10M events, 2.4 s); in this order it
+    -- finds the days' rows through both arrays and sorts them (0.3 s).
+    group by invocations.finished_date, invocations.publisher_id
 
 ),
 
@@ -191,10 +205,11 @@ daily_ratings as (
         max(ratings.loaded_at) as last_loaded_at
 
     from {{ ref('int_ratings_dated') }} as ratings
-    inner join days_to_build
-        on
-            ratings.publisher_id = days_to_build.publisher_id
-            and ratings.rated_date = days_to_build.date_day
+    {% if is_incremental_update() %}
+        where
+            ratings.publisher_id = any(array(select days_to_build.publisher_id from days_to_build))
+            and ratings.rated_date = any(array(select days_to_build.date_day from days_to_build))
+    {% endif %}
     group by ratings.publisher_id, ratings.rated_date
 
 ),
