@@ -128,9 +128,9 @@ def _whole_line(position: int, data: bytes, limit: int, decode: bool) -> Record:
     return _decode_line(position, data, False, decode)
 
 
-def _plain_lines(block: bytes, position: int, limit: int) -> list[Record] | None:
-    """The undecoded records of a block of whole lines (the first at `position`), when no
-    line needs a closer look; None otherwise, and the block is read line by line.
+def _plain_lines(block: bytes, limit: int) -> tuple[list[str], list[int]] | None:
+    """The lines of a block of whole lines and their sizes in bytes, when no line needs a
+    closer look: each is then an undecoded record. None otherwise: read it line by line.
 
     A line needs one (`_whole_line`) when it is blank or has blanks at either end, is over
     the limit, is not UTF-8, holds a \\u escape or has more than MAX_DEPTH brackets. Each
@@ -157,8 +157,7 @@ def _plain_lines(block: bytes, position: int, limit: int) -> list[Record] | None
     sizes = list(map(len, lines if block.isascii() else block.split(b"\n")))
     if len(block) > limit and max(sizes) > limit:
         return None
-    numbers = range(position, position + len(lines))
-    return list(map(Record._make, zip(numbers, lines, sizes, repeat(UNDECODED), repeat(None))))
+    return lines, sizes
 
 
 def _decode_line(position: int, data: bytes, last_line: bool, decode: bool = True) -> Record:
@@ -512,12 +511,17 @@ class BatchFile:
             through = buffer.rfind(b"\n", start) + 1
             if through > start:
                 block = buffer[start : through - 1]
-                plain = None if decode else _plain_lines(block, line, limit)
+                plain = None if decode else _plain_lines(block, limit)
                 if plain is not None:
-                    self._position = line + len(plain) - 1
-                    yield from plain
-                    line += len(plain)
-                    start = through
+                    texts, sizes = plain
+                    numbers = range(line, line + len(texts))
+                    self._position = numbers[-1]
+                    # Made as they are taken, so no record outlives its turn (the garbage
+                    # collector would otherwise keep walking the block's thousands).
+                    yield from map(
+                        Record._make, zip(numbers, texts, sizes, repeat(UNDECODED), repeat(None))
+                    )
+                    line, start = numbers.stop, through
                     continue
                 for data in block.split(b"\n"):
                     if not data or data[0] <= 32 or data[-1] <= 32:
