@@ -442,7 +442,11 @@ def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
 
 
 def _checker(
-    base: type[BaseModel], body: str, bodies: dict[str, type[_Body]], **overrides: Any
+    base: type[BaseModel],
+    body: str,
+    bodies: dict[str, type[_Body]],
+    config: ConfigDict | None = None,
+    **overrides: Any,
 ) -> TypeAdapter:
     """`_by_event_type` with typed dicts: one discriminated union per shape."""
     variants = tuple(
@@ -455,15 +459,19 @@ def _checker(
         )
         for event_type, model in bodies.items()
     )
-    return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
+    union = Annotated[Union[variants], Field(discriminator="event_type")]  # noqa: UP007
+    return TypeAdapter(union, config=config)
 
 
 # `_AGENT_CHECK` and `_MARKETPLACE_CHECK` (built on first use, above) check decoded records;
 # these, the timestamp left as text for `utc_timestamp_text` (two Python validators per
-# record are a third of the check's time): only `check_event_json` uses these.
-_AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, timestamp=StrictStr)
+# record are a third of the check's time): only `check_event_json` uses these. Of the
+# strings read from JSON only keys are cached: ids and timestamps seldom repeat, and
+# caching every string costs a tenth of the check.
+_JSON_TEXT = ConfigDict(cache_strings="keys")
+_AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, _JSON_TEXT, timestamp=StrictStr)
 _MARKETPLACE_CHECK_TEXT = _checker(
-    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, timestamp=StrictStr
+    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, _JSON_TEXT, timestamp=StrictStr
 )
 # pydantic-core's validators themselves: `TypeAdapter.validate_json` is a Python wrapper
 _AGENT_VALIDATOR_TEXT = _AGENT_CHECK_TEXT.validator

@@ -379,7 +379,8 @@ def _columns(
 ) -> str:
     """A valid record's columns in its raw table's order, unescaped, `separator` between."""
     if conversation:
-        metadata = _json(value["metadata"], allow_nan) if "metadata" in value else "{}"
+        metadata = value.get("metadata")  # missing or empty: `{}`, without the encoder
+        metadata = _json(metadata, allow_nan) if metadata else "{}"
         return separator.join(
             (
                 value["event_id"],
