@@ -172,10 +172,13 @@ def _within_window(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 
 # The timestamp forms nearly every collector writes (seed 000's `utcnow().isoformat()`): a
-# UTC date and time to the second, up to six fraction digits, naive or `Z` / `+00:00`.
-_COMMON_UTC_FORM = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?P<utc>Z|\+00:00)?", re.ASCII
+# UTC date and time to the second, up to six fraction digits, naive or `Z` / `+00:00`. The
+# one-call checkers (`check_event_json`) test it in pydantic-core (Rust's regex reads it
+# alike: ASCII digits, `$` only at the very end), `utc_timestamp_text` with Python's.
+_COMMON_UTC_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)?$"
 )
+_COMMON_UTC_FORM = re.compile(_COMMON_UTC_PATTERN)
 _EARLIEST_TEXT = EARLIEST_EVENT.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -183,19 +186,24 @@ def utc_timestamp_text(value: str) -> str | None:
     """`Timestamp`'s verdict for the common forms, without building a datetime: the
     timestamp as text PostgreSQL reads as the same instant (`...+00`), or None when the
     value is not in a common form or `Timestamp` would refuse it (ask it then).
-
-    The same rules, on text: the same `fromisoformat` call on the same string as
-    `_parse_timestamp` decides the date and time are real; the window is compared as text,
-    which in this fixed zero-padded form orders exactly as the instants do (a shorter
-    fraction is a prefix, so equal instants compare as not greater).
     """
-    form = _COMMON_UTC_FORM.fullmatch(value)
-    if form is None:
+    if _COMMON_UTC_FORM.fullmatch(value) is None:
         return None
-    suffix = form.start("utc")
-    base = value if suffix < 0 else value[:suffix]
+    return _common_utc_text(value)
+
+
+def _common_utc_text(value: str) -> str | None:
+    """`utc_timestamp_text` of a value known to be in a common form (`_COMMON_UTC_PATTERN`).
+
+    The same rules, on text: the same `fromisoformat` call as `_parse_timestamp`'s, on the
+    date and time alone, decides they are real; the window is compared as text, which in
+    this fixed zero-padded form orders exactly as the instants do (a shorter fraction is a
+    prefix, so equal instants compare as not greater).
+    """
+    # Without its `Z` or `+00:00` (in these forms, only that puts a `+` six from the end).
+    base = value[:-1] if value[-1] == "Z" else value[:-6] if value[-6] == "+" else value
     try:
-        datetime.fromisoformat(value if suffix >= 0 else value + "+00:00")
+        datetime.fromisoformat(base)
     except ValueError:
         return None
     _refresh_latest()
@@ -469,9 +477,12 @@ def _checker(
 # strings read from JSON only keys are cached: ids and timestamps seldom repeat, and
 # caching every string costs a tenth of the check.
 _JSON_TEXT = ConfigDict(cache_strings="keys")
-_AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, _JSON_TEXT, timestamp=StrictStr)
+_COMMON_UTC_TEXT = Annotated[StrictStr, Field(pattern=_COMMON_UTC_PATTERN)]
+_AGENT_CHECK_TEXT = _checker(
+    AgentEvent, "payload", AGENT_PAYLOADS, _JSON_TEXT, timestamp=_COMMON_UTC_TEXT
+)
 _MARKETPLACE_CHECK_TEXT = _checker(
-    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, _JSON_TEXT, timestamp=StrictStr
+    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, _JSON_TEXT, timestamp=_COMMON_UTC_TEXT
 )
 # pydantic-core's validators themselves: `TypeAdapter.validate_json` is a Python wrapper
 _AGENT_VALIDATOR_TEXT = _AGENT_CHECK_TEXT.validator
@@ -566,5 +577,5 @@ def check_event_json(text: str) -> tuple[dict[str, Any], str] | None:
         value = validator.validate_json(text)
     except ValidationError:
         return None
-    stamp = utc_timestamp_text(value["timestamp"])
+    stamp = _common_utc_text(value["timestamp"])  # its form checked by the validator
     return None if stamp is None else (value, stamp)

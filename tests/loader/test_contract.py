@@ -276,6 +276,7 @@ def _timestamp_texts():
         "2026-11-01T23:60:00",
         "2026-11-01T23:59:60",
         "2026-11-01T09:30:15.250000Z ",
+        "2026-11-01T09:30:15.250000Z\n",
         " 2026-11-01T09:30:15",
         "\uff12\uff10\uff12\uff16-11-01T09:30:15",  # fullwidth digits
         "9999-12-31T23:59:59.999999",
@@ -299,6 +300,17 @@ def test_utc_timestamp_text_takes_the_common_forms_itself():
     for text in ("2026-11-01T09:30:15.250000", "2026-11-01T09:30:15", "2026-11-01T09:30:15Z"):
         assert contract.utc_timestamp_text(text) == text.removesuffix("Z") + "+00"
     assert contract.utc_timestamp_text("2026-11-01T09:30:15+00:00") == "2026-11-01T09:30:15+00"
+
+
+def test_check_event_json_takes_the_timestamps_utc_timestamp_text_takes():
+    """Its validators test the common forms in pydantic-core, with a regex of their own."""
+    import json
+
+    for text in _timestamp_texts():
+        checked = contract.check_event_json(json.dumps(agent_event(timestamp=text)))
+        assert (checked and checked[1]) == (contract.utc_timestamp_text(text) or None), text
+        checked = contract.check_event_json(json.dumps(marketplace_event(timestamp=text)))
+        assert (checked and checked[1]) == (contract.utc_timestamp_text(text) or None), text
 
 
 def test_check_event_json_gives_the_record_and_its_utc_timestamp_text():
