@@ -510,8 +510,7 @@ class BatchFile:
             # blanks the line-by-line reading below skips (a blank line is no record).
             through = buffer.rfind(b"\n", start) + 1
             if through > start:
-                block = buffer[start : through - 1]
-                plain = None if decode else _plain_lines(block, limit)
+                plain = None if decode else _plain_lines(buffer[start : through - 1], limit)
                 if plain is not None:
                     texts, sizes = plain
                     numbers = range(line, line + len(texts))
@@ -523,7 +522,7 @@ class BatchFile:
                     )
                     line, start = numbers.stop, through
                     continue
-                for data in block.split(b"\n"):
+                for data in buffer[start : through - 1].split(b"\n"):
                     if not data or data[0] <= 32 or data[-1] <= 32:
                         data = data.strip(b" \t\r")
                         if not data:
