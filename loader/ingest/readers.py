@@ -23,6 +23,7 @@ import re
 import stat
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
@@ -85,6 +86,10 @@ class Record(NamedTuple):
     size: int  # bytes in the file (after decompression)
     value: Any  # the decoded JSON value, or None when `error` is set
     error: str | None
+
+
+# `Record._make` without its Python frame (and its length check: the fields come in fives)
+_new_record = partial(tuple.__new__, Record)
 
 
 def _shown(data: bytes) -> str:
@@ -518,7 +523,7 @@ class BatchFile:
                     # Made as they are taken, so no record outlives its turn (the garbage
                     # collector would otherwise keep walking the block's thousands).
                     yield from map(
-                        Record._make, zip(numbers, texts, sizes, repeat(UNDECODED), repeat(None))
+                        _new_record, zip(numbers, texts, sizes, repeat(UNDECODED), repeat(None))
                     )
                     line, start = numbers.stop, through
                     continue
