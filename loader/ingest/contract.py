@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -433,16 +434,19 @@ def __getattr__(name: str) -> Any:
 # `parse_event` for the reason.
 
 
-def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
+def _as_typed_dict(
+    model: type[BaseModel], types: dict[Any, Any] | None = None, **overrides: Any
+) -> Any:
     """A TypedDict with `model`'s fields, annotated types and `extra` setting.
 
     A field with a default becomes NotRequired; a body field typed by a model becomes that
-    model's typed dict (through `overrides`).
+    model's typed dict (through `overrides`); an annotated type in `types` becomes its value.
     """
     hints = get_type_hints(model, include_extras=True)
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         annotation = overrides.get(name, hints[name])
+        annotation = (types or {}).get(annotation, annotation)
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
     typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
     typed.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra"))
@@ -454,15 +458,17 @@ def _checker(
     body: str,
     bodies: dict[str, type[_Body]],
     config: ConfigDict | None = None,
+    types: dict[Any, Any] | None = None,
     **overrides: Any,
 ) -> TypeAdapter:
-    """`_by_event_type` with typed dicts: one discriminated union per shape."""
+    """`_by_event_type` with typed dicts: one discriminated union per shape (`types`: see
+    `_as_typed_dict`, for the bodies)."""
     variants = tuple(
         _as_typed_dict(
             base,
             event_type=Literal[event_type],
-            **{body: _as_typed_dict(model)},
-            **({"metadata": _as_typed_dict(AgentMetadata)} if base is AgentEvent else {}),
+            **{body: _as_typed_dict(model, types)},
+            **({"metadata": _as_typed_dict(AgentMetadata, types)} if base is AgentEvent else {}),
             **overrides,
         )
         for event_type, model in bodies.items()
@@ -475,14 +481,40 @@ def _checker(
 # these, the timestamp left as text for `utc_timestamp_text` (two Python validators per
 # record are a third of the check's time): only `check_event_json` uses these. Of the
 # strings read from JSON only keys are cached: ids and timestamps seldom repeat, and
-# caching every string costs a tenth of the check.
+# caching every string costs a tenth of the check. A number read from JSON is never a bool
+# or a string, and pydantic-core can refuse NaN and infinities and check the bounds itself
+# (on each member of the union: on the union they are Python calls): the numbers
+# `_finite_number` and the bounds let through, without a Python call for each.
 _JSON_TEXT = ConfigDict(cache_strings="keys")
 _COMMON_UTC_TEXT = Annotated[StrictStr, Field(pattern=_COMMON_UTC_PATTERN)]
+
+
+def _json_number(most: int) -> Any:
+    """A number in [0, most] read from JSON, or null, checked in pydantic-core alone."""
+    whole = Annotated[StrictInt, Field(ge=0, le=most)]
+    finite = Annotated[StrictFloat, Field(ge=0, le=most, allow_inf_nan=False)]
+    return Union[whole, finite] | None  # noqa: UP007
+
+
+_JSON_NUMBERS = {
+    NonNegativeNumber | None: _json_number(MAX_MILLISECONDS),
+    Cost | None: _json_number(MAX_COST_USD),
+}
 _AGENT_CHECK_TEXT = _checker(
-    AgentEvent, "payload", AGENT_PAYLOADS, _JSON_TEXT, timestamp=_COMMON_UTC_TEXT
+    AgentEvent,
+    "payload",
+    AGENT_PAYLOADS,
+    _JSON_TEXT,
+    _JSON_NUMBERS,
+    timestamp=_COMMON_UTC_TEXT,
 )
 _MARKETPLACE_CHECK_TEXT = _checker(
-    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, _JSON_TEXT, timestamp=_COMMON_UTC_TEXT
+    MarketplaceEvent,
+    "properties",
+    MARKETPLACE_PROPERTIES,
+    _JSON_TEXT,
+    _JSON_NUMBERS,
+    timestamp=_COMMON_UTC_TEXT,
 )
 # pydantic-core's validators themselves: `TypeAdapter.validate_json` is a Python wrapper
 _AGENT_VALIDATOR_TEXT = _AGENT_CHECK_TEXT.validator
