@@ -26,6 +26,7 @@ from loader.console import (
 from loader.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_TERMINATED, PrivacySettingsDiffer
 from loader.ingest import warehouse
 from loader.ingest.load import (
+    THREAD_SWITCH_SECONDS,
     FileResult,
     Interrupted,
     batch_files,
@@ -205,6 +206,7 @@ def load(
     dsn = resolve_dsn(dsn)
     conn = warehouse.connect(dsn)
     results: list[FileResult] = []
+    sys.setswitchinterval(THREAD_SWITCH_SECONDS)
     try:
         warehouse.require_current_schema(conn)
         warehouse.acquire_load_lock(conn, wait)

@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -172,10 +173,13 @@ def _within_window(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 
 # The timestamp forms nearly every collector writes (seed 000's `utcnow().isoformat()`): a
-# UTC date and time to the second, up to six fraction digits, naive or `Z` / `+00:00`.
-_COMMON_UTC_FORM = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?P<utc>Z|\+00:00)?", re.ASCII
+# UTC date and time to the second, up to six fraction digits, naive or `Z` / `+00:00`. The
+# one-call checkers (`check_event_json`) test it in pydantic-core (Rust's regex reads it
+# alike: ASCII digits, `$` only at the very end), `utc_timestamp_text` with Python's.
+_COMMON_UTC_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)?$"
 )
+_COMMON_UTC_FORM = re.compile(_COMMON_UTC_PATTERN)
 _EARLIEST_TEXT = EARLIEST_EVENT.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -183,19 +187,24 @@ def utc_timestamp_text(value: str) -> str | None:
     """`Timestamp`'s verdict for the common forms, without building a datetime: the
     timestamp as text PostgreSQL reads as the same instant (`...+00`), or None when the
     value is not in a common form or `Timestamp` would refuse it (ask it then).
-
-    The same rules, on text: the same `fromisoformat` call on the same string as
-    `_parse_timestamp` decides the date and time are real; the window is compared as text,
-    which in this fixed zero-padded form orders exactly as the instants do (a shorter
-    fraction is a prefix, so equal instants compare as not greater).
     """
-    form = _COMMON_UTC_FORM.fullmatch(value)
-    if form is None:
+    if _COMMON_UTC_FORM.fullmatch(value) is None:
         return None
-    suffix = form.start("utc")
-    base = value if suffix < 0 else value[:suffix]
+    return _common_utc_text(value)
+
+
+def _common_utc_text(value: str) -> str | None:
+    """`utc_timestamp_text` of a value known to be in a common form (`_COMMON_UTC_PATTERN`).
+
+    The same rules, on text: the same `fromisoformat` call as `_parse_timestamp`'s, on the
+    date and time alone, decides they are real; the window is compared as text, which in
+    this fixed zero-padded form orders exactly as the instants do (a shorter fraction is a
+    prefix, so equal instants compare as not greater).
+    """
+    # Without its `Z` or `+00:00` (in these forms, only that puts a `+` six from the end).
+    base = value[:-1] if value[-1] == "Z" else value[:-6] if value[-6] == "+" else value
     try:
-        datetime.fromisoformat(value if suffix >= 0 else value + "+00:00")
+        datetime.fromisoformat(base)
     except ValueError:
         return None
     _refresh_latest()
@@ -425,16 +434,19 @@ def __getattr__(name: str) -> Any:
 # `parse_event` for the reason.
 
 
-def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
+def _as_typed_dict(
+    model: type[BaseModel], types: dict[Any, Any] | None = None, **overrides: Any
+) -> Any:
     """A TypedDict with `model`'s fields, annotated types and `extra` setting.
 
     A field with a default becomes NotRequired; a body field typed by a model becomes that
-    model's typed dict (through `overrides`).
+    model's typed dict (through `overrides`); an annotated type in `types` becomes its value.
     """
     hints = get_type_hints(model, include_extras=True)
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         annotation = overrides.get(name, hints[name])
+        annotation = (types or {}).get(annotation, annotation)
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
     typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
     typed.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra"))
@@ -442,28 +454,67 @@ def _as_typed_dict(model: type[BaseModel], **overrides: Any) -> Any:
 
 
 def _checker(
-    base: type[BaseModel], body: str, bodies: dict[str, type[_Body]], **overrides: Any
+    base: type[BaseModel],
+    body: str,
+    bodies: dict[str, type[_Body]],
+    config: ConfigDict | None = None,
+    types: dict[Any, Any] | None = None,
+    **overrides: Any,
 ) -> TypeAdapter:
-    """`_by_event_type` with typed dicts: one discriminated union per shape."""
+    """`_by_event_type` with typed dicts: one discriminated union per shape (`types`: see
+    `_as_typed_dict`, for the bodies)."""
     variants = tuple(
         _as_typed_dict(
             base,
             event_type=Literal[event_type],
-            **{body: _as_typed_dict(model)},
-            **({"metadata": _as_typed_dict(AgentMetadata)} if base is AgentEvent else {}),
+            **{body: _as_typed_dict(model, types)},
+            **({"metadata": _as_typed_dict(AgentMetadata, types)} if base is AgentEvent else {}),
             **overrides,
         )
         for event_type, model in bodies.items()
     )
-    return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
+    union = Annotated[Union[variants], Field(discriminator="event_type")]  # noqa: UP007
+    return TypeAdapter(union, config=config)
 
 
 # `_AGENT_CHECK` and `_MARKETPLACE_CHECK` (built on first use, above) check decoded records;
 # these, the timestamp left as text for `utc_timestamp_text` (two Python validators per
-# record are a third of the check's time): only `check_event_json` uses these.
-_AGENT_CHECK_TEXT = _checker(AgentEvent, "payload", AGENT_PAYLOADS, timestamp=StrictStr)
+# record are a third of the check's time): only `check_event_json` uses these. Of the
+# strings read from JSON only keys are cached: ids and timestamps seldom repeat, and
+# caching every string costs a tenth of the check. A number read from JSON is never a bool
+# or a string, and pydantic-core can refuse NaN and infinities and check the bounds itself
+# (on each member of the union: on the union they are Python calls): the numbers
+# `_finite_number` and the bounds let through, without a Python call for each.
+_JSON_TEXT = ConfigDict(cache_strings="keys")
+_COMMON_UTC_TEXT = Annotated[StrictStr, Field(pattern=_COMMON_UTC_PATTERN)]
+
+
+def _json_number(most: int) -> Any:
+    """A number in [0, most] read from JSON, or null, checked in pydantic-core alone."""
+    whole = Annotated[StrictInt, Field(ge=0, le=most)]
+    finite = Annotated[StrictFloat, Field(ge=0, le=most, allow_inf_nan=False)]
+    return Union[whole, finite] | None  # noqa: UP007
+
+
+_JSON_NUMBERS = {
+    NonNegativeNumber | None: _json_number(MAX_MILLISECONDS),
+    Cost | None: _json_number(MAX_COST_USD),
+}
+_AGENT_CHECK_TEXT = _checker(
+    AgentEvent,
+    "payload",
+    AGENT_PAYLOADS,
+    _JSON_TEXT,
+    _JSON_NUMBERS,
+    timestamp=_COMMON_UTC_TEXT,
+)
 _MARKETPLACE_CHECK_TEXT = _checker(
-    MarketplaceEvent, "properties", MARKETPLACE_PROPERTIES, timestamp=StrictStr
+    MarketplaceEvent,
+    "properties",
+    MARKETPLACE_PROPERTIES,
+    _JSON_TEXT,
+    _JSON_NUMBERS,
+    timestamp=_COMMON_UTC_TEXT,
 )
 # pydantic-core's validators themselves: `TypeAdapter.validate_json` is a Python wrapper
 _AGENT_VALIDATOR_TEXT = _AGENT_CHECK_TEXT.validator
@@ -558,5 +609,5 @@ def check_event_json(text: str) -> tuple[dict[str, Any], str] | None:
         value = validator.validate_json(text)
     except ValidationError:
         return None
-    stamp = utc_timestamp_text(value["timestamp"])
+    stamp = _common_utc_text(value["timestamp"])  # its form checked by the validator
     return None if stamp is None else (value, stamp)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
 
 from loader.cli import main
-from loader.ingest import warehouse
+from loader.ingest import commands, warehouse
+from loader.ingest.load import THREAD_SWITCH_SECONDS
 from tests.factories import agent_event, marketplace_event, write_events_document, write_ndjson
 
 
@@ -31,6 +34,26 @@ def test_load_prints_counts_that_reconcile(db, landing):
     result = invoke("load", landing, "--dsn", db.dsn)
     assert result.exit_code == 0, result.output
     assert "2 file(s) (2 loaded): read=5 loaded=3 duplicates=1 quarantined=1" in result.output
+
+
+def test_files_load_with_a_short_thread_switch_interval(db, landing):
+    """The thread feeding COPY gets the GIL back within THREAD_SWITCH_SECONDS, not 5 ms."""
+    seen = []
+    load_file = commands.load_file
+
+    def noting_the_interval(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return load_file(*args, **kwargs)
+
+    previous = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        with mock.patch.object(commands, "load_file", noting_the_interval):
+            assert invoke("load", landing, "--dsn", db.dsn).exit_code == 0
+    finally:
+        sys.setswitchinterval(previous)
+    assert seen == [pytest.approx(THREAD_SWITCH_SECONDS)] * 2
+    assert THREAD_SWITCH_SECONDS < 0.005
 
 
 def test_load_json_output_is_one_object_per_file(db, landing):

@@ -276,6 +276,7 @@ def _timestamp_texts():
         "2026-11-01T23:60:00",
         "2026-11-01T23:59:60",
         "2026-11-01T09:30:15.250000Z ",
+        "2026-11-01T09:30:15.250000Z\n",
         " 2026-11-01T09:30:15",
         "\uff12\uff10\uff12\uff16-11-01T09:30:15",  # fullwidth digits
         "9999-12-31T23:59:59.999999",
@@ -299,6 +300,63 @@ def test_utc_timestamp_text_takes_the_common_forms_itself():
     for text in ("2026-11-01T09:30:15.250000", "2026-11-01T09:30:15", "2026-11-01T09:30:15Z"):
         assert contract.utc_timestamp_text(text) == text.removesuffix("Z") + "+00"
     assert contract.utc_timestamp_text("2026-11-01T09:30:15+00:00") == "2026-11-01T09:30:15+00"
+
+
+def test_check_event_json_takes_the_timestamps_utc_timestamp_text_takes():
+    """Its validators test the common forms in pydantic-core, with a regex of their own."""
+    import json
+
+    for text in _timestamp_texts():
+        checked = contract.check_event_json(json.dumps(agent_event(timestamp=text)))
+        assert (checked and checked[1]) == (contract.utc_timestamp_text(text) or None), text
+        checked = contract.check_event_json(json.dumps(marketplace_event(timestamp=text)))
+        assert (checked and checked[1]) == (contract.utc_timestamp_text(text) or None), text
+
+
+NUMBERS = ["5", "5.5", "2.50", "0", "-0.0", "1e-7", "-1", "-0.5", "1e9", "1000000001", "1e12"]
+NUMBERS += ["1000000000001", "1e13", "1" + "0" * 30, "1e400", "-1e400", "NaN", "-Infinity"]
+NUMBERS += ['"5"', "true", "false", "null", "[1]", "{}"]
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "key"),
+    [
+        (agent_event(), "metadata", "latency_ms"),
+        (marketplace_event(), "properties", "duration_ms"),
+        (marketplace_event(), "properties", "cost_usd"),
+        (
+            marketplace_event(event_type="tool_failed", properties={"tool_name": "t"}),
+            "properties",
+            "duration_ms",
+        ),
+    ],
+    ids=["latency_ms", "duration_ms", "cost_usd", "tool duration_ms"],
+)
+def test_check_event_json_reads_numbers_as_the_contract_does(event, body, key):
+    """Its checkers read numbers in pydantic-core alone: the same verdict, the same value."""
+    import json
+
+    for number in NUMBERS:
+        text = json.dumps({**event, body: {**event[body], key: "@"}}).replace('"@"', number)
+        value = json.loads(text)  # the standard reading (NaN and 1e400 as floats)
+        try:
+            check_event(value)
+        except ContractError:
+            accepted = False
+        else:
+            accepted = True
+        checked = contract.check_event_json(text)
+        assert (checked is not None) is accepted, number
+        if checked is not None:
+            read, expected = checked[0][body][key], value[body][key]
+            assert (type(read), read) == (type(expected), expected), number
+
+
+def test_check_event_json_calls_no_python_validator():
+    """One pydantic-core call a record: no Python function anywhere in its checkers."""
+    for adapter in (contract._AGENT_CHECK_TEXT, contract._MARKETPLACE_CHECK_TEXT):
+        assert "'function-" not in repr(adapter.core_schema)
+    assert "'function-" in repr(contract._AGENT_CHECK.core_schema)  # (the test can tell)
 
 
 def test_check_event_json_gives_the_record_and_its_utc_timestamp_text():

@@ -70,6 +70,21 @@ def test_values_land_typed_and_unchanged(db, tmp_path):
     assert properties == market["properties"]
 
 
+def test_every_row_of_a_file_carries_its_transaction_time(db, tmp_path):
+    """`loaded_at` and `quarantined_at`: the load transaction's `now()`, one for the file."""
+    path = write_ndjson(tmp_path / "b.ndjson", [agent_event(), marketplace_event(), {"x": 1}])
+    before = datetime.now(timezone.utc)
+    load(db, path)
+    times = db.query(
+        "select loaded_at from raw.agent_events union all"
+        " select loaded_at from raw.marketplace_events union all"
+        " select quarantined_at from raw.quarantine"
+    )
+    started = db.scalar("select started_at from raw.load_batches")  # clock_timestamp()
+    assert len(times) == 3 and len(set(times)) == 1
+    assert before <= times[0][0] <= started  # the transaction's start, not the COPY's
+
+
 def test_replayed_file_loads_nothing_new(db, tmp_path):
     path = write_ndjson(tmp_path / "b.ndjson", [agent_event(), marketplace_event()])
     first = load(db, path)
@@ -253,3 +268,40 @@ def test_a_file_rewritten_in_place_loads_its_new_events(db, tmp_path):
     write_ndjson(path, [a, b])  # a collector appended to the same file
     result = load(db, path)
     assert (result.status, result.loaded, result.duplicates) == ("loaded", 1, 1)
+
+
+def test_the_usual_record_gets_the_row_the_general_way_gives():
+    """`_plain_row` (the loader's shortcut) gives `copy_row`'s row, or steps aside."""
+    from loader.ingest.load import AGENT, MARKETPLACE, Layout, _plain_row, copy_row
+    from loader.ingest.privacy import NO_PRIVACY
+    from loader.ingest.readers import UNDECODED, Record
+
+    suffix = "\t7\t2026-11-26T00:00:00+00:00\n"
+    agent = agent_event(event_id="a1", payload={"text": "café ☃", "role": "user"})
+    without_metadata = {key: value for key, value in agent.items() if key != "metadata"}
+    taken = [
+        json.dumps(agent, ensure_ascii=False),
+        json.dumps(without_metadata, ensure_ascii=False),
+        json.dumps(agent_event(metadata={})),
+        json.dumps(marketplace_event(id="m1")),
+    ]
+    left = [
+        json.dumps(agent).replace('"role": "user"', '"role": "user", "x": NaN'),
+        json.dumps(agent_event(payload={"text": 'a "quote"\tand a tab'})),
+        json.dumps(agent_event(timestamp="2026-11-01T11:30:00+02:00")),
+        json.dumps(agent_event(user_id=7)),
+    ]
+    for raw in taken + left:
+        record = Record(1, raw, len(raw.encode()), UNDECODED, None)
+        row = _plain_row(raw, suffix)
+        assert (row is not None) is (raw in taken), raw
+        if row is not None:
+            assert row == copy_row(record, NO_PRIVACY, Layout(suffix=suffix))[:2]
+    kind, row = _plain_row(taken[0], suffix)
+    assert kind == AGENT and _plain_row(taken[3], suffix)[0] == MARKETPLACE
+    *columns, payload, metadata, batch, loaded = row.decode().removesuffix("\n").split("\t")
+    stamp = "2026-11-01T09:30:15.250000+00"
+    assert columns == ["a1", "conv-1", "sess-1", "message", stamp, "triage", "user-1"]
+    assert (json.loads(payload), json.loads(metadata)) == (agent["payload"], agent["metadata"])
+    assert (batch, loaded) == ("7", "2026-11-26T00:00:00+00:00")
+    assert _plain_row(taken[1], suffix)[1].split(b"\t")[8] == b"{}"

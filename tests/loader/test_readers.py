@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from loader.ingest.load import batch_files
-from loader.ingest.readers import BatchFile, file_checksum
+from loader.ingest.readers import MAX_DEPTH, BatchFile, Undecoded, decoded, file_checksum
 from tests.factories import (
     agent_event,
     marketplace_event,
@@ -111,6 +111,66 @@ def test_oversized_document_element_is_refused(tmp_path):
     _, records = read(path, max_record_bytes=1024)
     assert records[0].error is None
     assert "over the 1024-byte limit" in records[1].error
+
+
+PLAIN = [
+    json.dumps(agent_event(event_id=f"p{i}", payload={"text": "café"}), ensure_ascii=False).encode()
+    for i in range(5)
+]
+ODD = json.dumps(agent_event(event_id="odd")).encode()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"",
+        b"  \t ",
+        ODD + b" ",
+        ODD + b"\r",
+        b"\t" + ODD,
+        b"\x0b" + ODD,
+        b'{"a": "\\u0000"}',
+        b'{"a": "\\"u"}',
+        b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+        b"[" * MAX_DEPTH + b"]" * MAX_DEPTH,
+        b'[{"a": [' + b"{}," * (MAX_DEPTH - 2) + b"{}]}]",
+        b'{"a": "\xff"}',
+        b"not json",
+        b"x" * 3000,
+    ],
+    ids=repr,
+)
+def test_undecoded_lines_decode_to_the_records_a_decoded_reading_gives(tmp_path, odd):
+    """Lines are read a block at a time unless one of them needs a closer look: either
+    way, each record is the decoded reading's, and a plain line is left undecoded."""
+    lines = [*PLAIN[:3], odd, *PLAIN[3:]]
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with BatchFile(path, max_record_bytes=2048) as batch:
+        undecoded = list(batch.records(decode=False))
+    _, records = read(path, max_record_bytes=2048)
+    assert [decoded(record) for record in undecoded] == records
+    for record in undecoded:  # only a line pydantic-core reads as the standard decoder does
+        brackets = record.raw.count("[") + record.raw.count("{")
+        readable = "\\u" not in record.raw and brackets <= MAX_DEPTH and record.error is None
+        assert isinstance(record.value, Undecoded) is readable, record.raw
+    plain = [record for record in undecoded if record.raw.startswith('{"event_id": "p')]
+    assert [(r.position, r.raw.encode(), r.size) for r in plain] == [
+        (position, line, len(line)) for position, line in enumerate(lines, 1) if line in PLAIN
+    ]
+    assert all(isinstance(record.value, Undecoded) for record in plain)
+
+
+def test_undecoded_lines_over_the_limit_are_refused_whatever_the_block_size(tmp_path):
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(b"\n".join(PLAIN * 4) + b"\n")  # the block is over the limit, no line
+    limit = max(map(len, PLAIN))
+    with BatchFile(path, max_record_bytes=limit) as batch:
+        assert all(isinstance(r.value, Undecoded) for r in batch.records(decode=False))
+    with BatchFile(path, max_record_bytes=limit - 1) as batch:
+        errors = [r.error for r in batch.records(decode=False)]
+    assert [error is not None for error in errors] == [len(line) >= limit for line in PLAIN] * 4
+    assert f"over the {limit - 1}-byte limit" in next(filter(None, errors))
 
 
 def test_memory_stays_bounded_whatever_the_file_size(tmp_path):
