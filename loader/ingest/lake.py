@@ -51,6 +51,7 @@ from loader.ingest.load import (
     FileChanged,
     FileResult,
     checked_event,
+    raw_columns,
     reason_kind,
 )
 from loader.ingest.privacy import (
@@ -139,10 +140,6 @@ PRIVACY_FILE = "_privacy.json"
 
 PART_ROWS = 200_000
 """Rows per Parquet file: a large file streams through in parts, so memory stays flat."""
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class _PartWriter:
@@ -447,33 +444,8 @@ def _row(
         return QUARANTINE, row, None, error.reason
     value = privacy.apply(record.value) if privacy.active else record.value
     stamp = event.timestamp.astimezone(timezone.utc)
-    if kind == AGENT:
-        event_id = value["event_id"]
-        row = (
-            event_id,
-            value["conversation_id"],
-            value["session_id"],
-            value["event_type"],
-            stamp,
-            value["agent_name"],
-            value["user_id"],
-            _json(value["payload"]),
-            # a record without `metadata` (the contract allows it) is stored with `{}`
-            _json(value.get("metadata") or {}),
-            loaded_at,
-        )
-    else:
-        event_id = value["id"]
-        row = (
-            event_id,
-            value["event_type"],
-            value["agent_id"],
-            value["publisher_id"],
-            value["tenant_id"],
-            stamp,
-            _json(value["properties"]),
-            loaded_at,
-        )
+    row = (*raw_columns(value, kind == AGENT, stamp), loaded_at)
+    event_id = row[0]
     return kind, row, event_id, None
 
 

@@ -375,36 +375,33 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
     return _formatted(record, value, conversation, stamp, privacy, layout, True)
 
 
-def _columns(
-    value: dict[str, Any], conversation: bool, stamp: str, allow_nan: bool, separator: str
-) -> str:
-    """A valid record's columns in its raw table's order, unescaped, `separator` between."""
+def raw_columns(
+    value: dict[str, Any], conversation: bool, stamp: Any, allow_nan: bool = True
+) -> tuple[Any, ...]:
+    """A valid record's values in its raw table's column order, up to `batch_id` (JSON bodies
+    as text, `stamp` as the caller writes the timestamp). The one place that order is written:
+    COPY rows (`_formatted`, `_plain_row`) and the lake's Parquet rows (`lake._row`) use it."""
     if conversation:
         metadata = value.get("metadata")  # missing or empty: `{}`, without the encoder
-        metadata = _json(metadata, allow_nan) if metadata else "{}"
-        return separator.join(
-            (
-                value["event_id"],
-                value["conversation_id"],
-                value["session_id"],
-                value["event_type"],
-                stamp,
-                value["agent_name"],
-                value["user_id"],
-                _json(value["payload"], allow_nan),
-                metadata,
-            )
-        )
-    return separator.join(
-        (
-            value["id"],
+        return (
+            value["event_id"],
+            value["conversation_id"],
+            value["session_id"],
             value["event_type"],
-            value["agent_id"],
-            value["publisher_id"],
-            value["tenant_id"],
             stamp,
-            _json(value["properties"], allow_nan),
+            value["agent_name"],
+            value["user_id"],
+            _json(value["payload"], allow_nan),
+            _json(metadata, allow_nan) if metadata else "{}",
         )
+    return (
+        value["id"],
+        value["event_type"],
+        value["agent_id"],
+        value["publisher_id"],
+        value["tenant_id"],
+        stamp,
+        _json(value["properties"], allow_nan),
     )
 
 
@@ -424,7 +421,8 @@ def _formatted(
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
     kind = AGENT if conversation else MARKETPLACE
-    line = _escaped(_columns(value, conversation, stamp, allow_nan, "\x00")).replace("\x00", "\t")
+    line = _escaped("\x00".join(raw_columns(value, conversation, stamp, allow_nan)))
+    line = line.replace("\x00", "\t")
     if layout.careful:
         padding = "" if conversation else "\t\\N\t\\N"
         line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(record.raw)}\t\\N\t\\N\t\\N\n"
@@ -450,7 +448,7 @@ def _plain_row(raw: str, suffix: str) -> tuple[str, bytes] | None:
     value, stamp = checked
     conversation = "event_id" in value
     try:
-        line = _columns(value, conversation, stamp, False, "\t")
+        line = "\t".join(raw_columns(value, conversation, stamp, False))
     except ValueError:  # NaN or a float too large, written by the encoder: not storable
         return None
     return (AGENT if conversation else MARKETPLACE), (line + suffix).encode("utf-8")
