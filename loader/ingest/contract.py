@@ -36,6 +36,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from loader.limits import MAX_COST_USD, MAX_COUNT, MAX_MILLISECONDS
+
 AGENT_EVENT_TYPES = (
     "conversation_start",
     "message",
@@ -119,16 +121,8 @@ def _finite_number(value: Any) -> float:
 # --- bounds: every value fits raw and every dbt model downstream --------------------------
 # A value the contract accepts must never stop `dbt build`: counts must survive being summed
 # into bigint, durations and costs into numeric(38, 6), and an event's date must keep the
-# daily marts (one row per day since the first event) small.
-
-MAX_COUNT = 10**12
-"""Largest token count (a trillion): millions of such events still sum within bigint."""
-
-MAX_MILLISECONDS = 10**12
-"""Largest duration or latency, in milliseconds (about 31 years)."""
-
-MAX_COST_USD = 10**9
-"""Largest cost of one invocation, in US dollars."""
+# daily marts (one row per day since the first event) small. The numeric bounds live in
+# loader/limits.py with every other bound.
 
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 """Events dated before this are quarantined (a zero or year-1 timestamp is a bug)."""

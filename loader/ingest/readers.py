@@ -29,14 +29,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-DEFAULT_MAX_RECORD_BYTES = 1 << 20
-"""Records larger than this (1 MiB) are quarantined; `--max-record-bytes` changes it."""
-
-QUARANTINE_PREFIX_BYTES = 1 << 16
-"""How much of an oversized or unsplittable record the quarantine keeps (64 KiB)."""
-
-MAX_DEPTH = 64
-"""Records nested deeper than this (objects and arrays in one another) are quarantined."""
+from loader.limits import MAX_DEPTH, QUARANTINE_PREFIX_BYTES
+from loader.limits import MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 
 _CHUNK = 1 << 20
 _WHITESPACE = re.compile(r"[ \t\n\r]*")

@@ -48,9 +48,8 @@ from prometheus_client import (
 from loader.ingest.contract import ContractError, parse_event
 from loader.ingest.load import unstorable  # the loader's own jsonb check: verdicts agree
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
-
-DEFAULT_MAX_BODY_BYTES = 16 << 20
-"""Largest request body, after gzip decoding (16 MiB); larger bodies get 413."""
+from loader.limits import BODY_TIMEOUT_SECONDS as DEFAULT_BODY_TIMEOUT
+from loader.limits import MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
 
 DEFAULT_MAX_SPOOL_BYTES = 1 << 30
 """Landing-folder bytes (files not yet moved away by `load --follow`) above which POSTs get 503."""
@@ -58,8 +57,6 @@ DEFAULT_MAX_SPOOL_BYTES = 1 << 30
 DEFAULT_MIN_FREE_BYTES = 512 << 20
 """Free disk space below which POSTs get 503 (512 MiB)."""
 
-DEFAULT_BODY_TIMEOUT = 30.0
-"""Seconds a client may take to send its request body before it gets 408."""
 
 DEFAULT_COMMIT_INTERVAL = 0.02
 """Least seconds between the starts of two batch-file writes (group commit): under load,
