@@ -576,10 +576,8 @@ def test_names_an_index_cannot_hold_or_that_hide_characters_cost_only_their_reco
         "tenant_id: holds U+2066, a control, zero-width or bidirectional formatting character",
         "agent_id: holds U+2060, a control, zero-width or bidirectional formatting character",
     ]
-    assert db.query("select distinct agent_name from raw.agent_events order by 1") == [
-        (nfc,),
-        ("triage",),
-    ]
+    agents = db.query("select distinct agent_name from raw.agent_events")
+    assert set(agents) == {(nfc,), ("triage",)} and len(agents) == 2
     assert (
         db.scalar(
             "select properties->>'tool_name' from raw.marketplace_events"
