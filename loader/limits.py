@@ -29,7 +29,7 @@ longest in the references is under 40 bytes); 256 leaves room for namespaced nam
 BTREE_MAX_ROW_BYTES = 2704
 """PostgreSQL's limit (not ours) on one b-tree index row, header included (`index row size
 ... exceeds btree version 4 maximum 2704`): a value over it stops every later `dbt build`.
-tests/e2e/test_limits_build.py proves from the bounds above that no index the warehouse
+tests/e2e/test_hostile_build.py proves from the bounds above that no index the warehouse
 builds can meet it."""
 
 MAX_COUNT = 10**12

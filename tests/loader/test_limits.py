@@ -50,7 +50,6 @@ FIELDS: list[tuple[str, tuple[Any, ...]]] = [
     ("tool_called", ("properties", "tool_name")),
     ("install", ("properties", "plan")),
 ]
-BOUND = {field: limits.MAX_ID_BYTES for field in ("event_id", "conversation_id", "id")}
 # Values of exactly 256 UTF-8 bytes in characters of 2, 3 and 4 bytes (computed, not assumed).
 AT_BOUND = ["é" * 128, "€" * 85 + "a", "😀" * 64]
 
