@@ -309,6 +309,7 @@ ODD_RECORDS = [
     _agent(36, metadata={"model": "m" * 300}),
     _agent(37).replace('"triage"', '"' + "\\u00e9" * 128 + '"'),  # 768 bytes of text, 256 stored
     _agent(38).replace('"triage"', '"' + "\\u00e9" * 129 + '"'),
+    _agent(39).replace(', "session_id"', ',\r"session_id"'),  # a lone CR between tokens
 ]
 
 
