@@ -12,14 +12,25 @@ from __future__ import annotations
 # --- values --------------------------------------------------------------------------------
 
 MAX_ID_BYTES = 256
-"""Largest identifier (event, conversation, session, user, agent, publisher, tenant id), in
-UTF-8 bytes. Real ids are UUIDs (36), ULIDs (26) or slugs; 256 is far above any producer and
-keeps the widest index the warehouse builds (several ids and names side by side) under
-PostgreSQL's b-tree row limit of 2,704 bytes."""
+"""Largest identifier, in UTF-8 bytes: event_id, conversation_id, session_id, user_id (the
+conversation-analytics reference); id, agent_id, publisher_id, tenant_id (the marketplace
+reference). Real ids are UUIDs (36 bytes), ULIDs (26) or slugs; 256 is seven times a UUID,
+far above any producer, and keeps the widest index the warehouse builds (three ids side by
+side) under a third of PostgreSQL's b-tree row limit (BTREE_MAX_ROW_BYTES)."""
 
 MAX_NAME_BYTES = 256
-"""Largest name that reaches an indexed or grouped column (agent name, tool name, error
-type, model name, plan), in UTF-8 bytes; the same reasoning as MAX_ID_BYTES."""
+"""Largest name that reaches an indexed or grouped column, in UTF-8 bytes: agent_name,
+metadata.model, payload.role, payload.tool_name, payload.from_agent / to_agent,
+payload.error_type; properties.tool_name, each item of properties.tool_calls,
+properties.error_type, properties.plan. Names are labels people read on a dashboard (the
+longest in the references is under 40 bytes); 256 leaves room for namespaced names
+(`org/team/agent-v2`) and keeps every index under the row limit, as MAX_ID_BYTES does."""
+
+BTREE_MAX_ROW_BYTES = 2704
+"""PostgreSQL's limit (not ours) on one b-tree index row, header included (`index row size
+... exceeds btree version 4 maximum 2704`): a value over it stops every later `dbt build`.
+tests/e2e/test_hostile_build.py proves from the bounds above that no index the warehouse
+builds can meet it."""
 
 MAX_COUNT = 10**12
 """Largest token count (a trillion): millions of such events still sum within bigint."""
@@ -30,13 +41,23 @@ MAX_MILLISECONDS = 10**12
 MAX_COST_USD = 10**9
 """Largest cost of one invocation, in US dollars."""
 
+MAX_INTEGER_DIGITS = 4300
+"""Most digits in an integer anywhere in a record (Python's own limit on converting text to
+int, `sys.get_int_max_str_digits()`): longer ones are quarantined, not decoded. jsonb holds
+them, but no number a producer means has that many digits."""
+
 # --- records -------------------------------------------------------------------------------
 
 MAX_RECORD_BYTES = 1 << 20
-"""Records larger than this (1 MiB) are quarantined; `--max-record-bytes` changes it."""
+"""Records larger than this (1 MiB) are quarantined; `--max-record-bytes` changes it. A
+conversation event holds one message (a few kB); 1 MiB keeps long tool outputs and bounds
+the memory one record costs the reader."""
 
 MAX_DEPTH = 64
-"""Records nested deeper than this (objects and arrays in one another) are quarantined."""
+"""Records nested deeper than this (objects and arrays in one another) are quarantined.
+The references nest three levels (a record, its payload, a tool's arguments); 64 leaves
+tools' arguments room and keeps every recursive walk (the JSON decoders, jsonb) far from
+Python's and PostgreSQL's recursion limits, at every nesting an attacker chooses."""
 
 QUARANTINE_PREFIX_BYTES = 1 << 16
 """How much of an oversized or unsplittable record the quarantine keeps (64 KiB)."""

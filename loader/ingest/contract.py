@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import re
 import time
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, NotRequired, Union, get_type_hints
 
@@ -34,9 +36,10 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from loader.limits import MAX_COST_USD, MAX_COUNT, MAX_MILLISECONDS
+from loader.limits import MAX_COST_USD, MAX_COUNT, MAX_ID_BYTES, MAX_MILLISECONDS, MAX_NAME_BYTES
 
 AGENT_EVENT_TYPES = (
     "conversation_start",
@@ -207,7 +210,78 @@ def _common_utc_text(value: str) -> str | None:
     return base + "+00"
 
 
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+# --- identifiers and names: one form, bounded in bytes ------------------------------------
+# Every identifier and name reaches an indexed or grouped column downstream (docs/contract.md
+# lists them). Each is stored in one form, so one agent is one agent in the marts: Unicode
+# NFC (an agent named in decomposed form, as macOS file names and some keyboards write
+# it, is the same agent as its composed form). A name that holds a character a reader
+# cannot see or that reorders what is shown (a control, zero-width or bidirectional
+# formatting character, a line separator) is quarantined rather than silently cleaned: two
+# names that look the same would otherwise be told apart, or joined, by a rule no reader can
+# see. The byte bound (after normalisation: that form is what is stored and indexed) keeps
+# every index under PostgreSQL's b-tree row limit.
+
+# Unicode's control (Cc), format (Cf), line (Zl) and paragraph (Zp) separator characters,
+# as of Unicode 15 (tests/loader/test_contract.py checks it against `unicodedata`).
+_HIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
+BOUND_ERRORS = ("too_many_bytes", "hidden_character")
+"""The error kinds of the identifier and name rules: their reasons never show the value."""
+
+
+def _one_form(most: int) -> Callable[[str], str]:
+    """The validator of an identifier or name of at most `most` UTF-8 bytes: its NFC form."""
+
+    def one_form(value: str) -> str:
+        if not value.isascii():
+            value = unicodedata.normalize("NFC", value)
+        hidden = _HIDDEN.search(value)
+        if hidden:
+            raise PydanticCustomError(
+                "hidden_character",
+                "holds U+{code}, a control, zero-width or bidirectional formatting character",
+                {"code": f"{ord(hidden.group()):04X}"},
+            )
+        # At most 4 bytes a character: a value of most // 4 characters always fits.
+        if len(value) > most // 4 and len(value.encode("utf-8", "surrogatepass")) > most:
+            raise PydanticCustomError(
+                "too_many_bytes", "longer than {most} bytes (UTF-8)", {"most": most}
+            )
+        return value
+
+    return one_form
+
+
+Identifier = Annotated[StrictStr, Field(min_length=1), AfterValidator(_one_form(MAX_ID_BYTES))]
+"""A required identifier (event_id, id, conversation_id, agent_id, publisher_id, tenant_id)."""
+MaybeEmptyIdentifier = Annotated[StrictStr, AfterValidator(_one_form(MAX_ID_BYTES))]
+"""session_id and user_id: the conversation-analytics reference writes "" for none."""
+Name = Annotated[StrictStr, AfterValidator(_one_form(MAX_NAME_BYTES))]
+NonEmptyName = Annotated[StrictStr, Field(min_length=1), AfterValidator(_one_form(MAX_NAME_BYTES))]
+
+# The same rules as pydantic-core alone checks them, for the one-call checkers
+# (`check_event_json`): printable ASCII only, so a character is a byte, NFC holds and
+# nothing is hidden. A value outside it (any other character) is not refused there: its
+# record takes the standard way, where the rules above give the verdict and the reason.
+_PRINTABLE_ASCII = r"^[ -~]*$"
+
+
+def _plain(most: int, least: int = 0) -> Any:
+    return Annotated[StrictStr, Field(min_length=least, max_length=most, pattern=_PRINTABLE_ASCII)]
+
+
+_PLAIN_NAMES: dict[Any, Any] = {
+    Identifier: _plain(MAX_ID_BYTES, 1),
+    MaybeEmptyIdentifier: _plain(MAX_ID_BYTES),
+    NonEmptyName: _plain(MAX_NAME_BYTES, 1),
+    Name | None: _plain(MAX_NAME_BYTES) | None,
+    list[Name]: list[_plain(MAX_NAME_BYTES)],  # type: ignore[misc]
+}
+
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 # A JSON number stays what it was written as: 1840 stays an int (a float would be stored
 # as 1840.0 by the loader, which writes the validated values).
@@ -230,7 +304,7 @@ class _Body(BaseModel):
 class AgentMetadata(_Body):
     """`metadata`: model name, token counts and latency (seed 000's ETL reads the last two)."""
 
-    model: StrictStr | None = None
+    model: Name | None = None
     total_tokens: NonNegativeInt | None = None
     prompt_tokens: NonNegativeInt | None = None
     completion_tokens: NonNegativeInt | None = None
@@ -239,17 +313,17 @@ class AgentMetadata(_Body):
 
 class MessagePayload(_Body):
     text: StrictStr | None = None
-    role: StrictStr | None = None
+    role: Name | None = None
 
 
 class ToolCallPayload(_Body):
-    tool_name: StrictStr | None = None
+    tool_name: Name | None = None
     arguments: dict[str, Any] | None = None
 
 
 class HandoffPayload(_Body):
-    from_agent: StrictStr | None = None
-    to_agent: StrictStr | None = None
+    from_agent: Name | None = None
+    to_agent: Name | None = None
     reason: StrictStr | None = None
 
 
@@ -260,7 +334,7 @@ class ErrorPayload(_Body):
     its conversation ended; staging reads "" as null, so every model counts it the same way.
     """
 
-    error_type: StrictStr | None = None
+    error_type: Name | None = None
     message: StrictStr | None = None
 
 
@@ -287,13 +361,13 @@ class AgentEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: NonEmptyStr
-    conversation_id: NonEmptyStr
-    session_id: StrictStr
+    event_id: Identifier
+    conversation_id: Identifier
+    session_id: MaybeEmptyIdentifier
     event_type: Literal[AGENT_EVENT_TYPES]  # type: ignore[valid-type]
     timestamp: Timestamp
-    agent_name: NonEmptyStr
-    user_id: StrictStr
+    agent_name: NonEmptyName
+    user_id: MaybeEmptyIdentifier
     payload: _Body
     metadata: AgentMetadata = Field(default_factory=AgentMetadata)
 
@@ -312,10 +386,10 @@ class InvocationProperties(_Body):
 
     input_tokens: NonNegativeInt | None = None
     output_tokens: NonNegativeInt | None = None
-    tool_calls: list[StrictStr] = []
+    tool_calls: list[Name] = []
     duration_ms: NonNegativeNumber | None = None
     cost_usd: Cost | None = None
-    error_type: StrictStr | None = None
+    error_type: Name | None = None
 
 
 class InvokedProperties(_Body):
@@ -325,7 +399,7 @@ class InvokedProperties(_Body):
 class ToolProperties(_Body):
     """`tool_called` / `tool_failed`: one tool use, named by `tool_name`."""
 
-    tool_name: NonEmptyStr
+    tool_name: NonEmptyName
     duration_ms: NonNegativeNumber | None = None
     error: StrictStr | None = None
 
@@ -338,7 +412,7 @@ class FeedbackProperties(_Body):
 
 
 class InstallProperties(_Body):
-    plan: StrictStr | None = None
+    plan: Name | None = None
 
 
 MARKETPLACE_PROPERTIES: dict[str, type[_Body]] = {
@@ -362,11 +436,11 @@ class MarketplaceEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: NonEmptyStr
+    id: Identifier
     event_type: Literal[MARKETPLACE_EVENT_TYPES]  # type: ignore[valid-type]
-    agent_id: NonEmptyStr
-    publisher_id: NonEmptyStr
-    tenant_id: NonEmptyStr
+    agent_id: Identifier
+    publisher_id: Identifier
+    tenant_id: Identifier
     timestamp: Timestamp
     properties: _Body
 
@@ -460,6 +534,7 @@ def _checker(
     variants = tuple(
         _as_typed_dict(
             base,
+            types,
             event_type=Literal[event_type],
             **{body: _as_typed_dict(model, types)},
             **({"metadata": _as_typed_dict(AgentMetadata, types)} if base is AgentEvent else {}),
@@ -493,6 +568,7 @@ def _json_number(most: int) -> Any:
 _JSON_NUMBERS = {
     NonNegativeNumber | None: _json_number(MAX_MILLISECONDS),
     Cost | None: _json_number(MAX_COST_USD),
+    **_PLAIN_NAMES,
 }
 _AGENT_CHECK_TEXT = _checker(
     AgentEvent,
@@ -519,11 +595,22 @@ def _describe(error: ValidationError, event_types: tuple[str, ...], show_values:
     """One readable line per failed field: `properties.rating: ... (got 7)`.
 
     With `show_values` off (privacy options on) the rejected value is never echoed: the
-    reason names the field and the rule only.
+    reason names the field and the rule only. A key the contract does not know is never
+    named, whatever the options: a key is text the sender chose (an e-mail address, a
+    6,000-byte string), and the reason is counted, logged and shown in the answer.
     """
     parts = []
+    unknown: dict[str, int] = {}  # where: how many keys outside the contract
     for item in error.errors(include_url=False):
         kind, location = item["type"], item["loc"]
+        if location and location[0] in event_types:
+            location = location[1:]  # the union's variant name, not a field
+        if kind == "extra_forbidden":
+            where = ".".join(str(part) for part in location[:-1]) or "record"
+            if where not in unknown:
+                parts.append(where)  # its place, filled in below
+            unknown[where] = unknown.get(where, 0) + 1
+            continue
         if kind == "union_tag_not_found":
             parts.append("event_type: Field required")
             continue
@@ -532,15 +619,20 @@ def _describe(error: ValidationError, event_types: tuple[str, ...], show_values:
             got = f" (got {item['ctx']['tag']!r})" if show_values else ""
             parts.append(f"event_type: Input should be one of {expected}{got}")
             continue
-        if location and location[0] in event_types:
-            location = location[1:]  # the union's variant name, not a field
         message = item["msg"]
         if kind == "value_error":
             message = message.removeprefix("Value error, ")
-        if show_values and kind not in ("missing", "extra_forbidden") and "input" in item:
+        if show_values and kind not in ("missing", *BOUND_ERRORS) and "input" in item:
             shown = repr(item["input"])
             message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
         parts.append(f"{'.'.join(str(part) for part in location) or 'record'}: {message}")
+    for where, count in unknown.items():
+        keys = "a key" if count == 1 else f"{count} keys"
+        hint = ""
+        if where == "record":  # the envelope: the one place with fixed keys
+            body = "`payload` or `metadata`" if event_types is AGENT_EVENT_TYPES else "`properties`"
+            hint = f" (the envelope's keys are fixed: put other values in {body})"
+        parts[parts.index(where)] = f"{where}: {keys} outside the contract{hint}"
     return "; ".join(parts)
 
 
@@ -573,20 +665,33 @@ def check_event(record: Any, show_values: bool = True) -> tuple[bool, datetime]:
 
     Raises ContractError with `parse_event`'s reason for a record that breaks the contract.
     """
+    _, conversation, timestamp = checked_record(record, show_values)
+    return conversation, timestamp
+
+
+def checked_record(record: Any, show_values: bool = True) -> tuple[dict[str, Any], bool, datetime]:
+    """`check_event`, with the record as it is stored: its identifiers and names in NFC.
+
+    The record's other values are as they were read (the typed dicts copy them, keys as
+    read); raises ContractError with `parse_event`'s reason.
+    """
     if isinstance(record, dict):
         if "event_id" in record:
             try:
-                return True, _built("_AGENT_CHECK").validate_python(record)["timestamp"]
+                value = _built("_AGENT_CHECK").validate_python(record)
+                return value, True, value["timestamp"]
             except ValidationError:
                 pass
         elif "id" in record:
             try:
-                checker = _built("_MARKETPLACE_CHECK")
-                return False, checker.validate_python(record)["timestamp"]
+                value = _built("_MARKETPLACE_CHECK").validate_python(record)
+                return value, False, value["timestamp"]
             except ValidationError:
                 pass
     event = parse_event(record, show_values)  # the reason; raises ContractError
-    return isinstance(event, AgentEvent), event.timestamp
+    # (only if the typed dicts refused what the models accept: tests hold them to agree)
+    value = event.model_dump(exclude_unset=True)
+    return value, isinstance(event, AgentEvent), event.timestamp
 
 
 def check_event_json(text: str) -> tuple[dict[str, Any], str] | None:

@@ -435,14 +435,14 @@ def _row(
     if isinstance(record.value, Undecoded):  # the lake reads every field: decode the line
         record = decoded(record)
     try:
-        kind, event = checked_event(record, privacy)
+        kind, event, value = checked_event(record, privacy)
     except ContractError as error:
         raw = record.raw.replace("\x00", "\\x00")
         if privacy.active:
             raw = privacy.raw_text(raw, record.value)
         row = (record.position, raw, record.size, error.reason, loaded_at)
         return QUARANTINE, row, None, error.reason
-    value = privacy.apply(record.value) if privacy.active else record.value
+    value = privacy.apply(value) if privacy.active else value
     stamp = event.timestamp.astimezone(timezone.utc)
     row = (*raw_columns(value, kind == AGENT, stamp), loaded_at)
     event_id = row[0]

@@ -39,8 +39,8 @@ from loader.ingest.contract import (
     AgentEvent,
     ContractError,
     MarketplaceEvent,
-    check_event,
     check_event_json,
+    checked_record,
     parse_event,
 )
 from loader.ingest.privacy import NO_PRIVACY, Privacy
@@ -277,8 +277,11 @@ def _quarantine_row(record: Record, reason: str, privacy: Privacy, layout: Layou
     return line.encode("utf-8", "backslashreplace")
 
 
-def checked_event(record: Record, privacy: Privacy) -> tuple[str, AgentEvent | MarketplaceEvent]:
-    """(kind, event) for a record the contract accepts; raises ContractError otherwise.
+def checked_event(
+    record: Record, privacy: Privacy
+) -> tuple[str, AgentEvent | MarketplaceEvent, dict[str, Any]]:
+    """(kind, event, values to store) for a record the contract accepts; raises
+    ContractError otherwise. The values are the record's, identifiers and names in NFC.
 
     The lake's verdict (`loader/ingest/lake.py`): the pydantic models themselves, which the
     PostgreSQL path's faster check (`_event_row`) is tested to agree with, so both
@@ -291,7 +294,8 @@ def checked_event(record: Record, privacy: Privacy) -> tuple[str, AgentEvent | M
     event = parse_event(record.value, show_values=not privacy.active)
     if _SUSPECT.search(record.raw) and (reason := unstorable(record.value)):
         raise ContractError(reason)
-    return (AGENT if isinstance(event, AgentEvent) else MARKETPLACE), event
+    kind = AGENT if isinstance(event, AgentEvent) else MARKETPLACE
+    return kind, event, event.model_dump(exclude_unset=True)
 
 
 _NO_COLUMNS = "\t".join(["\\N"] * 9)
@@ -364,9 +368,8 @@ def _event_row(record: Record, privacy: Privacy, layout: Layout) -> tuple[str, b
         record = decoded(record)
     if record.error:
         raise ContractError(record.error)
-    value = record.value
-    conversation, timestamp = check_event(value, show_values=not privacy.active)
-    if _SUSPECT.search(record.raw) and (reason := unstorable(value)):
+    value, conversation, timestamp = checked_record(record.value, not privacy.active)
+    if _SUSPECT.search(record.raw) and (reason := unstorable(record.value)):
         raise ContractError(reason)
     # In UTC: PostgreSQL then never sees an offset it might refuse.
     if timestamp.tzinfo is not timezone.utc:  # (most are: naive ones are read as UTC)
@@ -464,6 +467,16 @@ def copy_row(
         quarantined = _quarantine_row(decoded(record), error.reason, privacy, layout)
         return QUARANTINE, quarantined, error.reason
     return kind, line, None
+
+
+def verdict(record: Record, privacy: Privacy = NO_PRIVACY) -> str | None:
+    """The loader's verdict on one record: None when it loads, or the quarantine reason.
+
+    The one verdict: `load` writes each record by it (`copy_row`) and the endpoint answers
+    by it (`agent-loader serve`, on each line it writes, read by `readers.line_record`), so
+    a record the answer calls accepted is never quarantined by the loader, nor the reverse.
+    """
+    return copy_row(record, privacy)[2]
 
 
 class Tally:

@@ -29,7 +29,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from loader.limits import MAX_DEPTH, QUARANTINE_PREFIX_BYTES
+from loader.limits import MAX_DEPTH, MAX_INTEGER_DIGITS, QUARANTINE_PREFIX_BYTES
 from loader.limits import MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 
 _CHUNK = 1 << 20
@@ -69,7 +69,7 @@ def _refuse_constant(text: str) -> float:
 # Every number is checked as it is decoded: jsonb cannot hold what overflows a float.
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
 _TOO_DEEP = f"invalid JSON: nested too deeply (the limit is {MAX_DEPTH} levels)"
-_TOO_LONG_NUMBER = "invalid JSON: a number has more than 4300 digits"
+_TOO_LONG_NUMBER = f"invalid JSON: a number has more than {MAX_INTEGER_DIGITS} digits"
 
 
 class Record(NamedTuple):
@@ -125,6 +125,13 @@ def _whole_line(position: int, data: bytes, limit: int, decode: bool) -> Record:
             return Record(position, text, len(data), UNDECODED, None)
         return _decode_text(position, text, len(data), False)
     return _decode_line(position, data, False, decode)
+
+
+def line_record(position: int, line: bytes, limit: int) -> Record:
+    """One NDJSON line as the reader reads it from a batch file, not the file's last (`line`:
+    without its newline, stripped of blanks at its ends). The endpoint reads the lines it
+    writes with it, so its answer is the loader's verdict on the very same record."""
+    return _whole_line(position, line, limit, False)
 
 
 def _plain_lines(block: bytes, limit: int) -> tuple[list[str], list[int]] | None:
@@ -186,7 +193,7 @@ def _decode_text(position: int, text: str, size: int, last_line: bool) -> Record
         return Record(position, text.replace("\x00", "\\x00"), size, None, reason)
     except RecursionError:
         return Record(position, text, size, None, _TOO_DEEP)
-    except ValueError:  # an integer of more than 4300 digits
+    except ValueError:  # an integer of more than MAX_INTEGER_DIGITS digits
         return Record(position, text, size, None, _TOO_LONG_NUMBER)
     if _may_be_too_deep(text) and nesting_depth(value) > MAX_DEPTH:
         return Record(position, text, size, None, _TOO_DEEP)

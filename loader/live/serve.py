@@ -45,9 +45,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from loader.ingest.contract import ContractError, parse_event
-from loader.ingest.load import unstorable  # the loader's own jsonb check: verdicts agree
-from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, QUARANTINE_PREFIX_BYTES
+from loader.ingest.load import verdict
+from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES, line_record
 from loader.limits import BODY_TIMEOUT_SECONDS as DEFAULT_BODY_TIMEOUT
 from loader.limits import MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
 
@@ -183,6 +182,9 @@ def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
     reads differently from the loader's `json` (NaN, lone surrogates, integers of 19 digits
     or more, which orjson would turn into floats) takes the `json` path, where each record
     keeps the client's text unless it spans several lines.
+
+    A record nested too deeply for Python to decode (valid JSON: the loader quarantines it
+    alone) is kept with the value None; `verdicts` reads the line as the loader will.
     """
     if content_type in NDJSON_TYPES:
         records = []
@@ -192,7 +194,7 @@ def decode_batch(body: bytes, content_type: str) -> list[tuple[str, Any]]:
                 text = _utf8(line, f"line {number}")
                 value = _fast_value(line)
                 if value is _SLOW:
-                    value = _json(text, f"line {number}")
+                    value = _json(text, f"line {number}", deep=None)
                 records.append((text, value))
         return records
     fast = _fast_document(body)
@@ -258,10 +260,17 @@ def _split_document(text: str) -> list[tuple[str, Any]] | None:
         while True:
             try:
                 value, end = _DECODER.raw_decode(text, pos)
-            except (json.JSONDecodeError, RecursionError):
+            except json.JSONDecodeError:
                 return None
-            raw = text[pos:end]
-            records.append((_one_line(value) if "\n" in raw or "\r" in raw else raw, value))
+            except (RecursionError, ValueError):  # too deep, or an integer too long: valid
+                value, end = None, _value_end(text, pos)  # JSON, kept as text for `verdicts`
+                if end is None:
+                    return None
+                raw = _LINE_BREAKS.sub(" ", text[pos:end])  # (only blanks: JSON strings
+                records.append((raw, value))  # hold no raw line breaks)
+            else:
+                raw = text[pos:end]
+                records.append((_one_line(value) if "\n" in raw or "\r" in raw else raw, value))
             pos = _SPACE.match(text, end).end()
             if text.startswith(",", pos):
                 pos = _SPACE.match(text, pos + 1).end()
@@ -278,6 +287,31 @@ def _split_document(text: str) -> list[tuple[str, Any]] | None:
     return records if pos == len(text) else None
 
 
+_LINE_BREAKS = re.compile(r"[\r\n]")
+_TOKEN = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"|[\[\]{}]|[^"\[\]{}]+')
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def _value_end(text: str, pos: int) -> int | None:
+    """Where the number, array or object at `pos` ends, found without decoding it (brackets
+    counted outside strings); None if it does not end."""
+    number = _NUMBER.match(text, pos)
+    if number:
+        return number.end()
+    depth = 0
+    for token in _TOKEN.finditer(text, pos):
+        first = token.group()[0]
+        if first in "[{":
+            depth += 1
+        elif first in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+        if depth == 0:
+            return None  # not an array or object (those decode without recursion)
+    return None
+
+
 def _utf8(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
@@ -285,13 +319,19 @@ def _utf8(data: bytes, where: str) -> str:
         raise BadBatch(400, f"{where} is not valid UTF-8 (byte {error.start + 1})") from None
 
 
-def _json(text: str, where: str) -> Any:
+def _json(text: str, where: str, deep: Any = _SLOW) -> Any:
+    """`text` decoded, or BadBatch(400); `deep` (when given) for a valid text Python cannot
+    decode: nested too deeply, or an integer of more than MAX_INTEGER_DIGITS digits."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise BadBatch(400, f"{where} is not valid JSON: {error.msg} at char {error.pos}") from None
-    except RecursionError:
-        raise BadBatch(400, f"{where} is nested too deeply") from None
+    except (RecursionError, ValueError):
+        if deep is not _SLOW:
+            return deep
+        raise BadBatch(
+            400, f"{where} is nested too deeply or holds an integer too long to read"
+        ) from None
 
 
 def _one_line(record: Any) -> str:
@@ -311,28 +351,14 @@ def verdicts(
 ) -> tuple[list[bytes], list[dict]]:
     """Lines for the batch file, and the records `load` will quarantine (index, reason).
 
-    The verdict is the loader's own: the size limit of the reader, the event contract
-    (`parse_event`), and the loader's check for values PostgreSQL cannot store in jsonb.
+    The verdict is the loader's own (`load.verdict`), on each line as the loader will read
+    it from the batch file (`readers.line_record`): the same function, on the same bytes.
     """
     lines, quarantined = [], []
-    for index, (text, value) in enumerate(records):
+    for index, (text, _value) in enumerate(records):
         line = _encode(text)
         lines.append(line)
-        reason = None
-        if len(line) > max_record_bytes:
-            reason = (  # the reader's words, so the answer matches raw.quarantine
-                f"record is {len(line)} bytes, over the {max_record_bytes}-byte limit"
-                " (--max-record-bytes); raw_text keeps its first"
-                f" {min(len(line), QUARANTINE_PREFIX_BYTES)} bytes"
-            )
-        else:
-            try:
-                parse_event(value)
-            except ContractError as error:
-                reason = error.reason
-            else:
-                if "\\u" in text or "NaN" in text or "Infinity" in text:
-                    reason = unstorable(value)
+        reason = verdict(line_record(index + 1, line, max_record_bytes))
         if reason is not None:
             quarantined.append({"index": index, "reason": reason})
     return lines, quarantined

@@ -14,11 +14,13 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from loader import limits
 from tests.conftest import REPO, Database, Dbt
 from tests.factories import agent_event, marketplace_event
 
@@ -155,7 +157,97 @@ def build_corpus(landing: Path, outside: Path) -> int:
     put("08-blank.ndjson.gz", gzip.compress(b"\n" * (20 << 20) + ndjson(good)), good)
     good = valid("name", 2)
     put("09-forged\nloaded     name.ndjson", ndjson(good), good)
+
+    # 9. every identifier and name at exactly the contract's byte bound, in characters of
+    #    2, 3 and 4 bytes; one byte over; hidden characters; one name in two Unicode forms
+    good = at_the_bounds() + [
+        agent_event(
+            event_id=f"renee-{form}",
+            conversation_id=f"renee-{form}",
+            timestamp=stamp(3),
+            agent_name=unicodedata.normalize(form, RENEE),
+        )
+        for form in ("NFC", "NFD")
+    ]
+    bad = [
+        agent_event(event_id="over-1", agent_name="ß" * 128 + "!", timestamp=stamp(3)),
+        marketplace_event(id="over-2", publisher_id="€" * 86, timestamp=stamp(3)),
+        marketplace_event(id="over-3", tenant_id="t\u202eop", timestamp=stamp(3)),
+    ]
+    put("10-limits.ndjson", ndjson([*good[:4], *bad, *good[4:]]), good)
     return expected
+
+
+RENEE = "Renée"
+
+
+def bounded(fill: str, tag: str) -> str:
+    """A value of exactly 256 UTF-8 bytes: `fill` repeated, then `tag` (ASCII) to the byte."""
+    room = limits.MAX_ID_BYTES - len(tag)
+    width = len(fill.encode())
+    value = fill * (room // width) + "x" * (room % width) + tag
+    assert len(value.encode()) == limits.MAX_ID_BYTES == limits.MAX_NAME_BYTES
+    return value
+
+
+def at_the_bounds() -> list[dict]:
+    """A conversation and a publisher's events whose every id and name is at the bound."""
+    conversation = {
+        "conversation_id": bounded("é", "c"),
+        "session_id": bounded("€", "s"),
+        "user_id": bounded("😀", "u"),
+        "agent_name": bounded("ñ", "a"),
+        "metadata": {"model": bounded("模", "m"), "total_tokens": 5},
+    }
+    bodies = {
+        "conversation_start": {},
+        "message": {"text": "hi", "role": bounded("ø", "r")},
+        "tool_call": {"tool_name": bounded("🔧", "t"), "arguments": {}},
+        "handoff": {"from_agent": bounded("ñ", "a"), "to_agent": bounded("ü", "b")},
+        "error": {"error_type": bounded("ë", "e"), "message": "boom"},
+        "completion": {},
+        "conversation_end": {},
+    }
+    events = [
+        agent_event(
+            event_id=bounded("😀", f"e{n}"),
+            event_type=kind,
+            payload=body,
+            timestamp=stamp(4 - n / 10),
+            **conversation,
+        )
+        for n, (kind, body) in enumerate(bodies.items())
+    ]
+    market = {
+        "agent_id": bounded("é", "g"),
+        "publisher_id": bounded("€", "p"),
+        "tenant_id": bounded("😀", "t"),
+    }
+    properties = {
+        "install": {"plan": bounded("ü", "l")},
+        "agent_invoked": {"input_tokens": 3},
+        "agent_completed": {
+            "tool_calls": [bounded("🔧", "1"), "search"],
+            "cost_usd": 1.5,
+            "duration_ms": 10,
+            "error_type": bounded("ë", "x"),
+        },
+        "agent_errored": {"error_type": bounded("ë", "y"), "duration_ms": 20},
+        "tool_called": {"tool_name": bounded("🔧", "2"), "duration_ms": 5},
+        "tool_failed": {"tool_name": bounded("🔧", "3"), "error": "x"},
+        "user_feedback": {"rating": 4},
+    }
+    events += [
+        marketplace_event(
+            id=bounded("😀", f"m{n}"),
+            event_type=kind,
+            properties=body,
+            timestamp=stamp(4 - n / 10),
+            **market,
+        )
+        for n, (kind, body) in enumerate(properties.items())
+    ]
+    return events
 
 
 def loader(database: Database, *args: str) -> subprocess.CompletedProcess:
@@ -234,3 +326,104 @@ def test_no_raw_pii_nothing_from_outside_and_no_key_in_the_database(loaded, modu
     assert "raw.agent_events" in dump or "agent_events" in dump
     for secret in ("jane", "@example.com", "4155550134", SECRET, KEY, "PGUSER="):
         assert secret not in dump, secret
+
+
+# Every text column an index holds, and the most UTF-8 bytes the contract lets reach it.
+_DIGITS = len(str(2**63))
+INDEXED_TEXT = {
+    **dict.fromkeys(
+        [
+            "event_id",
+            "id",
+            "conversation_id",
+            "session_id",
+            "user_id",
+            "agent_id",
+            "publisher_id",
+            "tenant_id",
+            "invocation_id",
+            "install_event_id",
+            "error_id",
+            "rating_id",
+        ],
+        limits.MAX_ID_BYTES,
+    ),
+    **dict.fromkeys(
+        ["agent_name", "first_agent_name", "tool_name", "error_type"], limits.MAX_NAME_BYTES
+    ),
+    "tool_use_id": limits.MAX_ID_BYTES + 1 + _DIGITS,  # invocation id || ':' || position
+    "insight_id": 32,  # md5 in hex
+    "outcome": len("handed_off"),  # the longest of fct_conversations' four outcomes
+    "sha256": 64,  # the loader's checksum in hex
+}
+NOT_FROM_RECORDS = {("raw", "load_batches", "path")}  # a file's path: bounded by the OS
+
+
+def _index_row_bytes(columns: list[tuple[int, str, int]]) -> int:
+    """The most bytes a b-tree index row of these columns takes: the tuple header and null
+    bitmap (8 + 8), then each column aligned (varlena: a 4-byte header and its bytes)."""
+    size = 16
+    for length, align, most in columns:
+        if length > 0:
+            step = {"c": 1, "s": 2, "i": 4, "d": 8}[align]
+            size = -(-size // step) * step + length
+        else:
+            size = -(-size // 4) * 4 + 4 + most
+    return -(-size // 8) * 8
+
+
+def test_no_index_the_build_made_can_meet_the_btree_row_limit(loaded, dbt: Dbt, module_db):
+    """Every column of every index and constraint (raw, staging, intermediate, marts), as
+    PostgreSQL reports them after the build, bounded from loader/limits.py alone."""
+    dbt("build")
+    rows = module_db.query(
+        "select n.nspname, c.relname, i.relname, a.attname, t.typlen, t.typalign"
+        " from pg_index as x"
+        " join pg_class as i on i.oid = x.indexrelid"
+        " join pg_class as c on c.oid = x.indrelid"
+        " join pg_namespace as n on n.oid = c.relnamespace"
+        " cross join lateral unnest(x.indkey) with ordinality as k (attnum, ord)"
+        " left join pg_attribute as a on a.attrelid = c.oid and a.attnum = k.attnum"
+        " left join pg_type as t on t.oid = a.atttypid"
+        " where n.nspname in ('raw', 'staging', 'intermediate', 'marts')"
+        " order by n.nspname, c.relname, i.relname, k.ord"
+    )
+    indexes: dict[tuple[str, str, str], list[tuple[int, str, int]]] = {}
+    unbounded = []
+    for schema, table, index, column, length, align in rows:
+        assert column is not None, f"{schema}.{index} indexes an expression: bound it here"
+        if (schema, table, column) in NOT_FROM_RECORDS:
+            continue
+        if length < 0 and column not in INDEXED_TEXT:
+            unbounded.append(f"{schema}.{table}.{column}")
+        most = INDEXED_TEXT.get(column, 0)
+        indexes.setdefault((schema, table, index), []).append((length, align, most))
+    assert not unbounded, f"indexed text without a bound from limits.py: {unbounded}"
+    assert {schema for schema, _, _ in indexes} == {"raw", "staging", "intermediate", "marts"}
+    widest = max(indexes, key=lambda key: _index_row_bytes(indexes[key]))
+    assert _index_row_bytes(indexes[widest]) < limits.BTREE_MAX_ROW_BYTES, widest
+    assert len(indexes) > 40  # the walk saw the warehouse, not an empty schema
+
+
+def test_values_at_the_bounds_reach_the_marts_and_one_name_is_one_agent(loaded, dbt, module_db):
+    dbt("build")
+    longest = module_db.query(
+        "select max(octet_length(agent_name)) from marts.agent_resolution_times"
+        " union all select max(octet_length(publisher_id)) from marts.publisher_dashboard"
+        " union all select max(octet_length(tool_name)) from marts.publisher_tool_usage"
+        " union all select max(octet_length(error_type)) from marts.error_types_ranked"
+    )
+    assert longest == [(limits.MAX_NAME_BYTES,)] * 4
+    renee = module_db.query(
+        "select agent_name, conversations from marts.agent_resolution_times"
+        " where agent_name like 'Ren%'"
+    )
+    assert renee == [(RENEE, 2)]
+    reasons = module_db.query(
+        "select reason from raw.quarantine where raw_text like '%over-_%' order by position"
+    )
+    assert [reason for (reason,) in reasons] == [
+        "agent_name: longer than 256 bytes (UTF-8)",
+        "publisher_id: longer than 256 bytes (UTF-8)",
+        "tenant_id: holds U+202E, a control, zero-width or bidirectional formatting character",
+    ]

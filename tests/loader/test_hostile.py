@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from unittest import mock
 
@@ -535,3 +536,52 @@ def test_lines_validated_in_one_call_get_the_standard_verdict_and_values(db, tmp
         ("e12", "hi", None, "user-1"),
         ("e9", "hi", None, "user-1"),
     ]
+
+
+# --- identifiers and names: what an index can hold, one form, never echoed --------------
+
+
+def test_names_an_index_cannot_hold_or_that_hide_characters_cost_only_their_record(db, tmp_path):
+    """One instance of each class of issue 23 the contract answers, beside valid events."""
+    privacy = Privacy(KEY.encode(), "mask")
+    nfc = "Ångström"
+    records = [
+        # a name over the bound that an index would refuse (3,000 bytes)
+        marketplace_event(id="plan", event_type="install", properties={"plan": "ü" * 1500}),
+        # an id over the b-tree limit, which stopped the whole run
+        marketplace_event(id="🔑" * 700),
+        # a key holding PII: the reason never names it, even unmasked
+        {**marketplace_event(id="key"), "bob.smith@example.org": "x"},
+        # a bidirectional isolate and a word joiner in ids
+        marketplace_event(id="bidi", tenant_id="acme\u2066gro"),
+        marketplace_event(id="joiner", agent_id="sum\u2060mary"),
+        # a formula and a decomposed name: stored, the name in its composed form
+        marketplace_event(
+            id="formula", event_type="tool_called", properties={"tool_name": "@SUM(1+1)"}
+        ),
+        agent_event(event_id="nfd", agent_name=unicodedata.normalize("NFD", nfc)),
+        agent_event(event_id="nfc", agent_name=nfc),
+    ]
+    path = tmp_path / "names.ndjson"
+    path.write_bytes(lines(good(2, "a") + records + good(2, "b")))
+    result = load(db, path, privacy=privacy)
+    assert (result.loaded, result.quarantined) == (7, 5), result.reasons
+    assert reconciles(result)
+    reasons = [row[0] for row in db.query("select reason from raw.quarantine order by position")]
+    assert reasons == [
+        "properties.plan: longer than 256 bytes (UTF-8)",
+        "id: longer than 256 bytes (UTF-8)",
+        "record: a key outside the contract (the envelope's keys are fixed: put other values"
+        " in `properties`)",
+        "tenant_id: holds U+2066, a control, zero-width or bidirectional formatting character",
+        "agent_id: holds U+2060, a control, zero-width or bidirectional formatting character",
+    ]
+    agents = db.query("select distinct agent_name from raw.agent_events")
+    assert set(agents) == {(nfc,), ("triage",)} and len(agents) == 2
+    assert (
+        db.scalar(
+            "select properties->>'tool_name' from raw.marketplace_events"
+            " where event_type = 'tool_called'"
+        )
+        == "@SUM(1+1)"
+    )
