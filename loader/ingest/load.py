@@ -715,9 +715,10 @@ def load_file(
     """Load one file exactly once; see the module docstring for how.
 
     A file is skipped when the ledger has loaded it before: at once when its path, size,
-    modification time, inode and device match a loaded batch (unless `rehash`), otherwise
-    when its sha256 does. `known`: the ledger's loaded files under the run's folders
-    (`known_files`), fetched once per run, so an unchanged file costs a `stat` and no query.
+    modification time, inode, device and inode-change time match a loaded batch (unless
+    `rehash`), otherwise when its sha256 does. `known`: the ledger's loaded files under the
+    run's folders (`known_files`), fetched once per run, so an unchanged file costs a `stat`
+    and no query.
 
     Round trips, for a small file: the path lookup (none with `known`), then (one
     statement) the sha256 lookup with the ledger row's insert, one per COPY, the ledger
@@ -858,16 +859,23 @@ def _signed(number: int) -> int:
 
 
 def _same_file(row: tuple[Any, ...], stat: os.stat_result) -> bool:
-    """Does a ledger row's (bytes, modified_ns, inode, device) describe this stat?
+    """Does a ledger row's (bytes, modified_ns, inode, device, changed_ns) describe this stat?
 
-    Rows loaded before the ledger kept inodes (schema 0011) match on size and mtime alone.
-    A file replaced by another (a rename, a copy keeping the mtime) has another inode: it is
-    checksummed, so its content decides, never its name.
+    A file replaced by another under its name (a rename over it, a copy keeping the mtime,
+    even one that reuses the freed inode) has another inode or inode-change time, which no
+    tool can set back: it is checksummed, so its content decides, never its name. Rows
+    loaded before the ledger kept these (schema 0011) match on size and mtime alone.
     """
-    size, modified_ns, inode, device = row
+    size, modified_ns, inode, device, changed_ns = row
     if (size, modified_ns) != (stat.st_size, stat.st_mtime_ns):
         return False
-    return inode is None or (inode, device) == (_signed(stat.st_ino), _signed(stat.st_dev))
+    if inode is None:
+        return True
+    return (inode, device, changed_ns) == (
+        _signed(stat.st_ino),
+        _signed(stat.st_dev),
+        stat.st_ctime_ns,
+    )
 
 
 def _loaded_file(
@@ -878,13 +886,14 @@ def _loaded_file(
     with conn.cursor() as cur:
         cur.execute(
             """
-            select bytes, modified_ns, inode, device, batch_id from raw.load_batches
+            select bytes, modified_ns, inode, device, changed_ns, batch_id
+            from raw.load_batches
             where path = %s and bytes = %s and modified_ns = %s and status = 'loaded'
             """,
             (path, stat.st_size, stat.st_mtime_ns),
         )
         rows = cur.fetchall()
-    return next((row[4] for row in rows if _same_file(row[:4], stat)), None)
+    return next((row[5] for row in rows if _same_file(row[:5], stat)), None)
 
 
 class KnownFiles:
@@ -923,7 +932,7 @@ def known_files(conn: psycopg2.extensions.connection, paths: Iterable[Path]) -> 
         cur.execute(
             """
             select batches.path, batches.bytes, batches.modified_ns, batches.inode,
-                batches.device, batches.batch_id
+                batches.device, batches.changed_ns, batches.batch_id
             from unnest(%s::text[]) as folders (prefix)
             inner join raw.load_batches as batches
                 on batches.path collate "C" >= folders.prefix
@@ -956,12 +965,12 @@ with earlier as (
 ),
 inserted as (
     insert into raw.load_batches (
-        path, sha256, bytes, modified_ns, inode, device, status, privacy, key_fingerprint,
-        loader_version, started_at, finished_at
+        path, sha256, bytes, modified_ns, inode, device, changed_ns, status, privacy,
+        key_fingerprint, loader_version, started_at, finished_at
     )
     select
-        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, %(inode)s, %(device)s, 'loaded',
-        %(privacy)s,
+        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, %(inode)s, %(device)s,
+        %(changed_ns)s, 'loaded', %(privacy)s,
         %(key_fingerprint)s, %(loader_version)s, clock_timestamp(), clock_timestamp()
     where not exists (select from earlier)
     returning batch_id
@@ -994,6 +1003,7 @@ def _load_in_one_transaction(
                 "modified_ns": stat.st_mtime_ns,
                 "inode": _signed(stat.st_ino),
                 "device": _signed(stat.st_dev),
+                "changed_ns": stat.st_ctime_ns,
                 "privacy": privacy.describe(),
                 "key_fingerprint": privacy.key_fingerprint,
                 "loader_version": __version__,
