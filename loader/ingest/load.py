@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,8 @@ class FileResult:
     problems: list[dict[str, Any]] = field(default_factory=list)  # `validate`: position, reason
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict (shallow: `dataclasses.asdict` deep-copies, 0.2 ms a file)."""
+        return dict(vars(self))
 
 
 # --- records to COPY rows ----------------------------------------------------------------
@@ -1228,9 +1229,14 @@ NOT_A_BATCH_FILE = (
 )
 
 
-def is_batch_name(path: Path) -> bool:
+def is_batch_name(name: str) -> bool:
     """Is this a file name a folder is read for (`BATCH_SUFFIXES`, optionally `.gz`)?"""
-    return path.name.lower().removesuffix(".gz").endswith(BATCH_SUFFIXES)
+    return name.lower().removesuffix(".gz").endswith(BATCH_SUFFIXES)
+
+
+def _path_order(path: str) -> list[str]:
+    """Sort key: `Path` order (component by component), without building a `Path`."""
+    return path.split(os.sep)
 
 
 def ignored_files(paths: Iterable[Path]) -> list[FileResult]:
@@ -1253,18 +1259,18 @@ def batch_files(paths: Iterable[Path], ignored: list[Path] | None = None) -> Ite
     """
     for path in paths:
         if path.is_dir():
-            others: list[Path] = []
-            yield from sorted(_walk(path, others))
+            others: list[str] = []
+            yield from map(Path, sorted(_walk(path, others), key=_path_order))
             if ignored is not None:
-                ignored.extend(sorted(others))
+                ignored.extend(map(Path, sorted(others, key=_path_order)))
         else:
             yield path
 
 
-def _walk(root: Path, ignored: list[Path]) -> Iterator[Path]:
+def _walk(root: Path, ignored: list[str]) -> Iterator[str]:
     """The batch files under `root` (others go to `ignored`), hidden ones left out, without
     following symlinks."""
-    folders = [root]
+    folders = [os.fspath(root)]
     while folders:
         folder = folders.pop()
         try:
@@ -1276,8 +1282,8 @@ def _walk(root: Path, ignored: list[Path]) -> Iterator[Path]:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                folders.append(Path(entry.path))
-            elif is_batch_name(Path(entry.name)):
-                yield Path(entry.path)
+                folders.append(entry.path)
+            elif is_batch_name(entry.name):
+                yield entry.path
             else:
-                ignored.append(Path(entry.path))
+                ignored.append(entry.path)
