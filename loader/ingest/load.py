@@ -474,7 +474,10 @@ def _formatted(
 ) -> tuple[str, bytes]:
     """The COPY row of a record the contract accepts (`value`: its fields; `stamp`: its
     timestamp as UTC text)."""
+    text = record.raw  # careful mode: the text quarantined if PostgreSQL refuses the row
     if privacy.active:  # the protected record is what gets written
+        if layout.careful:
+            text = privacy.raw_text(record.raw, value)
         value = privacy.apply(value)
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
@@ -483,7 +486,7 @@ def _formatted(
     line = line.replace("\x00", "\t")
     if layout.careful:
         padding = "" if conversation else "\t\\N\t\\N"
-        line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(record.raw)}\t\\N\t\\N\t\\N\n"
+        line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(text)}\t\\N\t\\N\t\\N\n"
     else:
         line += layout.suffix
     return kind, line.encode("utf-8")

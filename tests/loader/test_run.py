@@ -107,6 +107,18 @@ def test_a_value_postgresql_refuses_costs_only_its_record_and_the_run_goes_on(
     assert db.scalar("select count(*) from raw.agent_events") == 8
 
 
+def test_a_record_postgresql_refuses_under_redaction_is_quarantined_masked(db, tmp_path):
+    db.query(REFUSALS["23514"])
+    email = "rosa.refused@example.org"
+    refused = agent_event(event_id="refused", payload={"text": f"mail {email}"})
+    three_files(tmp_path / "landing", refused)
+    assert invoke(db, "init", "--redact", "mask").exit_code == 0
+    assert invoke(db, "load", tmp_path / "landing").exit_code == 0
+    [(reason, raw_text)] = db.query("select reason, raw_text from raw.quarantine")
+    assert reason.endswith("(SQLSTATE 23514)")
+    assert email not in raw_text and "[EMAIL]" in raw_text
+
+
 @pytest.mark.parametrize("sqlstate", ["08006", "57P01"])
 def test_a_lost_connection_stops_the_run_with_one_line_and_the_next_run_loads_the_rest(
     db, tmp_path, sqlstate
