@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -17,6 +16,7 @@ from loader.errors import DatabaseError, NoConnection
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
+from loader.shown import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,19 +83,12 @@ def database_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def shown(text: str) -> str:
-    """Text safe for one line of a log: control characters (a newline in a file name could
-    forge a line) and undecodable bytes appear as escapes."""
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
-
-
 def file_line(result: FileResult) -> str:
     path = shown(result.path)
     if result.status == "failed":
         return f"failed     {path}: {shown(result.error or '')}"
+    if result.status == "ignored":
+        return f"ignored    {path} ({result.error})"
     if result.status == "skipped":
         return f"skipped    {path} (already loaded as batch {result.batch_id})"
     rate = result.records_read / result.seconds if result.seconds else 0.0
@@ -121,7 +114,8 @@ def print_results(results: list[FileResult], as_json: bool) -> None:
     loaded = sum(result.loaded for result in results)
     duplicates = sum(result.duplicates for result in results)
     quarantined = sum(result.quarantined for result in results)
-    if results and all(result.status in ("validated", "failed") for result in results):
+    checked = [result for result in results if result.status != "ignored"]
+    if checked and all(result.status in ("validated", "failed") for result in checked):
         counts = f"valid={sum(result.valid for result in results)}"  # a dry run loads nothing
     else:
         counts = f"loaded={loaded} duplicates={duplicates}"

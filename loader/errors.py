@@ -26,6 +26,12 @@ class NoConnection(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+class MissingExtra(click.ClickException):
+    """The command needs an optional extra that is not installed (`load --lake`: [spark])."""
+
+    exit_code = EXIT_USAGE
+
+
 class DatabaseError(click.ClickException):
     """PostgreSQL cannot be reached, or refused a statement."""
 

@@ -23,13 +23,21 @@ from loader.console import (
     resolve_dsn,
     shown,
 )
-from loader.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_TERMINATED, PrivacySettingsDiffer
+from loader.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_TERMINATED,
+    MissingExtra,
+    PrivacySettingsDiffer,
+)
 from loader.ingest import warehouse
 from loader.ingest.load import (
     THREAD_SWITCH_SECONDS,
     FileResult,
     Interrupted,
     batch_files,
+    ignored_files,
+    known_files,
     load_file,
     stop_on_signals,
     validate_file,
@@ -41,6 +49,7 @@ from loader.ingest.privacy import (
     store_settings,
     warehouse_privacy,
 )
+from loader.shown import shown_path
 
 tokenize_option = click.option(
     "--tokenize-users/--no-tokenize-users",
@@ -120,6 +129,14 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     is_flag=True,
     help="Exit 1 when any record was quarantined (by default quarantining is not a failure).",
 )
+@click.option(
+    "--fail-on-empty",
+    is_flag=True,
+    help=(
+        "Exit 1 when the paths hold no batch file at all (a wrong path, a collector that"
+        " stopped); by default that is one line on stderr and exit 0."
+    ),
+)
 @tokenize_option
 @redact_option
 @click.option(
@@ -176,6 +193,7 @@ def load(
     max_record_bytes: int,
     wait: bool,
     fail_on_quarantine: bool,
+    fail_on_empty: bool,
     tokenize_users: bool | None,
     redact: str | None,
     rehash: bool,
@@ -187,9 +205,11 @@ def load(
 ) -> None:
     """Load every new batch file under PATHS, exactly once.
 
-    A file already in the ledger is skipped (same path, size and mtime; else same sha256);
-    an event seen before is counted as a duplicate; an invalid record goes to raw.quarantine
-    with its reason. Directories are read recursively in sorted order, hidden files left out.
+    A file already in the ledger is skipped (same path, size, mtime and inode; else same
+    sha256); an event seen before is counted as a duplicate; an invalid record goes to
+    raw.quarantine with its reason. Directories are read recursively in sorted order for
+    .ndjson, .jsonl and .json files (and their .gz), hidden files left out; other files there
+    are listed as ignored. A file named on the command line is read whatever its name.
     """
     if move_loaded_to is not None and not follow:
         raise click.UsageError("--move-loaded-to works with --follow only")
@@ -201,7 +221,7 @@ def load(
         results = _load_lake(
             lake, paths, as_json, max_record_bytes, wait, rehash, tokenize_users, redact
         )
-        _exit_status(results, fail_on_quarantine)
+        _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
         return
     dsn = resolve_dsn(dsn)
     conn = warehouse.connect(dsn)
@@ -225,12 +245,15 @@ def load(
                 as_json,
             )
             return
+        known = known_files(conn, paths)  # one query: the unchanged files skip on a stat
+        ignored: list[Path] = []
         with stop_on_signals():
-            for path in batch_files(paths):
-                result = load_file(conn, path, max_record_bytes, rehash, privacy)
+            for path in batch_files(paths, ignored):
+                result = load_file(conn, path, max_record_bytes, rehash, privacy, known)
                 results.append(result)
                 if not as_json:
                     click.echo(file_line(result))
+        results.extend(_reported(ignored_files(ignored), as_json))
     except Interrupted as interrupt:
         print_results(results, as_json)
         click.echo(
@@ -247,12 +270,33 @@ def load(
     finally:
         conn.close()
     print_results(results, as_json)
-    _exit_status(results, fail_on_quarantine)
+    _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
 
 
-def _exit_status(results: list[FileResult], fail_on_quarantine: bool) -> None:
+def _reported(results: list[FileResult], as_json: bool) -> list[FileResult]:
+    """Print a line per result (unless --json, where they are in the final document)."""
+    if not as_json:
+        for result in results:
+            click.echo(file_line(result))
+    return results
+
+
+def _exit_status(
+    results: list[FileResult],
+    paths: tuple[Path, ...],
+    fail_on_quarantine: bool,
+    fail_on_empty: bool = False,
+) -> None:
+    """Exit 1 when a file failed, or as --fail-on-quarantine / --fail-on-empty ask; a run
+    that found no batch file says so on stderr whatever the options."""
+    empty = all(result.status == "ignored" for result in results)
+    if empty:
+        where = ", ".join(shown_path(path) for path in paths)
+        click.echo(f"no batch file found under {where}: nothing to load", err=True)
     failed = any(result.status == "failed" for result in results)
     if failed or (fail_on_quarantine and any(result.quarantined for result in results)):
+        sys.exit(EXIT_PROBLEMS)
+    if empty and fail_on_empty:
         sys.exit(EXIT_PROBLEMS)
 
 
@@ -271,17 +315,27 @@ def _load_lake(
     An interrupt stops between files: the file being written is discarded (its partitions
     have no ledger row yet) and loads on the next run.
     """
-    from loader.ingest.lake import open_lake
+    try:
+        from loader.ingest.lake import open_lake
+    except ModuleNotFoundError as error:
+        if (error.name or "loader").partition(".")[0] == "loader":
+            raise
+        raise MissingExtra(
+            f"--lake needs the [spark] extra (module {error.name} is not installed):"
+            " pip install 'agent-analytics[spark]'"
+        ) from None
 
     results: list[FileResult] = []
+    ignored: list[Path] = []
     with open_lake(root, wait) as lake:
         privacy = _privacy_errors(lambda: lake.privacy(tokenize_users, redact))
         try:
-            for path in batch_files(paths):
+            for path in batch_files(paths, ignored):
                 result = lake.load_file(path, max_record_bytes, rehash, privacy)
                 results.append(result)
                 if not as_json:
                     click.echo(file_line(result))
+            results.extend(_reported(ignored_files(ignored), as_json))
         except KeyboardInterrupt:
             print_results(results, as_json)
             click.echo(
@@ -301,14 +355,17 @@ def _load_lake(
 def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> None:
     """Check batch files against the event contract without a database (a dry run).
 
-    Exits 1 when any record would be quarantined or a file cannot be read.
+    Exits 1 when any record would be quarantined or a file cannot be read. Folders are read
+    as by `load` (other files listed as ignored).
     """
     results = []
-    for path in batch_files(paths):
+    ignored: list[Path] = []
+    for path in batch_files(paths, ignored):
         try:
             result = validate_file(path, max_record_bytes)
         except OSError as error:
-            result = FileResult(str(path), "failed", error=f"cannot read the file: {error}")
+            reason = f"cannot read the file: {error.strerror or error}"
+            result = FileResult(shown_path(path), "failed", error=reason)
         results.append(result)
         if not as_json:
             click.echo(file_line(result))
@@ -318,6 +375,7 @@ def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> N
                 click.echo(f"    at {problem['position']}: {shown(problem['reason'])}")
             if len(result.problems) > 10:
                 click.echo("    ... (--json lists the first 1,000 positions and reasons)")
+    results.extend(_reported(ignored_files(ignored), as_json))
     print_results(results, as_json)
     if any(result.status == "failed" or result.quarantined for result in results):
         sys.exit(EXIT_PROBLEMS)
@@ -375,7 +433,8 @@ def _follow(
 
     stop = Stop()
     stop.install()
-    say = f"following {', '.join(map(str, paths))} (SIGTERM stops after the files being loaded)"
+    followed = ", ".join(map(shown_path, paths))
+    say = f"following {followed} (SIGTERM stops after the files being loaded)"
     click.echo(say, err=True)
     extra = [warehouse.connect(dsn) for _ in range(connections - 1)]
     try:

@@ -68,6 +68,7 @@ from loader.ingest.readers import (
     decoded,
     file_checksum,
 )
+from loader.shown import shown_path
 
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 
@@ -312,14 +313,16 @@ class Lake:
         """Load one file exactly once; skipped when the ledger has loaded it (as `load_file`)."""
         started = time.perf_counter()
         started_at = datetime.now(timezone.utc)
-        result = FileResult(str(path), "failed")
+        result = FileResult(shown_path(path), "failed")
         modified_ns = None
         try:
             stat = os.lstat(path)
             modified_ns = stat.st_mtime_ns
             earlier = None
             if not rehash:
-                earlier = self._loaded(path=str(path), bytes=stat.st_size, modified_ns=modified_ns)
+                earlier = self._loaded(
+                    path=result.path, bytes=stat.st_size, modified_ns=modified_ns
+                )
             if earlier is None:
                 result.sha256, result.bytes = file_checksum(path)
                 earlier = self._loaded(sha256=result.sha256)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from loader.ingest.readers import (
     file_checksum,
     read_whole,
 )
+from loader.shown import shown, shown_path
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
 
@@ -79,10 +80,12 @@ _TABLES = {
     MARKETPLACE: ("raw.marketplace_events", _MARKETPLACE_COLUMNS, "id"),
 }
 
-# Careful mode, after PostgreSQL refused a file: every row goes into `load_records` as text
-# (c1-c9: the event's columns in raw order; `record`: its text), and each valid record is
-# tried on its own; a record PostgreSQL refuses becomes a quarantine row with its position.
-# The reason keeps the error's kind and SQLSTATE, never the value.
+# Careful mode, after PostgreSQL refused a value of the file: every row goes into
+# `load_records` as text (c1-c9: the event's columns in raw order; `record`: its text). A
+# segment's events go in with one insert per table; when PostgreSQL refuses that too, each
+# record is tried on its own, and a record it refuses (SQLSTATE class 22 or 23, or 54000)
+# becomes a quarantine row with its position. The reason keeps the error's kind and
+# SQLSTATE, never the value.
 _CREATE_LOAD_RECORDS = """
 create temporary table load_records (
     position bigint not null,
@@ -91,30 +94,49 @@ create temporary table load_records (
     record text,
     raw_text text,
     raw_bytes bigint,
-    reason text
+    reason text,
+    loaded boolean not null default false
 ) on commit drop
 """
 
-_QUARANTINE_REFUSED_ROWS = """
+_LOAD_RECORDS_COLUMNS = (
+    "position, kind, c1, c2, c3, c4, c5, c6, c7, c8, c9, record, raw_text, raw_bytes, reason"
+)
+
+_INSERT_ONE_AT_A_TIME = """
 do $$
 declare
     row record;
 begin
-    for row in select * from load_records where kind <> 'q' loop
+    for row in select ctid as at, * from load_records where kind <> 'q' order by position loop
         begin
             if row.kind = 'a' then
-                perform row.c5::timestamptz, row.c8::jsonb, row.c9::jsonb;
+                insert into raw.agent_events (%(agent_columns)s)
+                values (
+                    row.c1, row.c2, row.c3, row.c4, row.c5::timestamptz, row.c6, row.c7,
+                    row.c8::jsonb, row.c9::jsonb, %(batch_id)s, now()
+                )
+                on conflict (event_id) do nothing;
             else
-                perform row.c6::timestamptz, row.c7::jsonb;
+                insert into raw.marketplace_events (%(marketplace_columns)s)
+                values (
+                    row.c1, row.c2, row.c3, row.c4, row.c5, row.c6::timestamptz,
+                    row.c7::jsonb, %(batch_id)s, now()
+                )
+                on conflict (id) do nothing;
             end if;
-        exception when others then
-            update load_records
-            set kind = 'q',
-                raw_text = row.record,
-                raw_bytes = octet_length(row.record),
-                reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
-                    || ' (SQLSTATE ' || sqlstate || ')'
-            where position = row.position;
+            if found then
+                update load_records set loaded = true where ctid = row.at;
+            end if;
+        exception
+            when data_exception or integrity_constraint_violation or program_limit_exceeded then
+                update load_records
+                set kind = 'q',
+                    raw_text = row.record,
+                    raw_bytes = octet_length(row.record),
+                    reason = 'PostgreSQL refused this record: ' || split_part(sqlerrm, ':', 1)
+                        || ' (SQLSTATE ' || sqlstate || ')'
+                where ctid = row.at;
         end;
     end loop;
 end
@@ -185,12 +207,43 @@ def stop_on_signals() -> Iterator[None]:
         _signals_received.clear()
 
 
+# What an error means is its SQLSTATE, never its exception class: psycopg2 reports a
+# program limit (54000, an index row over the b-tree maximum) as OperationalError, the class
+# it also uses for a dropped socket.
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})  # admin, crash, cannot connect now
+_REFUSED_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+_REFUSED_STATES = frozenset({"54000"})  # program limit exceeded (index row size, ...)
+
+
 def _connection_lost(conn: psycopg2.extensions.connection, error: psycopg2.Error) -> bool:
+    """Is the connection gone: closed, SQLSTATE class 08, or the server shutting it (57P0x)?
+
+    An error without a SQLSTATE that is not from the server (a socket closed under libpq)
+    is a lost connection too; anything else the server said is about the statement.
+    """
     if conn.closed:
         return True
-    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not (
-        isinstance(error, psycopg2.errors.QueryCanceled)
-    )
+    code = error.pgcode
+    if code is None:
+        return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
+    return code.startswith("08") or code in _SHUTDOWN_STATES
+
+
+def _refused_value(error: psycopg2.Error) -> bool:
+    """Did PostgreSQL refuse a value of the file (then it loads a record at a time)?
+
+    Class 22 (data exception), 23 (integrity constraint) and 54000 (program limit, such as
+    an index row over the b-tree maximum), except the ledger's own unique index on loaded
+    sha256s: that one means another loader committed the same file first.
+    """
+    code = error.pgcode or ""
+    if isinstance(error, psycopg2.errors.UniqueViolation) and _is_ledger(error):
+        return False
+    return code[:2] in _REFUSED_CLASSES or code in _REFUSED_STATES
+
+
+def _is_ledger(error: psycopg2.Error) -> bool:
+    return error.diag.table_name == "load_batches"
 
 
 class FileChanged(Exception):
@@ -199,7 +252,8 @@ class FileChanged(Exception):
 
 @dataclass
 class FileResult:
-    """What happened to one file; `status` is loaded, skipped (already loaded) or failed."""
+    """What happened to one file; `status` is loaded, skipped (already loaded), failed,
+    validated (`validate`) or ignored (in a folder, not a batch file name: never read)."""
 
     path: str
     status: str
@@ -220,7 +274,8 @@ class FileResult:
     problems: list[dict[str, Any]] = field(default_factory=list)  # `validate`: position, reason
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict (shallow: `dataclasses.asdict` deep-copies, 0.2 ms a file)."""
+        return dict(vars(self))
 
 
 # --- records to COPY rows ----------------------------------------------------------------
@@ -419,7 +474,10 @@ def _formatted(
 ) -> tuple[str, bytes]:
     """The COPY row of a record the contract accepts (`value`: its fields; `stamp`: its
     timestamp as UTC text)."""
+    text = record.raw  # careful mode: the text quarantined if PostgreSQL refuses the row
     if privacy.active:  # the protected record is what gets written
+        if layout.careful:
+            text = privacy.raw_text(record.raw, value)
         value = privacy.apply(value)
     # No value holds NUL (the contract's jsonb check refuses it): it stands for the tab
     # until the values are escaped for COPY.
@@ -428,7 +486,7 @@ def _formatted(
     line = line.replace("\x00", "\t")
     if layout.careful:
         padding = "" if conversation else "\t\\N\t\\N"
-        line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(record.raw)}\t\\N\t\\N\t\\N\n"
+        line = f"{record.position}\t{kind}\t{line}{padding}\t{_text(text)}\t\\N\t\\N\t\\N\n"
     else:
         line += layout.suffix
     return kind, line.encode("utf-8")
@@ -625,7 +683,7 @@ def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
             tally.row(record)
             if tally.counts[QUARANTINE] > quarantined and len(problems) < MAX_PROBLEMS_SHOWN:
                 problems.append({"position": record.position, "reason": tally.last_reason})
-        result = FileResult(str(path), "validated", batch.sha256, batch.bytes, batch.format)
+        result = FileResult(shown_path(path), "validated", batch.sha256, batch.bytes, batch.format)
     _fill_counts(result, tally)
     result.valid = tally.counts[AGENT] + tally.counts[MARKETPLACE]
     result.problems = problems
@@ -656,15 +714,20 @@ def load_file(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     rehash: bool = False,
     privacy: Privacy = NO_PRIVACY,
+    known: KnownFiles | None = None,
 ) -> FileResult:
     """Load one file exactly once; see the module docstring for how.
 
-    A file is skipped when the ledger has loaded it before: at once when its path, size and
-    modification time match a loaded batch (unless `rehash`), otherwise when its sha256 does.
+    A file is skipped when the ledger has loaded it before: at once when its path, size,
+    modification time, inode, device and inode-change time match a loaded batch (unless
+    `rehash`), otherwise when its sha256 does. `known`: the ledger's loaded files under the
+    run's folders (`known_files`), fetched once per run, so an unchanged file costs a `stat`
+    and no query.
 
-    Round trips, for a small file: the path lookup, then (one statement) the sha256 lookup
-    with the ledger row's insert, one per COPY, the ledger row's update and the commit; the
-    path lookup's transaction goes on into the load's, so nothing is rolled back between.
+    Round trips, for a small file: the path lookup (none with `known`), then (one
+    statement) the sha256 lookup with the ledger row's insert, one per COPY, the ledger
+    row's update and the commit; the path lookup's transaction goes on into the load's, so
+    nothing is rolled back between.
 
     A large file (over IN_MEMORY_BYTES) is checksummed on a thread while it loads, not
     before: its ledger row gets the sha256 in the update that ends the load, where the
@@ -672,12 +735,22 @@ def load_file(
     whole load is then rolled back and the file skipped, as before, only later). The load
     reads the file a second time and hashes what it reads: a file whose two checksums
     differ changed meanwhile and loads nothing.
+
+    A value PostgreSQL refuses (SQLSTATE class 22 or 23, or 54000) sends the file through
+    careful mode, where each refused record is quarantined and the rest loads; only a lost
+    connection raises (DatabaseError), any other refusal fails this file alone.
     """
     started = time.perf_counter()
-    result = FileResult(str(path), "failed")
+    result = FileResult(shown_path(path), "failed")
     try:
         stat = os.lstat(path)
-        earlier = None if rehash else _loaded_file(conn, path, stat.st_size, stat.st_mtime_ns)
+        earlier = None
+        if rehash:
+            pass
+        elif known is not None:
+            earlier = known.batch(result.path, stat)
+        else:
+            earlier = _loaded_file(conn, result.path, stat)
         data = None
         checksum = None
         if earlier is None:
@@ -698,34 +771,30 @@ def load_file(
                     path,
                     result,
                     max_record_bytes,
-                    stat.st_mtime_ns,
+                    stat,
                     privacy,
                     data=data,
                     checksum=checksum,
                 )
-            except psycopg2.DataError:
+            except psycopg2.Error as error:
                 # PostgreSQL refused a value: load the file again, a record at a time where
                 # it matters, so that record is quarantined and the rest loads now.
-                if _signals_received or conn.closed:
+                if _signals_received or conn.closed or not _refused_value(error):
                     raise
                 conn.rollback()
                 if checksum is not None:
                     result.sha256, result.bytes = checksum.result()
-                result = FileResult(str(path), "failed", result.sha256, result.bytes)
+                result = FileResult(result.path, "failed", result.sha256, result.bytes)
                 _load_in_one_transaction(
                     conn,
                     path,
                     result,
                     max_record_bytes,
-                    stat.st_mtime_ns,
+                    stat,
                     privacy,
                     careful=True,
                     data=data,
                 )
-    except psycopg2.errors.UniqueViolation:
-        # A concurrent loader (without the lock) committed the same file first.
-        conn.rollback()
-        result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
     except (OSError, FileChanged) as error:
         conn.rollback()
         result.error = _describe_failure(error)
@@ -736,16 +805,23 @@ def load_file(
                 conn.rollback()
             raise Interrupted(_signals_received[-1]) from None
         if _connection_lost(conn, error):
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise DatabaseError(
-                f"lost the connection to PostgreSQL while loading {result.path} ({first_line});"
-                " that file was rolled back and loads on the next run"
+                f"lost the connection to PostgreSQL while loading {result.path}"
+                f" ({_first_line(error)}); that file was rolled back and loads on the next run"
             ) from None
         conn.rollback()
-        result.error = f"PostgreSQL refused the batch: {str(error).strip().splitlines()[0]}"
-        _record_failure(conn, result)
+        if isinstance(error, psycopg2.errors.UniqueViolation) and _is_ledger(error):
+            # A concurrent loader (without the lock) committed the same file first.
+            result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
+        else:
+            result.error = f"PostgreSQL refused the batch: {_first_line(error)}"
+            _record_failure(conn, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _first_line(error: psycopg2.Error) -> str:
+    return shown((str(error).strip().splitlines() or [type(error).__name__])[0])
 
 
 class _Checksum(threading.Thread):
@@ -781,21 +857,97 @@ def _describe_failure(error: Exception) -> str:
     return f"cannot read the file: {error}"
 
 
+def _signed(number: int) -> int:
+    """An inode or device number (unsigned 64-bit) as the bigint the ledger stores."""
+    return number - (1 << 64) if number >= 1 << 63 else number
+
+
+def _same_file(row: tuple[Any, ...], stat: os.stat_result) -> bool:
+    """Does a ledger row's (bytes, modified_ns, inode, device, changed_ns) describe this stat?
+
+    A file replaced by another under its name (a rename over it, a copy keeping the mtime,
+    even one that reuses the freed inode) has another inode or inode-change time, which no
+    tool can set back: it is checksummed, so its content decides, never its name. Rows
+    loaded before the ledger kept these (schema 0011) match on size and mtime alone.
+    """
+    size, modified_ns, inode, device, changed_ns = row
+    if (size, modified_ns) != (stat.st_size, stat.st_mtime_ns):
+        return False
+    if inode is None:
+        return True
+    return (inode, device, changed_ns) == (
+        _signed(stat.st_ino),
+        _signed(stat.st_dev),
+        stat.st_ctime_ns,
+    )
+
+
 def _loaded_file(
-    conn: psycopg2.extensions.connection, path: Path, size: int, modified_ns: int
+    conn: psycopg2.extensions.connection, path: str, stat: os.stat_result
 ) -> int | None:
-    """The batch that loaded this path, size and modification time; the transaction stays
-    open (the load goes on in it, or the caller rolls it back)."""
+    """The batch that loaded this path as it is now (size, mtime, inode, device); the
+    transaction stays open (the load goes on in it, or the caller rolls it back)."""
     with conn.cursor() as cur:
         cur.execute(
             """
-            select batch_id from raw.load_batches
+            select bytes, modified_ns, inode, device, changed_ns, batch_id
+            from raw.load_batches
             where path = %s and bytes = %s and modified_ns = %s and status = 'loaded'
             """,
-            (str(path), size, modified_ns),
+            (path, stat.st_size, stat.st_mtime_ns),
         )
-        row = cur.fetchone()
-    return row[0] if row else None
+        rows = cur.fetchall()
+    return next((row[5] for row in rows if _same_file(row[:5], stat)), None)
+
+
+class KnownFiles:
+    """The ledger's loaded files under a run's folders, fetched in one query (`known_files`).
+
+    A cron `load` over a landing folder of months of files then skips each unchanged one
+    after a `stat` and a dictionary lookup, with no query and no read.
+    """
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._rows: dict[str, list[tuple[Any, ...]]] = {}
+        for path, *row in rows:
+            self._rows.setdefault(path, []).append(tuple(row))
+
+    def batch(self, path: str, stat: os.stat_result) -> int | None:
+        """The batch that loaded `path` (as stored) as it is now, or None."""
+        for *identity, batch_id in self._rows.get(path, ()):
+            if _same_file(tuple(identity), stat):
+                return batch_id
+        return None
+
+
+def known_files(conn: psycopg2.extensions.connection, paths: Iterable[Path]) -> KnownFiles:
+    """The loaded files under the folders among `paths`, in one query (an index range scan
+    on the path, in byte order, per folder); the transaction is rolled back after."""
+    prefixes = []
+    for path in paths:
+        if path.is_dir():
+            prefix = shown_path(path / "x")[:-1]  # as the walk's paths start, "" for "."
+            if not prefix:
+                return KnownFiles([])  # every path would match: look up file by file
+            prefixes.append(prefix)
+    if not prefixes:
+        return KnownFiles([])
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            select batches.path, batches.bytes, batches.modified_ns, batches.inode,
+                batches.device, batches.changed_ns, batches.batch_id
+            from unnest(%s::text[]) as folders (prefix)
+            inner join raw.load_batches as batches
+                on batches.path collate "C" >= folders.prefix
+                and batches.path collate "C" < folders.prefix || chr(1114111)
+            where batches.status = 'loaded'
+            """,
+            (prefixes,),
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return KnownFiles(rows)
 
 
 def _loaded_batch(conn: psycopg2.extensions.connection, sha256: str) -> int | None:
@@ -817,11 +969,12 @@ with earlier as (
 ),
 inserted as (
     insert into raw.load_batches (
-        path, sha256, bytes, modified_ns, status, privacy, key_fingerprint,
-        loader_version, started_at, finished_at
+        path, sha256, bytes, modified_ns, inode, device, changed_ns, status, privacy,
+        key_fingerprint, loader_version, started_at, finished_at
     )
     select
-        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, 'loaded', %(privacy)s,
+        %(path)s, %(sha256)s, %(bytes)s, %(modified_ns)s, %(inode)s, %(device)s,
+        %(changed_ns)s, 'loaded', %(privacy)s,
         %(key_fingerprint)s, %(loader_version)s, clock_timestamp(), clock_timestamp()
     where not exists (select from earlier)
     returning batch_id
@@ -835,7 +988,7 @@ def _load_in_one_transaction(
     path: Path,
     result: FileResult,
     max_record_bytes: int,
-    modified_ns: int,
+    stat: os.stat_result,
     privacy: Privacy,
     careful: bool = False,
     data: bytes | None = None,
@@ -848,10 +1001,13 @@ def _load_in_one_transaction(
         cur.execute(
             _BEGIN_BATCH,
             {
-                "path": str(path),
+                "path": result.path,
                 "sha256": result.sha256,
                 "bytes": result.bytes,
-                "modified_ns": modified_ns,
+                "modified_ns": stat.st_mtime_ns,
+                "inode": _signed(stat.st_ino),
+                "device": _signed(stat.st_dev),
+                "changed_ns": stat.st_ctime_ns,
                 "privacy": privacy.describe(),
                 "key_fingerprint": privacy.key_fingerprint,
                 "loader_version": __version__,
@@ -1003,17 +1159,24 @@ def _store_carefully(
     stream: RowStream,
     result: FileResult,
 ) -> None:
-    """Careful mode: a segment into `load_records`, refused records quarantined, the rest in."""
-    _copy(cur, "load_records", rows)
-    refused = _quarantine_refused_rows(cur)
-    for kind, count in refused.items():
-        stream.counts[kind] -= count
-        stream.counts[QUARANTINE] += count
-        stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count
-    cur.execute(_CAREFUL_INSERT_AGENT_EVENTS, ids)
-    result.agent_events_loaded += cur.rowcount
-    cur.execute(_CAREFUL_INSERT_MARKETPLACE_EVENTS, ids)
-    result.marketplace_events_loaded += cur.rowcount
+    """Careful mode: a segment into `load_records`, then its events in one insert per table,
+    or, when PostgreSQL refuses a value, a record at a time (refused ones quarantined)."""
+    _copy(cur, f"load_records ({_LOAD_RECORDS_COLUMNS})", rows)
+    cur.execute("savepoint careful")
+    try:
+        cur.execute(_CAREFUL_INSERT_AGENT_EVENTS, ids)
+        agent_events = cur.rowcount
+        cur.execute(_CAREFUL_INSERT_MARKETPLACE_EVENTS, ids)
+        marketplace_events = cur.rowcount
+        cur.execute("release savepoint careful")
+    except psycopg2.Error as error:
+        if _signals_received or not _refused_value(error):
+            raise
+        cur.execute("rollback to savepoint careful; release savepoint careful")
+        _insert_one_at_a_time(cur, ids, stream, result)
+    else:
+        result.agent_events_loaded += agent_events
+        result.marketplace_events_loaded += marketplace_events
     cur.execute(_CAREFUL_INSERT_QUARANTINE, ids)
     cur.execute("truncate load_records")
 
@@ -1021,15 +1184,26 @@ def _store_carefully(
 _REFUSED = "PostgreSQL refused this record"
 
 
-def _quarantine_refused_rows(cur: psycopg2.extensions.cursor) -> dict[str, int]:
-    """Careful mode: quarantine the segment's records PostgreSQL refuses; count them by kind."""
-    count_by_kind = "select kind, count(*) from load_records where kind <> 'q' group by kind"
-    cur.execute(count_by_kind)
-    before = dict(cur.fetchall())
-    cur.execute(_QUARANTINE_REFUSED_ROWS)
-    cur.execute(count_by_kind)
-    after = dict(cur.fetchall())
-    return {kind: count - after.get(kind, 0) for kind, count in before.items()}
+def _insert_one_at_a_time(
+    cur: psycopg2.extensions.cursor, ids: dict[str, Any], stream: RowStream, result: FileResult
+) -> None:
+    """Careful mode's last resort: each of the segment's events inserted on its own; those
+    PostgreSQL refuses become quarantine rows, counted as such."""
+    counts = "select kind, count(*), count(*) filter (where loaded) from load_records"
+    counts += " where kind <> 'q' group by kind"
+    cur.execute(counts)
+    before = {kind: count for kind, count, _ in cur.fetchall()}
+    columns = {"agent_columns": _AGENT_COLUMNS, "marketplace_columns": _MARKETPLACE_COLUMNS}
+    cur.execute(_INSERT_ONE_AT_A_TIME % {**columns, "batch_id": int(ids["batch_id"])})
+    cur.execute(counts)
+    after = {kind: (count, loaded) for kind, count, loaded in cur.fetchall()}
+    for kind, count in before.items():
+        kept, loaded = after.get(kind, (0, 0))
+        _count_loaded(result, kind, loaded)
+        stream.counts[kind] -= count - kept
+        stream.counts[QUARANTINE] += count - kept
+        if count > kept:
+            stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count - kept
 
 
 def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) -> None:
@@ -1049,8 +1223,36 @@ def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) ->
     conn.commit()
 
 
-def batch_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files to load: each file given, and every file under each directory given.
+BATCH_SUFFIXES = (".ndjson", ".jsonl", ".json")
+"""The batch file names a folder is read for, each also with `.gz` (any letter case)."""
+
+NOT_A_BATCH_FILE = (
+    "not a batch file (a folder is read for .ndjson, .jsonl and .json files, and their .gz);"
+    " name the file on the command line to load it anyway"
+)
+
+
+def is_batch_name(name: str) -> bool:
+    """Is this a file name a folder is read for (`BATCH_SUFFIXES`, optionally `.gz`)?"""
+    return name.lower().removesuffix(".gz").endswith(BATCH_SUFFIXES)
+
+
+def _path_order(path: str) -> list[str]:
+    """Sort key: `Path` order (component by component), without building a `Path`."""
+    return path.split(os.sep)
+
+
+def ignored_files(paths: Iterable[Path]) -> list[FileResult]:
+    """How `load` and `validate` report the files of a folder that are not batch files."""
+    return [FileResult(shown_path(path), "ignored", error=NOT_A_BATCH_FILE) for path in paths]
+
+
+def batch_files(paths: Iterable[Path], ignored: list[Path] | None = None) -> Iterator[Path]:
+    """Files to load: each file given, and every batch file under each directory given.
+
+    A file named on the command line is read whatever its name (its format is recognised
+    from its content); in a folder, only the names of `BATCH_SUFFIXES` are, and every other
+    file is appended to `ignored` (to be reported, never loaded or quarantined).
 
     Directories are walked recursively in sorted path order; hidden files and folders
     (a leading '.', as in a collector's temporary `.part` file) are left out. Symlinks
@@ -1060,14 +1262,18 @@ def batch_files(paths: Iterable[Path]) -> Iterator[Path]:
     """
     for path in paths:
         if path.is_dir():
-            yield from sorted(_walk(path))
+            others: list[str] = []
+            yield from map(Path, sorted(_walk(path, others), key=_path_order))
+            if ignored is not None:
+                ignored.extend(map(Path, sorted(others, key=_path_order)))
         else:
             yield path
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Everything under `root` that is not a folder or hidden, without following symlinks."""
-    folders = [root]
+def _walk(root: Path, ignored: list[str]) -> Iterator[str]:
+    """The batch files under `root` (others go to `ignored`), hidden ones left out, without
+    following symlinks."""
+    folders = [os.fspath(root)]
     while folders:
         folder = folders.pop()
         try:
@@ -1079,6 +1285,8 @@ def _walk(root: Path) -> Iterator[Path]:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                folders.append(Path(entry.path))
+                folders.append(entry.path)
+            elif is_batch_name(entry.name):
+                yield entry.path
             else:
-                yield Path(entry.path)
+                ignored.append(entry.path)

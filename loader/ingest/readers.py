@@ -1,7 +1,8 @@
 """Batch files as collectors write them, read one record at a time in bounded memory.
 
 Formats, recognised from the content rather than the file name:
-- NDJSON: one JSON record per line (blank lines are not records);
+- NDJSON: one JSON record per line (blank lines are not records), lines ending in LF or
+  CRLF, or in a lone CR when the file's first MiB holds a CR and no LF;
 - an events document `{"events": [...]}`: the body seed 000's `EventCollector` POSTs;
 - a JSON array `[...]`;
 each optionally gzip-compressed (recognised by the gzip magic bytes).
@@ -266,6 +267,14 @@ def _skip_long_line(line: int, head: bytes, read: Any, limit: int) -> tuple[Reco
     return _oversized(line, prefix.rstrip(b"\r"), size, limit), rest
 
 
+_CR_TO_LF = bytes.maketrans(b"\r", b"\n")
+
+
+def _translated(read: Any) -> Any:
+    """`read` with every CR returned as LF (a file whose lines end in a lone CR)."""
+    return lambda size: read(size).translate(_CR_TO_LF)
+
+
 class _HashingReader(io.RawIOBase):
     """Counts and hashes the file's bytes as they are read, so one pass does both."""
 
@@ -498,6 +507,10 @@ class BatchFile:
         limit = self.max_record_bytes
         read = self._stream.read1
         buffer = read(_CHUNK)
+        if b"\r" in buffer and b"\n" not in buffer:
+            # Lone-CR line endings (classic Mac OS): every CR ends a line. A raw CR cannot
+            # be inside a JSON string, so this changes no record's text.
+            buffer, read = buffer.translate(_CR_TO_LF), _translated(read)
         start = 3 if buffer.startswith(b"\xef\xbb\xbf") else 0
         line = 1  # the line number at `start`
         found_any = False

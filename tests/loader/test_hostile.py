@@ -585,3 +585,54 @@ def test_names_an_index_cannot_hold_or_that_hide_characters_cost_only_their_reco
         )
         == "@SUM(1+1)"
     )
+
+
+# --- 8. no single file or record stops a run (tests/loader/test_run.py has the rest) -------
+
+
+def test_an_event_another_unique_index_refuses_is_quarantined_and_the_run_goes_on(db, tmp_path):
+    """A 23505 from an index other than the event id's (an operator's extra unique index):
+    not "seen before", not a lost connection; the record is quarantined, the rest loads."""
+    db.query("create unique index one_per_model on raw.agent_events ((metadata ->> 'model'))")
+    first = agent_event(event_id="first", metadata={"model": "m1"})
+    clash = agent_event(event_id="clash", metadata={"model": "m1"})
+    other = agent_event(event_id="other", metadata={"model": "m2"})
+    (tmp_path / "1.ndjson").write_bytes(lines([first, clash]))
+    (tmp_path / "2.ndjson").write_bytes(lines([other]))
+    outcome = invoke("load", tmp_path, env={"AGENT_ANALYTICS_DSN": db.dsn})
+    assert outcome.exit_code == 0, outcome.output
+    assert db.query("select event_id from raw.agent_events order by event_id") == [
+        ("first",),
+        ("other",),
+    ]
+    [(position, reason)] = db.query("select position, reason from raw.quarantine")
+    assert position == 2 and reason.endswith("(SQLSTATE 23505)")
+
+
+def test_a_folder_named_with_a_newline_and_a_c1_control_loads_and_shows_escaped(db, tmp_path):
+    folder = os.path.join(os.fsencode(tmp_path), b"day\n2")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"ev\x85\xff.jsonl"), "wb") as handle:
+        handle.write(lines(good(2)))
+    outcome = invoke("load", tmp_path, env={"AGENT_ANALYTICS_DSN": db.dsn})
+    assert outcome.exit_code == 0
+    escaped = f"{tmp_path}/day\\n2/ev\\x85\\xff.jsonl"
+    assert outcome.output.splitlines()[0].startswith(f"loaded     {escaped}: read=2 loaded=2")
+    assert db.scalar("select path from raw.load_batches") == escaped
+
+
+def test_a_collectors_temporary_name_is_ignored_not_quarantined(db, tmp_path):
+    (tmp_path / "batch-0001.ndjson.tmp").write_bytes(lines(good(2))[:-40])  # half written
+    outcome = invoke("load", "--json", tmp_path, env={"AGENT_ANALYTICS_DSN": db.dsn})
+    assert outcome.exit_code == 0
+    assert [r["status"] for r in json.loads(outcome.stdout)] == ["ignored"]
+    assert db.scalar("select count(*) from raw.load_batches") == 0
+    assert db.scalar("select count(*) from raw.quarantine") == 0
+
+
+def test_a_gzip_of_lone_cr_lines_loads_every_record(db, tmp_path):
+    events = [marketplace_event(id=f"cr-{i}") for i in range(5)]
+    body = b"\r".join(json.dumps(event).encode() for event in events) + b"\r"
+    (tmp_path / "mac.json.gz").write_bytes(gzip.compress(body))
+    result = load(db, tmp_path / "mac.json.gz")
+    assert (result.file_format, result.loaded, result.quarantined) == ("ndjson.gz", 5, 0)

@@ -31,4 +31,6 @@ def test_schema_at_version_1_migrates_to_current_keeping_its_rows(empty_db):
     latest = warehouse.migrations()[-1].version
     assert f'"schema_version": {latest}' in result.stdout
     assert empty_db.scalar("select path from raw.load_batches") == "old.ndjson"
-    assert empty_db.scalar("select count(*) from raw.schema_migrations") == latest
+    assert empty_db.scalar("select count(*) from raw.schema_migrations") == len(
+        warehouse.migrations()
+    )

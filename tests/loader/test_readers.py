@@ -137,6 +137,8 @@ ODD = json.dumps(agent_event(event_id="odd")).encode()
         b'{"a": "\xff"}',
         b"not json",
         b"x" * 3000,
+        ODD + b"\r" + ODD,  # a lone CR inside a file of LF lines: not a line ending there
+        ODD + b"\r",  # CRLF
     ],
     ids=repr,
 )
@@ -159,6 +161,24 @@ def test_undecoded_lines_decode_to_the_records_a_decoded_reading_gives(tmp_path,
         (position, line, len(line)) for position, line in enumerate(lines, 1) if line in PLAIN
     ]
     assert all(isinstance(record.value, Undecoded) for record in plain)
+
+
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "undecoded"])
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n"], ids=["CR", "CRLF"])
+def test_lone_cr_and_crlf_line_endings_give_the_records_lf_gives(tmp_path, ending, decode):
+    """Over 1 MiB (several chunks), blank lines and an odd line included: each ending gives
+    the LF file's records, positions and sizes, in both readings."""
+    lines = [*PLAIN, b"", ODD, b"not json", *PLAIN] * 800
+    records = {}
+    for name, separator in [("lf", b"\n"), ("other", ending)]:
+        path = tmp_path / f"{name}.ndjson"
+        path.write_bytes(separator.join(lines) + separator)
+        assert path.stat().st_size > 1 << 20
+        with BatchFile(path) as batch:
+            records[name] = list(batch.records(decode=decode))
+    assert records["other"] == records["lf"]
+    assert len(records["lf"]) == len(lines) - 800  # the blank lines are not records
+    assert records["lf"][-1].position == len(lines)
 
 
 def test_undecoded_lines_over_the_limit_are_refused_whatever_the_block_size(tmp_path):

@@ -59,7 +59,7 @@ def test_follow_loads_files_as_they_appear_and_moves_them(tmp_path: Path, db: Da
 def test_follow_reports_a_failing_file_and_retries_it_later(tmp_path: Path, db: Database) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "broken").symlink_to(tmp_path / "missing")
+    (landing / "broken.ndjson").symlink_to(tmp_path / "missing")
     follower = start_follow(db, str(landing), "--poll-interval", "0.05", "--json")
     try:
         _wait_for(lambda: db.scalar("select count(*) from raw.load_batches") >= 1)
@@ -72,7 +72,7 @@ def test_follow_reports_a_failing_file_and_retries_it_later(tmp_path: Path, db: 
     assert "1 file(s) still failing" in errors
     (line,) = output.splitlines()
     assert json.loads(line)["status"] == "failed"
-    assert json.loads(line)["path"].endswith("broken")
+    assert json.loads(line)["path"].endswith("broken.ndjson")
 
 
 def test_move_loaded_to_without_follow_is_a_usage_error(tmp_path: Path, db: Database) -> None:
