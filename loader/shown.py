@@ -13,12 +13,19 @@ from __future__ import annotations
 import os
 import re
 
-# C0 and C1 controls (U+0085 included), DEL, the line and paragraph separators, zero-width
-# and bidi formatting characters, and surrogates (undecodable bytes of a file name).
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\ud800-\udfff]"
+# Unicode's control (Cc), format (Cf), line (Zl) and paragraph (Zp) separator characters,
+# as of Unicode 15 (tests/loader/test_limits.py checks it against `unicodedata`): what a
+# reader cannot see or what reorders what is shown. The contract refuses them in ids and
+# names; `shown` escapes them.
+_HIDDEN_CLASS = (
+    "\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
 )
+HIDDEN_CHARACTER = re.compile(f"[{_HIDDEN_CLASS}]")
+# ... and, in a file name, surrogates: the bytes os.fsdecode could not decode.
+_UNPRINTABLE = re.compile(f"[{_HIDDEN_CLASS}\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:

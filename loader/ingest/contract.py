@@ -40,6 +40,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from loader.limits import MAX_COST_USD, MAX_COUNT, MAX_ID_BYTES, MAX_MILLISECONDS, MAX_NAME_BYTES
+from loader.shown import HIDDEN_CHARACTER
 
 AGENT_EVENT_TYPES = (
     "conversation_start",
@@ -221,14 +222,6 @@ def _common_utc_text(value: str) -> str | None:
 # see. The byte bound (after normalisation: that form is what is stored and indexed) keeps
 # every index under PostgreSQL's b-tree row limit.
 
-# Unicode's control (Cc), format (Cf), line (Zl) and paragraph (Zp) separator characters,
-# as of Unicode 15 (tests/loader/test_contract.py checks it against `unicodedata`).
-_HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0001\U000e0020-\U000e007f]"
-)
 BOUND_ERRORS = ("too_many_bytes", "hidden_character")
 """The error kinds of the identifier and name rules: their reasons never show the value."""
 
@@ -239,7 +232,7 @@ def _one_form(most: int) -> Callable[[str], str]:
     def one_form(value: str) -> str:
         if not value.isascii():
             value = unicodedata.normalize("NFC", value)
-        hidden = _HIDDEN.search(value)
+        hidden = HIDDEN_CHARACTER.search(value)
         if hidden:
             raise PydanticCustomError(
                 "hidden_character",

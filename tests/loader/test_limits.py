@@ -145,7 +145,7 @@ def test_a_hidden_character_in_a_name_is_quarantined_with_its_code_point(charact
 
 
 def test_the_hidden_class_holds_every_control_format_and_separator_character():
-    from loader.ingest.contract import _HIDDEN
+    from loader.shown import HIDDEN_CHARACTER as _HIDDEN
 
     for code in range(sys.maxunicode + 1):
         character = chr(code)
