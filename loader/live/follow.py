@@ -399,7 +399,13 @@ def _follow_session(
         try:
             result = future.result()
         except DatabaseError as error:  # the file was rolled back: it loads again
-            raise Lost(error) from None
+            if not isinstance(error.__context__, TransactionRollbackError):
+                raise Lost(error) from None
+            # Deadlocked every time `retry_rolled_back` tried: a failed file, retried later.
+            result = FileResult(shown_path(path), "failed", error=error.message)
+            record(started.loader, result)
+            watch.failed[path] = (started.identity, time.monotonic() + retry_failed_after, result)
+            return
         if result.status == "failed":
             report(result)
             watch.failed[path] = (started.identity, time.monotonic() + retry_failed_after, result)
