@@ -58,7 +58,7 @@ from psycopg2.errors import TransactionRollbackError
 
 from loader.errors import DatabaseError
 from loader.ingest.load import FileResult, batch_files
-from loader.shown import shown_path
+from loader.shown import shown, shown_path
 
 DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RETRY_FAILED_AFTER = 30.0
@@ -212,10 +212,9 @@ class _Watch:
 def _lost_detail(error: BaseException) -> str:
     """One line saying how the connection was lost, from a load's or a statement's error."""
     cause = error.__context__ if isinstance(error, DatabaseError) else error
-    if isinstance(cause, psycopg2.Error):
-        text = str(cause).strip().splitlines()
-        return text[0] if text else type(cause).__name__
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not isinstance(cause, psycopg2.Error):
+        cause = error
+    return shown((str(cause).strip().splitlines() or [type(cause).__name__])[0])
 
 
 @contextmanager
@@ -306,28 +305,31 @@ def follow(
         raise ValueError("follow needs at least one loader")
     watch = _Watch()
     with _quiet_copy_errors():
-        while True:
-            try:
-                _follow_session(
-                    paths,
-                    session,
-                    report,
-                    stop,
-                    poll_interval,
-                    move_to,
-                    retry_failed_after,
-                    settle,
-                    watch,
-                )
-                break
-            except Lost as lost:
-                session.close()
-                if reconnect is None:
-                    raise lost.error from None
-                opened = _reconnect(reconnect, stop, lost.detail, say)
-                if opened is None:
-                    break  # stopped while waiting
-                session = opened
+        try:
+            while True:
+                try:
+                    _follow_session(
+                        paths,
+                        session,
+                        report,
+                        stop,
+                        poll_interval,
+                        move_to,
+                        retry_failed_after,
+                        settle,
+                        watch,
+                    )
+                    break
+                except Lost as lost:
+                    session.close()
+                    if reconnect is None:
+                        raise lost.error from None
+                    opened = _reconnect(reconnect, stop, lost.detail, say)
+                    if opened is None:
+                        break  # stopped while waiting
+                    session = opened
+        finally:
+            session.close()
     return [result for _, _, result in watch.failed.values()]
 
 
@@ -338,8 +340,8 @@ def _reconnect(
 
     One line when the outage starts and one when it ends, none per attempt."""
     say(
-        f"lost the connection to PostgreSQL ({detail}); files being loaded were rolled back"
-        f" and load again; reconnecting every {RECONNECT_FIRST_WAIT:g} s doubling up to"
+        f"lost the connection to PostgreSQL ({detail}); any file being loaded was rolled back"
+        f" and loads again; reconnecting every {RECONNECT_FIRST_WAIT:g} s doubling up to"
         f" {RECONNECT_MAX_WAIT:g} s"
     )
     started = time.monotonic()
