@@ -473,7 +473,12 @@ def _follow(
             )
             for connection in opened
         ]
-        return Session(loaders, lambda: [connection.close() for connection in opened])
+
+        def close() -> None:
+            for connection in opened:
+                connection.close()
+
+        return Session(loaders, close)
 
     def reconnect() -> Session:
         first = warehouse.connect(dsn)
