@@ -49,6 +49,7 @@ from loader.ingest.privacy import (
     store_settings,
     warehouse_privacy,
 )
+from loader.live.follow import DEFAULT_SETTLE
 from loader.shown import shown_path
 
 tokenize_option = click.option(
@@ -160,6 +161,17 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     help="With --follow: seconds between looks for new files.",
 )
 @click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SETTLE,
+    show_default=True,
+    help=(
+        "With --follow: seconds a file's size and modification time must stay the same"
+        " before it loads (a collector writing in place is done). Files `serve` writes load"
+        " at once; 0 when every writer renames complete files into place."
+    ),
+)
+@click.option(
     "--connections",
     type=click.IntRange(1, 8),
     default=2,
@@ -199,6 +211,7 @@ def load(
     rehash: bool,
     follow: bool,
     poll_interval: float,
+    settle: float,
     connections: int,
     move_loaded_to: Path | None,
     lake: Path | None,
@@ -241,8 +254,11 @@ def load(
                 rehash,
                 privacy,
                 poll_interval,
+                settle,
                 move_loaded_to,
                 as_json,
+                tokenize_users,
+                redact,
             )
             return
         known = known_files(conn, paths)  # one query: the unchanged files skip on a stat
@@ -418,46 +434,79 @@ def _follow(
     rehash: bool,
     privacy: Privacy,
     poll_interval: float,
+    settle: float,
     move_loaded_to: Path | None,
     as_json: bool,
+    tokenize_users: bool | None,
+    redact: str | None,
 ) -> None:
     """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
 
     Prints a line per file as it is loaded (with --json: one JSON document per line). The
     connection holding the load lock loads files too; `connections - 1` more are opened.
+    When PostgreSQL goes away the follower reconnects (loader/live/follow.py): the schema,
+    the lock and the privacy settings are checked again as at the start.
     """
-    from loader.live.follow import Stop, follow, retry_rolled_back
+    from loader.ingest.load import _record_failure
+    from loader.live.follow import Loader, Session, Stop, follow, retry_rolled_back
 
     def report(result: FileResult) -> None:
         click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
+
+    def session_on(first: Any) -> Session:
+        opened = [first]
+        try:
+            opened += [warehouse.connect(dsn) for _ in range(connections - 1)]
+        except BaseException:
+            for connection in opened:
+                connection.close()
+            raise
+        loaders = [
+            Loader(
+                retry_rolled_back(
+                    connection,
+                    lambda path, c=connection: load_file(
+                        c, path, max_record_bytes, rehash, privacy
+                    ),
+                ),
+                lambda result, c=connection: _record_failure(c, result),
+            )
+            for connection in opened
+        ]
+
+        def close() -> None:
+            for connection in opened:
+                connection.close()
+
+        return Session(loaders, close)
+
+    def reconnect() -> Session:
+        first = warehouse.connect(dsn)
+        try:
+            warehouse.require_current_schema(first)
+            warehouse.acquire_load_lock(first, wait=True)
+            _privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))
+        except BaseException:
+            first.close()
+            raise
+        return session_on(first)
 
     stop = Stop()
     stop.install()
     followed = ", ".join(map(shown_path, paths))
     say = f"following {followed} (SIGTERM stops after the files being loaded)"
     click.echo(say, err=True)
-    extra = [warehouse.connect(dsn) for _ in range(connections - 1)]
-    try:
-        failed = follow(
-            paths,
-            [
-                retry_rolled_back(
-                    connection,
-                    lambda path, c=connection: load_file(
-                        c, path, max_record_bytes, rehash, privacy
-                    ),
-                )
-                for connection in [conn, *extra]
-            ],
-            report,
-            stop,
-            poll_interval,
-            move_loaded_to,
-        )
-    finally:
-        for connection in extra:
-            connection.close()
-    conn.close()
+    failed = follow(
+        paths,
+        session_on(conn),
+        report,
+        stop,
+        poll_interval,
+        move_loaded_to,
+        settle=settle,
+        reconnect=reconnect,
+        say=lambda line: click.echo(line, err=True),
+    )
     click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
     if failed:
         sys.exit(EXIT_PROBLEMS)

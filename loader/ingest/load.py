@@ -810,6 +810,14 @@ def load_file(
                 f" ({_first_line(error)}); that file was rolled back and loads on the next run"
             ) from None
         conn.rollback()
+        if isinstance(error, psycopg2.errors.TransactionRollbackError):
+            # Class 40 (a deadlock between two files loading at once): nothing of the file
+            # was stored and loading it again succeeds; `load --follow` does so at once
+            # (loader/live/follow.py, `retry_rolled_back`), a cron `load` on its next run.
+            raise DatabaseError(
+                f"PostgreSQL rolled back the load of {result.path} ({_first_line(error)});"
+                " nothing of it was stored, it loads on the next run"
+            ) from None
         if isinstance(error, psycopg2.errors.UniqueViolation) and _is_ledger(error):
             # A concurrent loader (without the lock) committed the same file first.
             result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from loader.ingest.load import load_file
+from loader.live.follow import retry_rolled_back
 from tests.conftest import Database, run_loader
 from tests.serve.conftest import agent_event, start_follow
 
@@ -175,8 +177,40 @@ def test_two_connections_store_events_shared_by_files_loading_at_once_once(
     finally:
         code, output, errors = _stop(follower)
     assert code == 0, errors
-    assert [json.loads(line)["status"] for line in output.splitlines()] == ["loaded"] * 6
+    assert [json.loads(line)["status"] for line in output.splitlines()] == ["loaded"] * 6, output
     assert db.scalar("select count(*) from raw.agent_events") == len(expected_ids) == 5_100
     assert db.scalar("select count(distinct event_id) from raw.agent_events") == 5_100
     assert db.scalar("select sum(loaded) from raw.load_batches") == 5_100
     assert db.scalar("select sum(duplicates) from raw.load_batches") == total - 5_100 == 900
+
+
+def test_a_file_postgresql_rolls_back_as_a_deadlock_loads_again_at_once(
+    tmp_path: Path, db: Database
+) -> None:
+    # A trigger answers the first insert with SQLSTATE 40P01, as PostgreSQL answers the
+    # victim of a deadlock between two files loading at once (a sequence counts the
+    # attempts: nextval is not rolled back with the transaction).
+    db.query(
+        """
+        create sequence deadlock_attempts;
+        create function raw.deadlock_once() returns trigger language plpgsql as $$
+        begin
+            if nextval('deadlock_attempts') = 1 then
+                raise exception 'deadlock detected' using errcode = 'deadlock_detected';
+            end if;
+            return new;
+        end $$;
+        create trigger deadlock_once before insert on raw.agent_events
+            for each statement execute function raw.deadlock_once();
+        """
+    )
+    path = tmp_path / "b.ndjson"
+    path.write_text("".join(json.dumps(agent_event(f"d-{i}")) + "\n" for i in range(10)))
+    conn = db.connect()
+    try:
+        result = retry_rolled_back(conn, lambda p: load_file(conn, p))(path)
+    finally:
+        conn.close()
+    assert (result.status, result.loaded) == ("loaded", 10)
+    assert db.scalar("select count(*) from raw.load_batches") == 1  # no failed row
+    assert db.scalar("select last_value from deadlock_attempts") == 2

@@ -12,7 +12,16 @@ import pytest
 
 from loader.errors import DatabaseError
 from loader.ingest.load import FileResult
-from loader.live.follow import Stop, follow, retry_rolled_back
+from loader.live.follow import Loader, Session, Stop, follow, retry_rolled_back
+
+
+def _session(*loads) -> Session:
+    return Session([Loader(load) for load in loads])
+
+
+def _loaded(path: Path) -> FileResult:
+    """What a load of the whole file reports (the follower checks the size loaded)."""
+    return FileResult(str(path), "loaded", bytes=path.stat().st_size, records_read=1, loaded=1)
 
 
 def _files(folder: Path, count: int) -> list[Path]:
@@ -53,13 +62,13 @@ def test_two_loaders_load_two_files_at_once(tmp_path: Path) -> None:
         def load(path: Path) -> FileResult:
             together.wait()
             loaded_by[name].append(path.name)
-            return FileResult(str(path), "loaded", records_read=1, loaded=1)
+            return _loaded(path)
 
         return load
 
     failed = follow(
         (landing,),
-        [loader("first"), loader("second")],
+        _session(loader("first"), loader("second")),
         recorder.report,
         stop,
         poll_interval=0.01,
@@ -88,7 +97,7 @@ def test_stopping_waits_for_every_file_being_loaded(tmp_path: Path) -> None:
         both_started.wait()
         release.wait(10)
         finished.append(path.name)
-        return FileResult(str(path), "loaded")
+        return _loaded(path)
 
     def stop_while_loading() -> None:
         both_started.wait()
@@ -98,7 +107,7 @@ def test_stopping_waits_for_every_file_being_loaded(tmp_path: Path) -> None:
     threading.Thread(target=stop_while_loading).start()
     follow(
         (landing,),
-        [load, load],
+        _session(load, load),
         lambda result: reported.append(Path(result.path).name),
         stop,
         poll_interval=0.01,
@@ -119,12 +128,12 @@ def test_a_lost_connection_ends_the_run_after_the_other_file_finished(tmp_path: 
 
     def fine(path: Path) -> FileResult:
         other_started.set()
-        return FileResult(str(path), "loaded")
+        return _loaded(path)
 
     with pytest.raises(DatabaseError, match="lost the connection"):
         follow(
             (landing,),
-            [lost, fine],
+            _session(lost, fine),
             lambda result: reported.append(Path(result.path).name),
             Stop(),
             poll_interval=0.01,
@@ -204,12 +213,118 @@ def test_an_archive_inside_the_followed_folder_is_never_loaded(tmp_path: Path) -
 
     def load(path: Path) -> FileResult:
         loaded.append(str(path.relative_to(landing)))
-        return FileResult(str(path), "loaded")
+        return _loaded(path)
 
     def report(result: FileResult) -> None:
         if len(loaded) == 2:
             threading.Timer(0.2, stop.event.set).start()  # a few more looks, then stop
 
-    follow((landing,), [load, load], report, stop, poll_interval=0.01, move_to=landing / "done")
+    follow(
+        (landing,), _session(load, load), report, stop, poll_interval=0.01, move_to=landing / "done"
+    )
     assert sorted(loaded) == ["b0.ndjson", "b1.ndjson"]
     assert sorted(p.name for p in (landing / "done").iterdir()) == ["b0.ndjson", "b1.ndjson"]
+
+
+class Recording(Stop):
+    """A Stop that records how long the loop waited each time, without waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.is_set()
+
+
+def test_a_lost_connection_is_said_once_and_the_file_loads_on_the_new_session(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    _files(landing, 2)
+    stop = Stop()
+    recorder = Recorder(stop, until=2)
+    said: list[str] = []
+    first_calls: list[str] = []
+    second_calls: list[str] = []
+
+    def lost(path: Path) -> FileResult:
+        first_calls.append(path.name)
+        raise _lost(
+            psycopg2.OperationalError("terminating connection due to administrator command")
+        )
+
+    def fine(path: Path) -> FileResult:
+        second_calls.append(path.name)
+        return _loaded(path)
+
+    closed: list[str] = []
+    failed = follow(
+        (landing,),
+        Session([Loader(lost)], close=lambda: closed.append("first")),
+        recorder.report,
+        stop,
+        poll_interval=0.01,
+        settle=0,
+        reconnect=lambda: Session([Loader(fine)]),
+        say=said.append,
+    )
+    assert failed == []
+    assert first_calls == ["b0.ndjson"]  # rolled back there, loaded again on the new session
+    assert second_calls == ["b0.ndjson", "b1.ndjson"]
+    assert sorted(recorder.reported) == ["b0.ndjson", "b1.ndjson"]
+    assert closed == ["first"]
+    assert len(said) == 2
+    assert said[0].startswith("lost the connection to PostgreSQL (terminating connection")
+    assert said[1].startswith("reconnected to PostgreSQL after")
+
+
+def test_reconnecting_backs_off_exponentially_up_to_a_cap_and_says_nothing_per_attempt(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    _files(landing, 1)
+    stop = Recording()
+    attempts: list[int] = []
+    said: list[str] = []
+
+    def reconnect() -> Session:
+        attempts.append(1)
+        if len(attempts) < 9:
+            raise DatabaseError("cannot connect to PostgreSQL (connection refused)")
+        return Session([Loader(loaded_then_stop)])
+
+    def loaded_then_stop(path: Path) -> FileResult:
+        stop.event.set()
+        return _loaded(path)
+
+    def lost(path: Path) -> FileResult:
+        raise _lost(psycopg2.OperationalError("server closed the connection unexpectedly"))
+
+    follow(
+        (landing,),
+        Session([Loader(lost)]),
+        lambda result: None,
+        stop,
+        poll_interval=0.01,
+        settle=0,
+        reconnect=reconnect,
+        say=said.append,
+    )
+    backoff = [seconds for seconds in stop.waits if seconds != 0.01]
+    assert backoff == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    assert len(attempts) == 9
+    assert len(said) == 2  # lost, reconnected: nothing per attempt
+    assert "(9 attempt(s))" in said[1]
+
+
+def test_without_reconnect_a_lost_connection_still_ends_the_run(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _files(landing, 1)
+
+    def lost(path: Path) -> FileResult:
+        raise DatabaseError("lost the connection to PostgreSQL while loading b0.ndjson")
+
+    with pytest.raises(DatabaseError, match=r"while loading b0\.ndjson"):
+        follow((landing,), _session(lost), lambda result: None, Stop(), settle=0)
