@@ -296,7 +296,7 @@ def grants_read(plan: dict) -> list[int]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known residual channel (docs/security.md, 'What a plan shows'): in a sequential"
+    reason="known residual channel (docs/security.md, 'What a plan and the catalog show'): in a sequential"
     " scan the reader's leakproof conditions run before the policy, and the policy's"
     " sub-select of the login's grants runs only once a row passes them",
 )
