@@ -296,9 +296,9 @@ def grants_read(plan: dict) -> list[int]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known residual channel (docs/security.md, 'What a plan and the catalog show'): in a sequential"
-    " scan the reader's leakproof conditions run before the policy, and the policy's"
-    " sub-select of the login's grants runs only once a row passes them",
+    reason="known residual channel (docs/security.md, 'What a plan and the catalog show'):"
+    " in a sequential scan the reader's leakproof conditions run before the policy, and the"
+    " policy's sub-select of the login's grants runs only once a row passes them",
 )
 def test_the_grants_sub_select_runs_only_when_a_row_passes_the_readers_conditions(setup):  # noqa: F811
     # tenant-2 and tenant-3 buy from pub-big only; tenant-1 and tenant-7 from pub-small too
