@@ -19,11 +19,10 @@
         (
             select
                 coalesce(
-                    max(high_water.{{ column }})
+                    {{ built_max(column) }}
                     - make_interval(hours => {{ var('lookback_hours') }}),
                     '-infinity'::timestamptz
                 )
-            from {{ this }} as high_water
         )
     {%- endset -%}
     {%- if execute and model.resource_type != 'unit_test' -%}
@@ -45,12 +44,59 @@
         {{ where_not_built_yet('marketplace_events', 'id', 'event_id') }}
 -#}
 {% macro where_not_built_yet(relation_alias, key, built_key) -%}
+    {#- on a table a reader reads, the probe goes through the (reader key, key) index -#}
+    {%- set reader_key = reader_key_column() -%}
+    {%- set same_reader_key = (
+        ' and built.' ~ reader_key ~ ' = ' ~ relation_alias ~ '.' ~ reader_key
+    ) if reader_key else '' %}
     where
         {{ relation_alias }}.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
         and not exists (
             select from {{ this }} as built
             where
-                built.{{ built_key }} = {{ relation_alias }}.{{ key }}
+                built.{{ built_key }} = {{ relation_alias }}.{{ key }}{{ same_reader_key }}
                 and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
         )
+{%- endmacro %}
+
+
+{#-
+    max(`column`) over `this`, as a scalar subquery. On a table a tenant or publisher reads,
+    every index leads with the reader's key (`reader_key_column()`, macros/security.sql), so
+    there is no index on `column` alone to read the max from: it is read per key instead,
+    walking the distinct keys through the index (a loose index scan: one probe per tenant,
+    not a scan of the table), each key's max from its (key, `column`) index.
+-#}
+{% macro built_max(column) -%}
+    {%- set reader_key = reader_key_column() -%}
+    {%- if reader_key and model.resource_type != 'unit_test' -%}
+        (
+            with recursive built_keys as (
+                (
+                    select built.{{ reader_key }} as built_key
+                    from {{ this }} as built
+                    order by built.{{ reader_key }}
+                    limit 1
+                )
+                union all
+                select (
+                    select built.{{ reader_key }}
+                    from {{ this }} as built
+                    where built.{{ reader_key }} > built_keys.built_key
+                    order by built.{{ reader_key }}
+                    limit 1
+                )
+                from built_keys
+                where built_keys.built_key is not null
+            )
+            select max((
+                select max(built.{{ column }})
+                from {{ this }} as built
+                where built.{{ reader_key }} = built_keys.built_key
+            ))
+            from built_keys
+        )
+    {%- else -%}
+        (select max(built.{{ column }}) from {{ this }} as built)
+    {%- endif -%}
 {%- endmacro %}

@@ -20,8 +20,8 @@
     {%- endif -%}
     {%- set found = run_query(
         "select max(purges.cutoff)::text from " ~ source('loader', 'purges') ~ " as purges"
-        ~ " where purges.finished_at > (select coalesce(max(seen." ~ high_water_column
-        ~ "), '-infinity'::timestamptz) from " ~ this ~ " as seen)"
+        ~ " where purges.finished_at > coalesce(" ~ built_max(high_water_column)
+        ~ ", '-infinity'::timestamptz)"
     ) -%}
     {%- set cutoff = found.columns[0].values()[0] -%}
     {{ return(none if cutoff is none else "cast('" ~ cutoff ~ "' as timestamptz)") }}

@@ -78,6 +78,28 @@
 {%- endmacro %}
 
 
+{#-
+    The column a tenant or publisher reader's policy filters this model on (the tenant
+    column when a tenant reads it, else the publisher column when a publisher does), or none.
+    Every index of such a table leads with it (docs/security.md, "What a plan shows"): a
+    reader's plan then reaches only index entries of its own rows.
+-#}
+{% macro reader_key_column() -%}
+    {#- config.get: not in a linter's templating, where nothing is built -#}
+    {%- if config.get is not defined -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set access = (config.get('meta') or {}).get('bi_access') or {} -%}
+    {%- set readers = access.get('readers', []) -%}
+    {%- if 'bi_tenant' in readers and access.get('tenant_column') -%}
+        {{ return(access.get('tenant_column')) }}
+    {%- elif 'bi_publisher' in readers and access.get('publisher_column') -%}
+        {{ return(access.get('publisher_column')) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+
 {% macro apply_bi_access() -%}
     {{ return(adapter.dispatch('apply_bi_access', 'agent_analytics')()) }}
 {%- endmacro %}

@@ -44,6 +44,8 @@ LONELY_INVOCATIONS = 3
 LONELY_COST = Decimal("1.23")
 NEXT_DAY = AS_OF + timedelta(days=1)
 OLDEST_DAY = AS_OF - timedelta(days=29)
+SHARED_TOOL = "search"
+SOLO_TOOL = "lonely-crm"
 
 
 def at(day: date) -> str:
@@ -78,7 +80,8 @@ def invocation(n: int, tenant: str, day: date, cost: Decimal) -> dict:
 
 def base_events() -> list[dict]:
     """Six busy tenants two invocations a day on ten in-window days and on the oldest window
-    day, all rating once; `lonely` alone on LONELY_DAY; `night` alone on NEXT_DAY."""
+    day, all rating once and calling SHARED_TOOL; `lonely` alone on LONELY_DAY, the only
+    tenant calling SOLO_TOOL; `night` alone on NEXT_DAY."""
     records: list[dict] = []
     busy_days = [AS_OF - timedelta(days=d) for d in range(1, 11)] + [OLDEST_DAY]
     for tenant in BUSY_TENANTS:
@@ -89,6 +92,16 @@ def base_events() -> list[dict]:
         records.append(
             event(len(records), "user_feedback", tenant, AS_OF - timedelta(days=5), rating=4)
         )
+        records.append(
+            event(
+                len(records),
+                "tool_called",
+                tenant,
+                AS_OF - timedelta(days=2),
+                tool_name=SHARED_TOOL,
+            )
+        )
+    records.append(event(len(records), "tool_called", "lonely", LONELY_DAY, tool_name=SOLO_TOOL))
     for tenant, day in (("lonely", LONELY_DAY), ("night", NEXT_DAY)):
         records.append(event(len(records), "install", tenant, day))
         for _ in range(LONELY_INVOCATIONS):
@@ -183,7 +196,7 @@ def test_the_three_differencing_attacks(builds: Builds):
     # window total itself, over all seven tenants.
     shared_window = builds.published(DASHBOARD.format("publisher_dashboard_shared"))[0]
     shared_days = builds.published(IN_WINDOW_DAYS.format("publisher_daily_shared"))
-    assert len(shared_days) == 30
+    assert LONELY_DAY not in [d[0] for d in shared_days]  # not even a row
     assert all(d[1:] == (None, None, None, None) for d in shared_days)
     residual = shared_window[0] - sum(d[1] or 0 for d in shared_days)
     assert residual == shared_window[0] == 6 * 2 * 10 + 6 * 2 + LONELY_INVOCATIONS  # 135
@@ -249,13 +262,19 @@ def test_every_published_count_is_coarsened_and_thin_residuals_never_appear(buil
             f"select count(*) from marts.{table} where {column} % {COUNT_STEP} <> 0"
         )
         assert bad == [(0,)], (table, column)
-    hidden_days = [
+    # hidden: the window's days without published invocations, a row or not
+    visible_days = {
         row[0]
         for row in builds.published(
             "select date_day from marts.publisher_daily_shared"
-            " where is_in_dashboard_window and invocations is null"
+            " where is_in_dashboard_window and invocations is not null"
         )
-    ]
+    }
+    start, end = builds.published(
+        "select window_start_date, window_end_date from marts.publisher_dashboard_shared"
+    )[0]
+    window = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    hidden_days = [day for day in window if day not in visible_days]
     tenants = {
         row[0]
         for row in builds.database.query(
@@ -266,6 +285,25 @@ def test_every_published_count_is_coarsened_and_thin_residuals_never_appear(buil
         )
     }
     assert hidden_days and (len(tenants) == 0 or len(tenants) >= MIN_TENANTS)
+
+
+def test_a_tool_or_a_day_of_fewer_tenants_than_the_threshold_is_not_a_row(builds: Builds):
+    """Suppression hides existence: the operator marts have a row for the tool only `lonely`
+    calls and for the days `lonely` or `night` alone were active; the publisher sees none."""
+    tools = "select tool_name from marts.{} where publisher_id = 'pub-a' order by 1"
+    assert exact(builds, tools.format("publisher_tool_usage")) == [(SOLO_TOOL,), (SHARED_TOOL,)]
+    assert builds.published(tools.format("publisher_tool_usage_shared")) == [(SHARED_TOOL,)]
+    days = "select date_day from marts.{} where publisher_id = 'pub-a'"
+    thin_days = {LONELY_DAY, NEXT_DAY}
+    assert thin_days <= {row[0] for row in exact(builds, days.format("publisher_daily"))}
+    published = {row[0] for row in builds.published(days.format("publisher_daily_shared"))}
+    assert published and not thin_days & published
+    # and no published row is all nulls: a row is there only for what it publishes
+    empty = builds.published(
+        "select count(*) from marts.publisher_daily_shared"
+        " where invocations is null and avg_response_time_ms is null and rating_count is null"
+    )
+    assert empty == [(0,)]
 
 
 def test_the_publisher_login_cannot_read_the_exact_marts(builds: Builds):

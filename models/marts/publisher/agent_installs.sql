@@ -1,8 +1,7 @@
 {{
     config(
         indexes=[
-            {'columns': ['publisher_id', 'agent_id', 'tenant_id'], 'unique': true},
-            {'columns': ['tenant_id']},
+            {'columns': ['tenant_id', 'publisher_id', 'agent_id'], 'unique': true},
         ],
     )
 }}

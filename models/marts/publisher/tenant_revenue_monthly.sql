@@ -1,8 +1,8 @@
 {{
     config(
         indexes=[
-            {'columns': ['publisher_id', 'tenant_id', 'month_start_date'], 'unique': true},
-            {'columns': ['month_start_date']},
+            {'columns': ['tenant_id', 'publisher_id', 'month_start_date'], 'unique': true},
+            {'columns': ['tenant_id', 'month_start_date']},
         ],
     )
 }}

@@ -1,7 +1,8 @@
 {#-
     What a publisher may see of `agent_active_installs`: its own agents only (row-level
-    security on `publisher_id`), the counts null for an agent fewer than
-    `min_tenants_per_aggregate` tenants ever installed, and rounded to `publish_count_step`.
+    security on `publisher_id`), and only those at least `min_tenants_per_aggregate` tenants
+    ever installed: an agent fewer tenants installed is not a row at all (its row would say
+    that a few tenants installed it). Counts rounded to `publish_count_step`.
 -#}
 {{
     config(
@@ -24,23 +25,15 @@ final as (
     select
         publisher_id,
         agent_id,
-        {{ suppress_below_min_tenants(
-            coarsen_count('active_installs'), 'tenants_ever_installed'
-        ) }}
-            as active_installs,
-        {{ suppress_below_min_tenants(
-            coarsen_count('tenants_ever_installed'), 'tenants_ever_installed'
-        ) }}
-            as tenants_ever_installed,
-        {{ suppress_below_min_tenants(
-            coarsen_count('tenants_uninstalled'), 'tenants_ever_installed'
-        ) }}
-            as tenants_uninstalled,
-        tenants_ever_installed < {{ var('min_tenants_per_aggregate') | int }}
-            as has_suppressed_metrics,
+        {{ coarsen_count('active_installs') }} as active_installs,
+        {{ coarsen_count('tenants_ever_installed') }} as tenants_ever_installed,
+        {{ coarsen_count('tenants_uninstalled') }} as tenants_uninstalled,
+        -- kept for the mart's contract: a suppressed agent is not a row
+        false as has_suppressed_metrics,
         as_of_date
 
     from active_installs
+    where tenants_ever_installed >= {{ var('min_tenants_per_aggregate') | int }}
 
 )
 

@@ -7,8 +7,7 @@
 {{
     config(
         indexes=[
-            {'columns': ['insight_id'], 'unique': true},
-            {'columns': ['publisher_id']},
+            {'columns': ['publisher_id', 'insight_id'], 'unique': true},
         ],
     )
 }}

@@ -10,7 +10,10 @@
       hold, together, between one and `min_tenants_per_aggregate - 1` distinct tenants, the
       group is null on every in-window day of the publisher, so that the window total in
       `publisher_dashboard_shared` minus the visible days cannot single them out;
-    - coarsening: counts and sums rounded to a step, rates, averages and percentiles too.
+    - coarsening: counts and sums rounded to a step, rates, averages and percentiles too;
+    - existence: a day on which no group is published (fewer than `min_tenants_per_aggregate`
+      tenants in each, or hidden by complementary suppression) is not a row at all, like a
+      day without activity, so the rows never say on which days a few tenants were active.
 -#}
 {{
     config(
@@ -229,6 +232,7 @@ final as (
         date_day
 
     from published
+    where is_invocations_published or is_completions_published or is_ratings_published
 
 )
 

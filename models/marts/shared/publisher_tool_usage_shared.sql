@@ -1,10 +1,13 @@
 {#-
     What a publisher may see of `publisher_tool_usage`: its own tools only (row-level security
-    on `publisher_id`); the tool-event metrics (`tool_event_calls`, `failures`,
-    `failure_rate`) null when the tool's events in the window come from fewer than
-    `min_tenants_per_aggregate` tenants, the list counts null when the invocations listing the
-    tool do, and `calls` following whichever of the two it counts; every figure coarsened to
-    its step (macros/security.sql).
+    on `publisher_id`), and only the tools used by enough tenants: a tool whose events and
+    whose listing invocations both come from fewer than `min_tenants_per_aggregate` tenants
+    is not a row at all (its existence would say that a few tenants use it). In a row, the
+    tool-event metrics (`tool_event_calls`, `failures`, `failure_rate`) are null when the
+    events come from fewer tenants, and then the tool reads as one without events
+    (`has_tool_events` false, `calls` the list entries); the list counts are null when the
+    listing invocations come from fewer tenants. Every figure coarsened to its step
+    (macros/security.sql).
 -#}
 {{
     config(
@@ -13,6 +16,8 @@
         ],
     )
 }}
+
+{%- set min_tenants = var('min_tenants_per_aggregate') | int %}
 
 with
 
@@ -48,12 +53,8 @@ usage_with_tenants as (
 
     select
         tool_usage.*,
-        coalesce(tool_tenants.event_tenants, 0) as event_tenants,
-        coalesce(tool_tenants.listing_tenants, 0) as listing_tenants,
-        case
-            when tool_usage.has_tool_events then coalesce(tool_tenants.event_tenants, 0)
-            else coalesce(tool_tenants.listing_tenants, 0)
-        end as calling_tenants
+        coalesce(tool_tenants.event_tenants, 0) >= {{ min_tenants }} as is_events_published,
+        coalesce(tool_tenants.listing_tenants, 0) >= {{ min_tenants }} as is_listing_published
 
     from tool_usage
     left join tool_tenants
@@ -65,32 +66,35 @@ usage_with_tenants as (
 
 final as (
 
+    -- calls: the tool events when they are published; otherwise the list entries, as for a
+    -- tool without events (so a null never says that a few tenants sent events)
     select
         publisher_id,
         tool_name,
-        {{ suppress_below_min_tenants(coarsen_count('calls'), 'calling_tenants') }} as calls,
-        {{ suppress_below_min_tenants(coarsen_count('failures'), 'event_tenants') }} as failures,
-        {{ suppress_below_min_tenants(
-            coarsen('failure_rate', 'publish_rate_step'), 'event_tenants'
+        case
+            when has_tool_events and is_events_published
+                then {{ coarsen_count('tool_event_calls') }}
+            when is_listing_published
+                then {{ coarsen_count('listed_in_completions + listed_in_errors') }}
+        end as calls,
+        {{ suppress_unless(coarsen_count('failures'), 'is_events_published') }} as failures,
+        {{ suppress_unless(
+            coarsen('failure_rate', 'publish_rate_step'), 'is_events_published'
         ) }} as failure_rate,
-        {{ suppress_below_min_tenants(coarsen_count('tool_event_calls'), 'event_tenants') }}
+        {{ suppress_unless(coarsen_count('tool_event_calls'), 'is_events_published') }}
             as tool_event_calls,
-        {{ suppress_below_min_tenants(
-            coarsen_count('listed_in_completions'), 'listing_tenants'
-        ) }}
+        {{ suppress_unless(coarsen_count('listed_in_completions'), 'is_listing_published') }}
             as listed_in_completions,
-        {{ suppress_below_min_tenants(coarsen_count('listed_in_errors'), 'listing_tenants') }}
+        {{ suppress_unless(coarsen_count('listed_in_errors'), 'is_listing_published') }}
             as listed_in_errors,
-        has_tool_events,
-        (has_tool_events and event_tenants < {{ var('min_tenants_per_aggregate') | int }})
-        or (
-            listed_in_completions + listed_in_errors > 0
-            and listing_tenants < {{ var('min_tenants_per_aggregate') | int }}
-        ) as has_suppressed_metrics,
+        has_tool_events and is_events_published as has_tool_events,
+        not is_events_published or not is_listing_published as has_suppressed_metrics,
         window_start_date,
         window_end_date
 
     from usage_with_tenants
+    -- a tool below the threshold in both groups is not a row
+    where is_events_published or is_listing_published
 
 )
 

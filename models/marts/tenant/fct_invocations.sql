@@ -15,9 +15,9 @@
         on_schema_change='fail',
         pre_hook="{{ delete_purged_rows('finished_at', 'invocation_id', ref('int_invocations_enriched'), 'invocation_id', 'loaded_at') }}",
         indexes=[
-            {'columns': ['invocation_id'], 'unique': true},
+            {'columns': ['tenant_id', 'invocation_id'], 'unique': true},
             {'columns': ['tenant_id', 'finished_date']},
-            {'columns': ['loaded_at']},
+            {'columns': ['tenant_id', 'loaded_at']},
         ],
     )
 }}
