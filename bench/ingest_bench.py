@@ -530,12 +530,16 @@ def _heavy_bodies() -> dict[str, tuple[bytes, dict[str, str]]]:
     }
 
 
-def _heavy_process(url: str, tasks: int, seconds: float, start_at: float, out) -> None:
-    """`tasks` clients posting the heavy kinds back to back, each starting at another kind."""
+def _heavy_process(url: str, tasks: int, seconds: float, start: multiprocessing.Queue, out) -> None:
+    """`tasks` clients posting the heavy kinds back to back, each starting at another kind.
+
+    The bodies are built first; then `out` gets "ready" and `start` the time to begin."""
     import aiohttp
 
     bodies = _heavy_bodies()
     kinds = list(bodies)
+    out.put("ready")
+    start_at = start.get()
 
     async def run() -> dict:
         seen: dict[str, dict] = {
@@ -652,11 +656,14 @@ def run_heavy_phase(seconds: float, tasks: int) -> dict:
         quiet_latencies = quiet_out.get()
         quiet.join()
         out: multiprocessing.Queue = multiprocessing.Queue()
-        start_at = time.time() + 15.0  # the clients build their bodies first
+        start: multiprocessing.Queue = multiprocessing.Queue()
         senders = multiprocessing.Process(
-            target=_heavy_process, args=(url + "/v1/events", tasks, seconds, start_at, out)
+            target=_heavy_process, args=(url + "/v1/events", tasks, seconds, start, out)
         )
         senders.start()
+        assert out.get(timeout=300) == "ready"  # the bodies are built
+        start_at = time.time() + 1.0
+        start.put(start_at)
         click.echo(
             f"/healthz while {tasks} clients send the heaviest allowed requests"
             f" for {seconds:g} s ...",
