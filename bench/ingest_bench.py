@@ -357,7 +357,8 @@ def run_phase(
             f"{clients} clients in {processes} processes for {seconds:g} s, {offered} ...",
             err=True,
         )
-        pids = {"serve": [serve.pid], "load_follow": [follow.pid], "postgres": backends}
+        serve_pids = [serve.pid, *_descendants(serve.pid)]  # its check workers too
+        pids = {"serve": serve_pids, "load_follow": [follow.pid], "postgres": backends}
         time.sleep(max(0.0, start_at - time.time()))
         cpu_before = {name: _cpu_seconds(*ids) for name, ids in pids.items()}
         machine_before = _machine_busy_seconds()
@@ -466,7 +467,8 @@ def _summary(report: dict) -> str:
         f"raw           {report['events_in_raw']:,} events from {report['batch_files']} files;"
         f" acknowledged {report['events_acknowledged']:,};"
         f" {'reconciled' if report['reconciled'] else 'NOT RECONCILED'}\n"
-        f"cpu µs/event  {per_event['serve']} serve, {per_event['load_follow']} load --follow,"
+        f"cpu µs/event  {per_event['serve']} serve (its workers included),"
+        f" {per_event['load_follow']} load --follow,"
         f" {per_event['postgres']} its PostgreSQL backends, {per_event['clients']} clients"
         f" (timed window and drain)\n"
         f"machine       {report['machine_busy_cores']} of {report['cpus']} cores busy,"
