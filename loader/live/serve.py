@@ -717,22 +717,31 @@ class Metrics:
 
 
 CHECK_WORKERS = os.cpu_count() or 2
-"""Worker processes that decode and check request bodies (one a core)."""
+"""Worker processes that decode and check large request bodies (one a core)."""
+
+SMALL_BODY_BYTES = 256 << 10
+"""Bodies up to this size as sent, not gzip, are checked in a thread of the server instead:
+the GIL is held by no C call longer than about a millisecond for them (orjson parses
+256 KiB in that), and the trip to a process cost about 15 µs an event more CPU for
+50-event batches (bench/README.md)."""
 
 
 class CheckPool:
-    """Worker processes for `check_body`: a request's content is never read on the loop.
+    """Where `check_body` runs: a request's content is never read on the event loop.
 
-    Processes, not threads: with threads the loop shares the GIL with the checking, and
-    /healthz p99 was 173-220 ms while the heaviest allowed requests arrived (a C call such
-    as orjson parsing 16 MiB holds the GIL for its whole length); with processes it was
-    61 ms on the same busy machine (bench/README.md has the figures). The cost is a copy of
-    the body to the worker and of its lines back, about 1 ms per MiB.
+    Large bodies, and all gzip ones (what they decode to is not known before), go to worker
+    processes: with threads the loop shares the GIL with the checking, and /healthz p99 was
+    173-220 ms while the heaviest allowed requests arrived (one C call such as orjson
+    parsing 16 MiB holds the GIL for its whole length); with processes it was 44-75 ms on
+    the same busy machine. Small bodies, the common case, go to a thread, which costs a
+    fraction of the trip to a process and blocks the loop for no longer than the
+    interpreter's switch interval (5 ms).
     """
 
     def __init__(self, workers: int = CHECK_WORKERS) -> None:
         self.workers = workers
         self._executor = self._start()
+        self._threads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="check")
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
         # spawn: a fork of this process would copy its threads' locks; the workers are
@@ -760,6 +769,10 @@ class CheckPool:
         self, body: bytes, content_type: str, gzipped: bool, limits: BodyLimits
     ) -> Checked:
         loop = asyncio.get_running_loop()
+        if not gzipped and len(body) <= SMALL_BODY_BYTES:
+            return await loop.run_in_executor(
+                self._threads, check_body, body, content_type, gzipped, limits
+            )
         executor = self._executor
         try:
             return await loop.run_in_executor(
@@ -776,6 +789,7 @@ class CheckPool:
             ) from None
 
     def shutdown(self) -> None:
+        self._threads.shutdown()
         self._executor.shutdown()
 
 
