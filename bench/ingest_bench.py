@@ -3,6 +3,7 @@
     python bench/ingest_bench.py                       # two phases: saturation, then 25,000/s
     python bench/ingest_bench.py --rate 0              # saturation only
     python bench/ingest_bench.py --rate 30000 --seconds 30 --json report.json
+    python bench/ingest_bench.py --heavy-only --heavy-seconds 30   # /healthz under attack
 
 Everything runs on this machine: a `serve` subprocess writing into a temporary landing
 folder, a `load --follow --move-loaded-to` subprocess loading into a throwaway database, and
@@ -21,7 +22,15 @@ its own. Each `--rate` is one phase, with servers and a database of its own:
                           sustained rate; it means something only while the acknowledged
                           rate equals the offered one and the backlog stays near zero.
 
-The default runs both: saturation, then 25,000 events/s offered. For each phase it prints:
+The default runs both: saturation, then 25,000 events/s offered, then the heavy phase:
+
+  --heavy-seconds S       /healthz probed every 20 ms (from a process of its own) first on
+                          an idle server, then for S seconds while clients send the
+                          heaviest requests `serve` allows, valid and hostile, back to back
+                          (see HEAVY_KINDS): its p50 / p99 / max latency (target: p99
+                          <= 100 ms), each kind's answers, and serve's peak memory.
+
+For each rate phase it prints:
 
   events/s acknowledged   2xx-answered events per second over the timed window
                           (target >= 20,000 on a 2-core machine, clients included);
@@ -348,7 +357,8 @@ def run_phase(
             f"{clients} clients in {processes} processes for {seconds:g} s, {offered} ...",
             err=True,
         )
-        pids = {"serve": [serve.pid], "load_follow": [follow.pid], "postgres": backends}
+        serve_pids = [serve.pid, *_descendants(serve.pid)]  # its check workers too
+        pids = {"serve": serve_pids, "load_follow": [follow.pid], "postgres": backends}
         time.sleep(max(0.0, start_at - time.time()))
         cpu_before = {name: _cpu_seconds(*ids) for name, ids in pids.items()}
         machine_before = _machine_busy_seconds()
@@ -457,13 +467,274 @@ def _summary(report: dict) -> str:
         f"raw           {report['events_in_raw']:,} events from {report['batch_files']} files;"
         f" acknowledged {report['events_acknowledged']:,};"
         f" {'reconciled' if report['reconciled'] else 'NOT RECONCILED'}\n"
-        f"cpu µs/event  {per_event['serve']} serve, {per_event['load_follow']} load --follow,"
+        f"cpu µs/event  {per_event['serve']} serve (its workers included),"
+        f" {per_event['load_follow']} load --follow,"
         f" {per_event['postgres']} its PostgreSQL backends, {per_event['clients']} clients"
         f" (timed window and drain)\n"
         f"machine       {report['machine_busy_cores']} of {report['cpus']} cores busy,"
         f" {report['others_busy_cores']} by other processes; load average"
         f" {report['load_average_1m']:.2f}"
     )
+
+
+# --- the heavy phase: /healthz while the heaviest allowed requests arrive -----------------
+
+
+def _padded_event(i: int, pad: int, **changes: object) -> dict:
+    """A valid conversation event whose text is `pad` characters long."""
+    event = {
+        "event_id": f"heavy-{i}",
+        "conversation_id": f"conv-{i % 97}",
+        "session_id": "sess-1",
+        "event_type": "message",
+        "timestamp": "2026-01-05T10:00:00.123456",
+        "agent_name": "support-agent",
+        "user_id": f"user-{i % 7}",
+        "payload": {"text": "x" * pad, "role": "user"},
+        "metadata": {"model": "model-1", "total_tokens": 120, "latency_ms": 340.5},
+    }
+    event.update(changes)
+    return event
+
+
+def _heavy_bodies() -> dict[str, tuple[bytes, dict[str, str]]]:
+    """The heaviest requests `serve` allows, by kind: (body, headers).
+
+    Valid ones are as large as the limits let them be (MAX_RECORDS_PER_REQUEST records in
+    just under MAX_DECOMPRESSED_BYTES); hostile ones are the cheapest to send for the most
+    work asked of the server.
+    """
+    import gzip
+
+    from loader.limits import MAX_DECOMPRESSED_BYTES, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES
+
+    records = MAX_RECORDS_PER_REQUEST
+    empty = json.dumps({"events": [_padded_event(i, 0) for i in range(records)]})
+    pad = (MAX_DECOMPRESSED_BYTES - 4096 - len(empty)) // records
+    valid = json.dumps({"events": [_padded_event(i, pad) for i in range(records)]}).encode()
+    bad = "\n".join(
+        json.dumps(_padded_event(i, pad, event_type="not-a-type", timestamp="yesterday"))
+        for i in range(records)
+    ).encode()
+    member = gzip.compress(b"")
+    as_json = {"Content-Type": "application/json"}
+    as_ndjson = {"Content-Type": "application/x-ndjson"}
+    gzipped = {"Content-Encoding": "gzip"}
+    return {
+        "valid, 10k records in 16 MiB": (valid, as_json),
+        "valid, gzip": (gzip.compress(valid, 1), {**as_json, **gzipped}),
+        "all quarantined, 10k records": (bad, as_ndjson),
+        "8M one-byte records": (b"1\n" * (MAX_DECOMPRESSED_BYTES // 2), as_ndjson),
+        "empty gzip members": (
+            member * (MAX_REQUEST_BYTES // len(member)),
+            {**as_json, **gzipped},
+        ),
+    }
+
+
+def _heavy_process(url: str, tasks: int, seconds: float, start: multiprocessing.Queue, out) -> None:
+    """`tasks` clients posting the heavy kinds back to back, each starting at another kind.
+
+    The bodies are built first; then `out` gets "ready" and `start` the time to begin."""
+    import aiohttp
+
+    bodies = _heavy_bodies()
+    kinds = list(bodies)
+    out.put("ready")
+    start_at = start.get()
+
+    async def run() -> dict:
+        seen: dict[str, dict] = {
+            kind: {"requests": 0, "statuses": {}, "seconds": [], "answer_bytes": 0}
+            for kind in kinds
+        }
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while time.time() < start_at:
+                await asyncio.sleep(0.01)
+
+            async def poster(task: int) -> None:
+                n = task
+                while time.time() < start_at + seconds:
+                    kind = kinds[n % len(kinds)]
+                    n += 1
+                    body, headers = bodies[kind]
+                    sent = time.perf_counter()
+                    try:
+                        async with session.post(url, data=body, headers=headers) as reply:
+                            answer = await reply.read()
+                            status = str(reply.status)
+                    except aiohttp.ClientError as error:
+                        answer, status = b"", type(error).__name__
+                    record = seen[kind]
+                    record["requests"] += 1
+                    record["statuses"][status] = record["statuses"].get(status, 0) + 1
+                    record["seconds"].append(time.perf_counter() - sent)
+                    record["answer_bytes"] = max(record["answer_bytes"], len(answer))
+
+            await asyncio.gather(*(poster(task) for task in range(tasks)))
+        return seen
+
+    out.put(asyncio.run(run()))
+
+
+def _probe_process(url: str, seconds: float, start_at: float, out) -> None:
+    """GET /healthz every 20 ms on one keep-alive connection; the latency of each."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    latencies: list[float] = []
+    while time.time() < start_at:
+        time.sleep(0.005)
+    due = time.monotonic()
+    while time.time() < start_at + seconds:
+        sent = time.perf_counter()
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection(host, port, timeout=60)
+            continue
+        latencies.append(time.perf_counter() - sent)
+        due += 0.02
+        time.sleep(max(0.0, due - time.monotonic()))
+    connection.close()
+    out.put(latencies)
+
+
+def _probe(
+    url: str, seconds: float, start_at: float
+) -> tuple[multiprocessing.Process, multiprocessing.Queue]:
+    out: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_probe_process, args=(url, seconds, start_at, out))
+    process.start()
+    return process, out
+
+
+def _peak_memory_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM, Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (serve's forkserver and check workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _latency_summary(latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+    return {
+        "samples": len(ordered),
+        "p50_ms": round(1000 * _percentile(ordered, 50), 1),
+        "p99_ms": round(1000 * _percentile(ordered, 99), 1),
+        "max_ms": round(1000 * ordered[-1], 1),
+    }
+
+
+def run_heavy_phase(seconds: float, tasks: int) -> dict:
+    """/healthz on an idle server, then while `tasks` clients send the heavy kinds."""
+    tmp = Path(tempfile.mkdtemp(prefix="aa-heavy-"))
+    landing = tmp / "landing"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "loader", "serve", "--landing", str(landing), "--port", str(port)],
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_healthy(url)
+        quiet, quiet_out = _probe(url, 3.0, time.time() + 0.5)
+        quiet_latencies = quiet_out.get()
+        quiet.join()
+        out: multiprocessing.Queue = multiprocessing.Queue()
+        start: multiprocessing.Queue = multiprocessing.Queue()
+        senders = multiprocessing.Process(
+            target=_heavy_process, args=(url + "/v1/events", tasks, seconds, start, out)
+        )
+        senders.start()
+        assert out.get(timeout=300) == "ready"  # the bodies are built
+        start_at = time.time() + 1.0
+        start.put(start_at)
+        click.echo(
+            f"/healthz while {tasks} clients send the heaviest allowed requests"
+            f" for {seconds:g} s ...",
+            err=True,
+        )
+        probe, probe_out = _probe(url, seconds, start_at)
+        while senders.is_alive() and out.empty():  # keep the landing folder from filling up
+            for entry in os.scandir(landing):
+                if not entry.name.startswith("."):
+                    os.unlink(entry.path)
+            time.sleep(0.5)
+        latencies = probe_out.get()
+        seen = out.get()
+        probe.join()
+        senders.join()
+        peak = _peak_memory_mib(serve.pid)
+        workers_peak = max((_peak_memory_mib(pid) for pid in _descendants(serve.pid)), default=0)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    kinds = {
+        kind: {
+            "requests": record["requests"],
+            "statuses": record["statuses"],
+            "answer_p50_s": round(_percentile(sorted(record["seconds"]), 50), 2)
+            if record["seconds"]
+            else None,
+            "largest_answer_bytes": record["answer_bytes"],
+        }
+        for kind, record in seen.items()
+    }
+    return {
+        "phase": "healthz under the heaviest allowed requests",
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": seconds,
+        "heavy_clients": tasks,
+        "healthz_idle": _latency_summary(quiet_latencies),
+        "healthz": _latency_summary(latencies),
+        "healthz_p99_within_100_ms": _latency_summary(latencies)["p99_ms"] <= 100,
+        "requests": kinds,
+        "serve_peak_memory_mib": peak,
+        "worker_peak_memory_mib": workers_peak,
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
+def _heavy_summary(report: dict) -> str:
+    idle, busy = report["healthz_idle"], report["healthz"]
+    lines = [
+        "--- /healthz while the heaviest allowed requests arrive",
+        f"/healthz      p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms"
+        f" over {busy['samples']} probes   (target: p99 <= 100 ms;"
+        f" idle: p50 {idle['p50_ms']}, p99 {idle['p99_ms']} ms)",
+    ]
+    for kind, record in report["requests"].items():
+        statuses = ", ".join(f"{code} x{count}" for code, count in record["statuses"].items())
+        lines.append(
+            f"  {kind:<30} {record['requests']:>3} requests ({statuses}),"
+            f" answered in p50 {record['answer_p50_s']} s,"
+            f" largest answer {record['largest_answer_bytes']:,} bytes"
+        )
+    lines.append(
+        f"serve         peak memory {report['serve_peak_memory_mib']} MiB, largest worker"
+        f" {report['worker_peak_memory_mib']} MiB;"
+        f" load average {report['load_average_1m']:.2f} on {report['cpus']} cores"
+    )
+    return "\n".join(lines)
 
 
 @click.command()
@@ -491,6 +762,14 @@ def _summary(report: dict) -> str:
     show_default=True,
     help="load --follow's --connections (files loading at once).",
 )
+@click.option(
+    "--heavy-seconds",
+    default=20.0,
+    show_default=True,
+    help="Length of the heavy phase (/healthz under the heaviest requests); 0: skip it.",
+)
+@click.option("--heavy-clients", default=2, show_default=True, help="Heavy senders at once.")
+@click.option("--heavy-only", is_flag=True, help="Run the heavy phase alone (no --rate phases).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 def main(
     rates: tuple[float, ...],
@@ -499,16 +778,23 @@ def main(
     seconds: float,
     commit_interval: float,
     connections: int,
+    heavy_seconds: float,
+    heavy_clients: int,
+    heavy_only: bool,
     json_path: Path | None,
 ) -> None:
     """Acknowledged events/s, answer latency and ack-to-raw latency of the live path."""
     server_dsn = _server_dsn()
     phases = []
-    for rate in rates:
+    for rate in () if heavy_only else rates:
         report = run_phase(
             server_dsn, rate, clients, processes, seconds, commit_interval, connections
         )
         click.echo(_summary(report))
+        phases.append(report)
+    if heavy_seconds:
+        report = run_heavy_phase(heavy_seconds, heavy_clients)
+        click.echo(_heavy_summary(report))
         phases.append(report)
     if json_path:
         json_path.write_text(json.dumps({"phases": phases}, indent=2))

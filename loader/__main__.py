@@ -2,4 +2,5 @@
 
 from loader.cli import main
 
-main()
+if __name__ == "__main__":  # not when `serve`'s worker processes import this module
+    main()

@@ -64,8 +64,28 @@ QUARANTINE_PREFIX_BYTES = 1 << 16
 
 # --- requests to `agent-loader serve` ------------------------------------------------------
 
-MAX_BODY_BYTES = 16 << 20
-"""Largest request body, after gzip decoding (16 MiB); larger bodies get 413."""
+MAX_REQUEST_BYTES = 16 << 20
+"""Largest request body as sent, before gzip decoding (16 MiB); larger bodies get 413 and the
+connection is closed. Without it a stream that decodes to nothing (empty gzip members) is
+read for as long as the client sends."""
+
+MAX_DECOMPRESSED_BYTES = 16 << 20
+"""Largest request body after gzip decoding (16 MiB); larger bodies get 413 (a gzip bomb
+stops here)."""
+
+MAX_GZIP_MEMBERS = 1000
+"""Most gzip members in one request body (concatenated gzip); more get 413. A collector
+sends one, or one per flush of a buffer; 20-byte empty members are only ever an attack."""
+
+MAX_RECORDS_PER_REQUEST = 10_000
+"""Most records in one request (200 times the collectors' default batch of 50); more get 413.
+It bounds the work and the memory one request costs: a worker checks 10,000 records of a
+16 MiB body in about a second on a busy 2-core machine, and a body of 8M one-byte records
+is refused before any is parsed (records are counted only up to the limit)."""
+
+MAX_PROBLEMS_IN_ANSWER = 100
+"""Most quarantined records an answer lists (index and reason); the answer also gives their
+count, so a request of 10,000 bad records gets an answer of a few kB, not megabytes."""
 
 BODY_TIMEOUT_SECONDS = 30.0
 """Seconds a client may take to send its request body before it gets 408."""

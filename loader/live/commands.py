@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from loader.console import max_record_option
+from loader.limits import BODY_TIMEOUT_SECONDS, MAX_DECOMPRESSED_BYTES, MAX_REQUEST_BYTES
 
 
 @click.command(name="serve")
@@ -28,9 +29,16 @@ from loader.console import max_record_option
     ),
 )
 @click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1024),
+    default=MAX_REQUEST_BYTES,
+    show_default=True,
+    help="Largest request body as sent (before gzip decoding); larger gets 413.",
+)
+@click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1024),
-    default=16 << 20,
+    default=MAX_DECOMPRESSED_BYTES,
     show_default=True,
     help="Largest request body after gzip decoding; larger gets 413.",
 )
@@ -51,7 +59,7 @@ from loader.console import max_record_option
 @click.option(
     "--body-timeout",
     type=click.FloatRange(min=0.1),
-    default=30.0,
+    default=BODY_TIMEOUT_SECONDS,
     show_default=True,
     help="Seconds a client may take to send a request body (408 after that).",
 )
@@ -71,6 +79,7 @@ def serve_command(
     host: str,
     port: int,
     keys_file: Path | None,
+    max_request_bytes: int,
     max_body_bytes: int,
     max_spool_bytes: int,
     min_free_bytes: int,
@@ -98,6 +107,7 @@ def serve_command(
         host=host,
         port=port,
         keys=keys,
+        max_request_bytes=max_request_bytes,
         max_body_bytes=max_body_bytes,
         max_record_bytes=max_record_bytes,
         max_spool_bytes=max_spool_bytes,

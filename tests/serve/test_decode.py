@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 
 import pytest
 
-from loader.live.serve import BadBatch, decode_batch, verdicts
+from loader.live.serve import BadBatch, BodyLimits, check_body, decode_batch, verdicts
 
 
 def test_events_document_records_become_compact_json_with_the_same_values() -> None:
@@ -90,3 +91,43 @@ def test_verdicts_apply_the_size_limit_of_the_reader() -> None:
     }
     assert quarantined[1]["index"] == 1
     assert quarantined[1]["reason"].startswith("record fits neither event shape")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "records"),
+    [
+        (b'{"a": 1, "b": 2}\n\n  \r\n{"c": [3, 4]}\n7\n', "application/x-ndjson", 3),
+        (b'[{"a": 1, "b": 2}, {"c": [3, 4]}, 7]', "application/json", 3),
+        (b'{"events": [{"a": [1, 2, 3]}, "x,y", 7]}', "application/json", 3),
+        (b'[{"a": 1}, {"b": 2}, 3, 4]', "application/json", 4),
+        (b"1\n2\n3\n4\n", "application/x-ndjson", 4),
+        (b'{"\\u0065vents": [1, 2, 3, 4]}', "application/json", 4),  # counted after parsing
+    ],
+)
+def test_records_over_the_limit_are_refused_and_the_limit_itself_is_not(
+    body: bytes, content_type: str, records: int
+) -> None:
+    limits = BodyLimits(max_body_bytes=1 << 20, max_record_bytes=1 << 20, max_records=3)
+    if records <= 3:
+        assert check_body(body, content_type, False, limits).records == records
+    else:
+        with pytest.raises(BadBatch) as refused:
+            check_body(body, content_type, False, limits)
+        assert (refused.value.status, refused.value.message) == (
+            413,
+            "the batch has more than 3 records: send smaller batches",
+        )
+
+
+def test_the_check_lists_the_first_problems_and_counts_them_all() -> None:
+    limits = BodyLimits(max_body_bytes=1 << 20, max_record_bytes=1 << 20, max_problems=2)
+    checked = check_body(b"[1, 2, 3, 4]", "application/json", False, limits)
+    assert (checked.records, checked.quarantined) == (4, 4)
+    assert [problem["index"] for problem in checked.problems] == [0, 1]
+    assert checked.lines == [b"1", b"2", b"3", b"4"]
+
+
+def test_refusals_cross_from_a_worker_process_intact() -> None:
+    refused = BadBatch(503, "retry later", {"Retry-After": "2"})
+    copy = pickle.loads(pickle.dumps(refused))
+    assert (copy.status, copy.message, copy.headers) == (503, "retry later", {"Retry-After": "2"})

@@ -31,6 +31,8 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
             "0",
             "--rate",
             "2000",
+            "--heavy-seconds",
+            "3",
             "--json",
             str(out),
         ],
@@ -41,7 +43,7 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    saturation, paced = json.loads(out.read_text())["phases"]
+    saturation, paced, heavy = json.loads(out.read_text())["phases"]
     assert (saturation["offered_events_per_second"], paced["offered_events_per_second"]) == (
         None,
         2000,
@@ -57,3 +59,18 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
     # Paced: 4 tasks each post a 50-event batch every 0.1 s, at most 3 s / 0.1 s each.
     assert paced["events_acknowledged"] <= 4 * 30 * 50
     assert "saturation" in result.stdout and "2,000 events/s offered" in result.stdout
+    # Heavy: /healthz was probed, and each heavy kind got the answer its limits give.
+    assert heavy["healthz"]["samples"] > 0 and heavy["healthz_idle"]["samples"] > 0
+    assert heavy["healthz"]["p50_ms"] <= heavy["healthz"]["p99_ms"] <= heavy["healthz"]["max_ms"]
+    expected = {
+        "valid, 10k records in 16 MiB": "200",
+        "valid, gzip": "200",
+        "all quarantined, 10k records": "200",
+        "8M one-byte records": "413",
+        "empty gzip members": "413",
+    }
+    for kind, status in expected.items():
+        statuses = heavy["requests"][kind]["statuses"]
+        assert set(statuses) <= {status}, (kind, statuses)
+    assert any(heavy["requests"][kind]["requests"] for kind in expected)
+    assert "/healthz while the heaviest allowed requests arrive" in result.stdout
