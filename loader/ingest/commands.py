@@ -261,7 +261,7 @@ def load(
                 redact,
             )
             return
-        known = known_files(conn, paths)  # one query: the unchanged files skip on a stat
+        known = known_files(conn, paths, privacy)  # one query: unchanged files skip on a stat
         ignored: list[Path] = []
         with stop_on_signals():
             for path in batch_files(paths, ignored):
