@@ -284,7 +284,7 @@ def archive_file(source: Path, destination: Path, privacy: Privacy) -> None:
             for record in batch.records():
                 line = privacy.protected_line(record)
                 if line is not None:
-                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+                    out.write(line.encode("utf-8", "backslashreplace") + b"\n")
     os.replace(partial, destination)
     source.unlink()
 
@@ -296,7 +296,7 @@ class Erasure:
     Raw stores a user id as its token when the warehouse tokenizes, so a user's records are
     those whose `user_id` is the clear id or its token. A record that cannot be read as an
     event (quarantined) belongs to the subject when its text mentions either as a JSON
-    string (`mentions`).
+    string (`mentions`), as in raw's quarantine.
     """
 
     kind: Literal["user", "tenant"]
@@ -321,13 +321,17 @@ class Erasure:
             }
         )
 
-    def owns(self, value: Any, text: str) -> bool:
-        """Whether a record (decoded `value`, and its `text`) is the subject's: by its
-        `user_id` / `tenant_id` when it has one as a string, else by its text."""
-        field = value.get(self.kind + "_id") if isinstance(value, dict) else None
-        if isinstance(field, str):
-            return field in self.values
-        return any(mention in text for mention in self.mentions)
+    def owns(self, record: Record) -> bool:
+        """Whether a record of a batch file is the subject's, judged as in raw: a valid event
+        by its `user_id` / `tenant_id`, anything else (a quarantined record) by its text."""
+        if record.error is None:
+            try:
+                check_event(record.value, show_values=False)
+            except ContractError:
+                pass
+            else:
+                return record.value.get(self.kind + "_id") in self.values  # type: ignore[no-any-return]
+        return any(mention in record.raw for mention in self.mentions)
 
 
 def _unescape(json_string_body: str) -> str:

@@ -299,7 +299,7 @@ def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> Arch
             for record in batch.records():
                 if not record.raw:
                     continue
-                if erasure.owns(record.value, record.raw):
+                if erasure.owns(record):
                     erased += 1
                 elif record.error is None:
                     kept.append(json.dumps(record.value, ensure_ascii=False))
@@ -320,7 +320,7 @@ def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> Arch
             out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if compressed else raw
             with out:
                 for text in kept:
-                    out.write(text.encode("utf-8", "surrogateescape") + b"\n")
+                    out.write(text.encode("utf-8", "backslashreplace") + b"\n")
         os.replace(partial, path)
         result.files_rewritten.append(str(path))
     return result

@@ -202,3 +202,14 @@ def test_without_protection_the_archive_gets_the_file_as_it_is(tmp_path):
     original = path.read_bytes()
     moved = move_loaded(path, [tmp_path / "in"], tmp_path / "archive", privacy=Privacy())
     assert moved.read_bytes() == original
+
+
+def test_the_archive_writes_a_lone_surrogate_escaped_not_a_crash(tmp_path):
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "b.ndjson"
+    valid = json.dumps(agent_event(payload={"text": "a\ud800 to ida@example.net", "role": "x"}))
+    path.write_text(valid + "\n" + '{"broken": "\\udc80 ida@example.net"\n')
+    moved = move_loaded(path, [tmp_path / "in"], tmp_path / "out", privacy=Privacy(redact="mask"))
+    first, second = moved.read_text().splitlines()
+    assert json.loads(first)["payload"]["text"] == "a\ud800 to [EMAIL]"
+    assert second == '{"broken": "\\udc80 [EMAIL]"'
