@@ -33,11 +33,12 @@ import json
 import os
 import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from loader.ingest.contract import ContractError, check_event
+from loader.ingest.contract import ContractError, checked_record
 from loader.ingest.readers import BatchFile, Record
 
 TOKEN_KEY_VARIABLE = "AGENT_ANALYTICS_TOKEN_KEY"
@@ -208,13 +209,9 @@ class Privacy:
         """A record as raw holds it, as one line of JSON text: a valid event protected as
         `apply` protects it, anything else as its quarantine text (`raw_text`); None for a
         record with no text (an empty file)."""
-        if record.error is None:
-            try:
-                check_event(record.value, show_values=False)
-            except ContractError:
-                pass
-            else:
-                return json.dumps(self.apply(record.value), ensure_ascii=False)
+        stored = stored_event(record)
+        if stored is not None:
+            return json.dumps(self.apply(stored), ensure_ascii=False)
         if not record.raw:
             return None
         value = record.value if record.error is None else None
@@ -265,6 +262,18 @@ _USER_ID_OTHER = re.compile(r'("user_id"\s*:\s*)(\[[^\]]*\]?|\{[^}]*\}?|[^\s",}\
 NO_PRIVACY = Privacy()
 
 
+def stored_event(record: Record) -> dict[str, Any] | None:
+    """A record that is a valid event, as raw stores it (identifiers and names in NFC, the
+    timestamp as sent); None for a record the contract refuses."""
+    if record.error is not None:
+        return None
+    try:
+        value, _, _ = checked_record(record.value, show_values=False)
+    except ContractError:
+        return None
+    return {**value, "timestamp": record.value["timestamp"]}
+
+
 def archive_file(source: Path, destination: Path, privacy: Privacy) -> None:
     """Put a loaded batch file into the `--move-loaded-to` archive at `destination`.
 
@@ -305,32 +314,31 @@ class Erasure:
 
     @property
     def values(self) -> list[str]:
-        """The id as raw may store it: clear, and its token when the warehouse tokenizes."""
+        """The id as raw stores it (in NFC, as the contract stores identifiers): clear, and
+        its token when the warehouse tokenizes."""
+        stored = unicodedata.normalize("NFC", self.subject_id)
         if self.kind == "user" and self.privacy.key is not None:
-            return [self.subject_id, self.privacy.token(self.subject_id)]
-        return [self.subject_id]
+            return [stored, self.privacy.token(stored)]
+        return [stored]
 
     @property
     def mentions(self) -> list[str]:
-        """The JSON string forms of `values` to look for in quarantined text."""
-        return sorted(
-            {
-                json.dumps(value, ensure_ascii=ascii)
-                for value in self.values
-                for ascii in (True, False)
-            }
-        )
+        """The JSON string forms to look for in quarantined text, which is kept as read: the
+        id as given, in NFC and in NFD, and its token, in either JSON escaping."""
+        forms = {
+            self.subject_id,
+            *self.values,
+            unicodedata.normalize("NFD", self.subject_id),
+        }
+        return sorted({json.dumps(form, ensure_ascii=ascii) for form in forms for ascii in (1, 0)})
 
     def owns(self, record: Record) -> bool:
         """Whether a record of a batch file is the subject's, judged as in raw: a valid event
-        by its `user_id` / `tenant_id`, anything else (a quarantined record) by its text."""
-        if record.error is None:
-            try:
-                check_event(record.value, show_values=False)
-            except ContractError:
-                pass
-            else:
-                return record.value.get(self.kind + "_id") in self.values  # type: ignore[no-any-return]
+        by its `user_id` / `tenant_id` (in NFC, as stored), anything else (a quarantined
+        record) by its text."""
+        stored = stored_event(record)
+        if stored is not None:
+            return stored.get(self.kind + "_id") in self.values
         return any(mention in record.raw for mention in self.mentions)
 
 

@@ -172,7 +172,10 @@ def test_the_archive_holds_each_record_as_raw_holds_it_never_the_file(db, tmp_pa
     privacy = Privacy(key=KEY.encode(), redact="mask")
     landing, archive = tmp_path / "landing", tmp_path / "archive"
     valid = agent_event(
-        event_id="e-1", user_id="lena@example.org", payload={"text": PLANTED, "role": "user"}
+        event_id="e-1",
+        user_id="lena@example.org",
+        agent_name="Rene\u0301",  # decomposed: raw stores the NFC form, so must the archive
+        payload={"text": PLANTED, "role": "user"},
     )
     refused = agent_event(event_id="e-2", user_id="lena@example.org", agent_name=7)
     not_json = '{"user_id": "lena@example.org", "note": "call +1 (415) 555-0134", '
@@ -188,9 +191,10 @@ def test_the_archive_holds_each_record_as_raw_holds_it_never_the_file(db, tmp_pa
     for secret in ("lena", "555-0134", "4111", "5500", "jane"):
         assert secret not in archived
     first, *quarantined = archived.splitlines()
-    stored = db.query("select event_id, user_id, payload from raw.agent_events")[0]
+    stored = db.query("select event_id, user_id, agent_name, payload from raw.agent_events")[0]
     event = json.loads(first)
-    assert (event["event_id"], event["user_id"], event["payload"]) == stored
+    assert stored[2] == "Ren\u00e9"
+    assert (event["event_id"], event["user_id"], event["agent_name"], event["payload"]) == stored
     assert quarantined == [
         text for (text,) in db.query("select raw_text from raw.quarantine order by position")
     ]
