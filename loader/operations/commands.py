@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from loader.console import database_errors, dsn_option, json_option, resolve_dsn, shown
+from loader.console import database_errors, dsn_option, json_option, resolve_dsn
 from loader.errors import PrivacySettingsDiffer
 from loader.ingest import warehouse
 from loader.ingest.privacy import (
@@ -38,6 +38,7 @@ from loader.operations.roles import (
     list_grants,
     revoke_reader,
 )
+from loader.shown import shown_path
 
 
 @click.command(name="purge")
@@ -186,7 +187,7 @@ def _erase(
         click.echo(json.dumps(result.as_dict(), default=str))
         return
     if lake is not None:
-        click.echo(f"{verb} {result.lake_rows:,} rows of the {kind} in the lake {shown(str(lake))}")
+        click.echo(f"{verb} {result.lake_rows:,} rows of the {kind} in the lake {shown_path(lake)}")
     else:
         events = result.agent_events if kind == "user" else result.marketplace_events
         what = "conversation" if kind == "user" else "marketplace"

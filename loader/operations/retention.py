@@ -33,6 +33,7 @@ import psycopg2.extensions
 from loader.ingest.load import batch_files
 from loader.ingest.privacy import Erasure
 from loader.ingest.readers import BatchFile
+from loader.shown import shown_path
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -309,11 +310,11 @@ def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> Arch
             continue
         result.records += erased
         if dry_run:
-            (result.files_rewritten if kept else result.files_removed).append(str(path))
+            (result.files_rewritten if kept else result.files_removed).append(shown_path(path))
             continue
         if not kept:
             path.unlink()
-            result.files_removed.append(str(path))
+            result.files_removed.append(shown_path(path))
             continue
         partial = path.with_name(f".{path.name}.partial")
         with open(partial, "wb") as raw:
@@ -322,7 +323,7 @@ def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> Arch
                 for text in kept:
                     out.write(text.encode("utf-8", "backslashreplace") + b"\n")
         os.replace(partial, path)
-        result.files_rewritten.append(str(path))
+        result.files_rewritten.append(shown_path(path))
     return result
 
 
@@ -379,6 +380,6 @@ def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) ->
                     pq.write_table(kept, partial)
                     os.replace(partial, path)
                 (result.files_rewritten if kept.num_rows else result.files_removed).append(
-                    str(path)
+                    shown_path(path)
                 )
     return result
