@@ -6,11 +6,12 @@ import gzip
 import hashlib
 import hmac
 import json
+import os
 import time
 
 import pytest
 
-from loader.ingest.load import load_file
+from loader.ingest.load import known_files, load_file
 from loader.ingest.privacy import TOKEN_KEY_VARIABLE, Privacy, PrivacyConfigError, mask_text
 from loader.live.follow import move_loaded
 from tests.factories import agent_event, marketplace_event, write_ndjson
@@ -156,11 +157,18 @@ def test_masking_a_long_run_of_word_characters_is_linear():
 
 def test_the_ledger_stores_a_file_name_masked(db, tmp_path):
     privacy = Privacy(redact="mask")
-    path = write_ndjson(tmp_path / "export-maria.rossi@example.net.ndjson", [agent_event()])
+    folder = tmp_path / "from-ana@example.org"
+    folder.mkdir()
+    path = write_ndjson(folder / "export-maria.rossi@example.net.ndjson", [agent_event()])
     assert load(db, path, privacy).status == "loaded"
     (stored,) = db.query("select path from raw.load_batches")[0]
-    assert stored == mask_text(str(path)) and "maria" not in stored
+    assert stored == mask_text(str(path)) and "maria" not in stored and "ana@" not in stored
     assert load(db, path, privacy).status == "skipped"  # found again by its stored path
+    # and by a cron run's one query for the folder (its prefix masked alike)
+    conn = db.connect()
+    known = known_files(conn, [folder], privacy)
+    conn.close()
+    assert known.batch(stored, os.lstat(path)) is not None
     broken = tmp_path / "from-luis%40example.org.ndjson"
     broken.symlink_to(tmp_path / "missing")
     assert load(db, broken, privacy).status == "failed"
