@@ -2,6 +2,7 @@
 
     python bench/loader_bench.py                       # 300,000 and 1,000,000 events
     python bench/loader_bench.py --events 300000       # one size (repeatable)
+    python bench/loader_bench.py --events 300000 --redact mask   # the loader masking PII
 
 For each size it generates that many conversation events (the conversation-analytics
 reference's shape) into one NDJSON file and loads the same file three ways, each into a
@@ -176,8 +177,12 @@ def _peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def run_loader(dsn: str, path: Path, report: Path) -> tuple[float, float, list]:
+def run_loader(
+    dsn: str, path: Path, report: Path, redact: str = "none"
+) -> tuple[float, float, list]:
     """`agent-loader load` as a subprocess: (seconds, peak RSS in MiB, its JSON report).
+
+    `redact`: the load's `--redact` mode (`mask` or `drop` time the PII masking too).
 
     The peak is the child's VmHWM, polled every 10 ms while it runs: `ru_maxrss` from
     `wait4` would count this process's memory too (the kernel carries the parent's peak
@@ -188,7 +193,10 @@ def run_loader(dsn: str, path: Path, report: Path) -> tuple[float, float, list]:
     try:
         pid = os.posix_spawn(
             sys.executable,
-            [sys.executable, "-m", "loader", "load", str(path), "--dsn", dsn, "--json"],
+            [
+                *(sys.executable, "-m", "loader", "load", str(path), "--dsn", dsn, "--json"),
+                *(("--redact", redact) if redact != "none" else ()),
+            ],
             os.environ,
             file_actions=[(os.POSIX_SPAWN_DUP2, descriptor, 1)],
         )
@@ -334,7 +342,14 @@ def _server_version(dsn: str) -> str:
     is_flag=True,
     help="Also print CPU microseconds per record for each stage, on both sides.",
 )
-def main(sizes: tuple[int, ...], skip_reference: bool, stages: bool) -> None:
+@click.option(
+    "--redact",
+    type=click.Choice(["none", "mask", "drop"]),
+    default="none",
+    show_default=True,
+    help="Load with this --redact mode (the floor and the reference do no masking).",
+)
+def main(sizes: tuple[int, ...], skip_reference: bool, stages: bool, redact: str) -> None:
     """Time agent-loader load against the idempotent COPY floor and the reference ETL."""
     server = _server_dsn()
     click.echo(f"machine: {_machine()}, Python {platform.python_version()}")
@@ -347,7 +362,7 @@ def main(sizes: tuple[int, ...], skip_reference: bool, stages: bool) -> None:
             click.echo(f"\ngenerating {size:,} events ...", err=True)
             path, n = _generate(size, folder)
             db = Scratch(server)
-            seconds, peaks[n], report = run_loader(db.dsn, path, folder / "report.json")
+            seconds, peaks[n], report = run_loader(db.dsn, path, folder / "report.json", redact)
             db.drop()
             loaded = report[0]["loaded"]
             if size not in sizes:

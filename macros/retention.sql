@@ -5,7 +5,8 @@
     The loader records every purge in `raw.purges` (source `loader.purges`; its staging view
     `stg_loader__purges` is what the intermediate and mart models name in a `depends_on`
     comment, so the lineage shows the edge): it deleted every
-    raw event with `event_ts < cutoff`. A purge is *unseen* by an incremental table when it
+    raw event with `event_ts < cutoff`, or, for an erasure (`purge --user/--tenant`), some
+    events of any age, recorded with cutoff 'infinity' so every row is checked. A purge is *unseen* by an incremental table when it
     finished after the newest load the table holds (its high-water column): every build that
     ran before the purge finished saw only loads older than the purge. Only then does a build
     do retention work, so a build with no new purge pays one small query per model.

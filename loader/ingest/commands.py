@@ -469,7 +469,7 @@ def _follow(
                         c, path, max_record_bytes, rehash, privacy
                     ),
                 ),
-                lambda result, c=connection: _record_failure(c, result),
+                lambda result, c=connection: _record_failure(c, result, privacy),
             )
             for connection in opened
         ]
@@ -478,7 +478,7 @@ def _follow(
             for connection in opened:
                 connection.close()
 
-        return Session(loaders, close)
+        return Session(loaders, close, privacy)
 
     def reconnect() -> Session:
         first = warehouse.connect(dsn)

@@ -321,7 +321,9 @@ class Lake:
             earlier = None
             if not rehash:
                 earlier = self._loaded(
-                    path=result.path, bytes=stat.st_size, modified_ns=modified_ns
+                    path=privacy.ledger_path(result.path),
+                    bytes=stat.st_size,
+                    modified_ns=modified_ns,
                 )
             if earlier is None:
                 result.sha256, result.bytes = file_checksum(path)
@@ -349,7 +351,7 @@ class Lake:
             self._commit_ledger_row(
                 result,
                 {
-                    "path": result.path,
+                    "path": privacy.ledger_path(result.path),
                     "sha256": result.sha256,
                     "bytes": result.bytes,
                     "modified_ns": modified_ns if result.status == "loaded" else None,

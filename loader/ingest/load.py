@@ -748,9 +748,9 @@ def load_file(
         if rehash:
             pass
         elif known is not None:
-            earlier = known.batch(result.path, stat)
+            earlier = known.batch(privacy.ledger_path(result.path), stat)
         else:
-            earlier = _loaded_file(conn, result.path, stat)
+            earlier = _loaded_file(conn, privacy.ledger_path(result.path), stat)
         data = None
         checksum = None
         if earlier is None:
@@ -798,7 +798,7 @@ def load_file(
     except (OSError, FileChanged) as error:
         conn.rollback()
         result.error = _describe_failure(error)
-        _record_failure(conn, result)
+        _record_failure(conn, result, privacy)
     except psycopg2.Error as error:
         if _signals_received:
             if not conn.closed:
@@ -823,7 +823,7 @@ def load_file(
             result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
         else:
             result.error = f"PostgreSQL refused the batch: {_first_line(error)}"
-            _record_failure(conn, result)
+            _record_failure(conn, result, privacy)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -928,13 +928,18 @@ class KnownFiles:
         return None
 
 
-def known_files(conn: psycopg2.extensions.connection, paths: Iterable[Path]) -> KnownFiles:
+def known_files(
+    conn: psycopg2.extensions.connection, paths: Iterable[Path], privacy: Privacy = NO_PRIVACY
+) -> KnownFiles:
     """The loaded files under the folders among `paths`, in one query (an index range scan
-    on the path, in byte order, per folder); the transaction is rolled back after."""
+    on the path, in byte order, per folder); the transaction is rolled back after. The paths
+    are as the ledger stores them under `privacy` (masking never spans a `/`, so a folder's
+    masked prefix is the prefix of its files' masked paths)."""
     prefixes = []
     for path in paths:
         if path.is_dir():
-            prefix = shown_path(path / "x")[:-1]  # as the walk's paths start, "" for "."
+            # as the walk's paths start, "" for "."
+            prefix = privacy.ledger_path(shown_path(path / "x")[:-1])
             if not prefix:
                 return KnownFiles([])  # every path would match: look up file by file
             prefixes.append(prefix)
@@ -1009,7 +1014,7 @@ def _load_in_one_transaction(
         cur.execute(
             _BEGIN_BATCH,
             {
-                "path": result.path,
+                "path": privacy.ledger_path(result.path),
                 "sha256": result.sha256,
                 "bytes": result.bytes,
                 "modified_ns": stat.st_mtime_ns,
@@ -1214,7 +1219,9 @@ def _insert_one_at_a_time(
             stream.reasons[_REFUSED] = stream.reasons.get(_REFUSED, 0) + count - kept
 
 
-def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) -> None:
+def _record_failure(
+    conn: psycopg2.extensions.connection, result: FileResult, privacy: Privacy
+) -> None:
     """A failed file gets a ledger row of its own, so `history` shows it; reruns retry it."""
     with conn.cursor() as cur:
         cur.execute(
@@ -1225,7 +1232,13 @@ def _record_failure(conn: psycopg2.extensions.connection, result: FileResult) ->
             values (%s, %s, %s, 'failed', %s, %s, clock_timestamp(), clock_timestamp())
             returning batch_id
             """,
-            (result.path, result.sha256, result.bytes, result.error, __version__),
+            (
+                privacy.ledger_path(result.path),
+                result.sha256,
+                result.bytes,
+                result.error,
+                __version__,
+            ),
         )
         result.batch_id = cur.fetchone()[0]
     conn.commit()

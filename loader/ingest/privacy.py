@@ -15,23 +15,44 @@ Free text is: a message's `text`, an error's `message`, a tool call's `arguments
 handoff's `reason`, feedback's `comment`, a tool failure's `error`. Event ids, event types,
 timestamps and the tenancy keys `publisher_id` / `tenant_id` are kept as they are.
 Quarantined records follow the same rule: their stored text is redacted and tokenized too,
-whatever the JSON type of their user id.
+whatever the JSON type of their user id. A batch file's path, as the ledger stores it, is
+masked like any other text.
+
+The same protection covers the `load --follow --move-loaded-to` archive (`archive_file`): a
+protected warehouse's archive holds each record as raw holds it, never the file in clear.
+`Erasure` tells a person's or a tenant's records apart (by the clear id or its token), for
+`agent-loader purge --user/--tenant` (loader/operations/retention.py).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
 import os
 import re
+import shutil
+import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from loader.ingest.contract import ContractError, checked_record
+from loader.ingest.readers import BatchFile, Record
 
 TOKEN_KEY_VARIABLE = "AGENT_ANALYTICS_TOKEN_KEY"
 MIN_KEY_BYTES = 16
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# An e-mail address: a local part, the `@` or its URL encoding (`%40`, `%2540` when encoded
+# twice), and a domain of labels whose last is letters or punycode (`xn--p1ai`). Letters of
+# any script count (`jürgen@straße.de`, `用户@例子.广告`). The look-behind lets a match start
+# only where a local part can start, so a long run of word characters is scanned once, not
+# once per character (without it, 20,000 letters took 1.6 s).
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[\w.%+-]+(?:@|%(?:25)?40)[\w-]+(?:\.[\w-]+)*\.(?:xn--[\w-]+|[^\W\d_]{2,})",
+    re.IGNORECASE,
+)
 # 13 to 19 digits, optionally grouped by spaces or dashes: the card number lengths.
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 # An optional +, then 9 to 15 digits with spaces, dots, dashes or parentheses between.
@@ -179,6 +200,24 @@ class Privacy:
             record[body] = mask_tree(value)
         return record
 
+    def ledger_path(self, path_text: str) -> str:
+        """A batch file's path as the ledger stores it: masked under any redaction mode (an
+        e-mail address in a file name is PII like any other)."""
+        return mask_text(path_text) if self.redact != "none" else path_text
+
+    def protected_line(self, record: Record) -> str | None:
+        """A record as raw holds it, as one line of JSON text: a valid event protected as
+        `apply` protects it, anything else as its quarantine text (`raw_text`); None for a
+        record with no text (an empty file)."""
+        stored = stored_event(record)
+        if stored is not None:
+            return json.dumps(self.apply(stored), ensure_ascii=False)
+        if not record.raw:
+            return None
+        value = record.value if record.error is None else None
+        text = self.raw_text(record.raw, value) if self.active else record.raw
+        return text.replace("\r", "\\r").replace("\n", "\\n")
+
     def raw_text(self, text: str, value: Any = None) -> str:
         """Quarantined text: user ids tokenized, PII masked.
 
@@ -221,6 +260,86 @@ _USER_ID_OTHER = re.compile(r'("user_id"\s*:\s*)(\[[^\]]*\]?|\{[^}]*\}?|[^\s",}\
 
 
 NO_PRIVACY = Privacy()
+
+
+def stored_event(record: Record) -> dict[str, Any] | None:
+    """A record that is a valid event, as raw stores it (identifiers and names in NFC, the
+    timestamp as sent); None for a record the contract refuses."""
+    if record.error is not None:
+        return None
+    try:
+        value, _, _ = checked_record(record.value, show_values=False)
+    except ContractError:
+        return None
+    return {**value, "timestamp": record.value["timestamp"]}
+
+
+def archive_file(source: Path, destination: Path, privacy: Privacy) -> None:
+    """Put a loaded batch file into the `--move-loaded-to` archive at `destination`.
+
+    Without protection the file is moved as it is. With it, the archive gets the file's
+    records as raw holds them (`Privacy.protected_line`), one per line (NDJSON, gzipped
+    when the file was), and the original is removed: the archive never holds PII that raw
+    does not. The copy is written beside `destination` and renamed into place, so a crash
+    leaves the original where it was (the next run skips it and archives it then).
+    """
+    if not privacy.active:
+        shutil.move(str(source), str(destination))
+        return
+    partial = destination.with_name(f".{destination.name}.partial")
+    with BatchFile(source) as batch, open(partial, "wb") as raw:
+        out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if batch.compressed else raw
+        with out:
+            for record in batch.records():
+                line = privacy.protected_line(record)
+                if line is not None:
+                    out.write(line.encode("utf-8", "backslashreplace") + b"\n")
+    os.replace(partial, destination)
+    source.unlink()
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """Whose records `purge --user/--tenant` removes: a user or a tenant, by id.
+
+    Raw stores a user id as its token when the warehouse tokenizes, so a user's records are
+    those whose `user_id` is the clear id or its token. A record that cannot be read as an
+    event (quarantined) belongs to the subject when its text mentions either as a JSON
+    string (`mentions`), as in raw's quarantine.
+    """
+
+    kind: Literal["user", "tenant"]
+    subject_id: str
+    privacy: Privacy = NO_PRIVACY
+
+    @property
+    def values(self) -> list[str]:
+        """The id as raw stores it (in NFC, as the contract stores identifiers): clear, and
+        its token when the warehouse tokenizes."""
+        stored = unicodedata.normalize("NFC", self.subject_id)
+        if self.kind == "user" and self.privacy.key is not None:
+            return [stored, self.privacy.token(stored)]
+        return [stored]
+
+    @property
+    def mentions(self) -> list[str]:
+        """The JSON string forms to look for in quarantined text, which is kept as read: the
+        id as given, in NFC and in NFD, and its token, in either JSON escaping."""
+        forms = {
+            self.subject_id,
+            *self.values,
+            unicodedata.normalize("NFD", self.subject_id),
+        }
+        return sorted({json.dumps(form, ensure_ascii=ascii) for form in forms for ascii in (1, 0)})
+
+    def owns(self, record: Record) -> bool:
+        """Whether a record of a batch file is the subject's, judged as in raw: a valid event
+        by its `user_id` / `tenant_id` (in NFC, as stored), anything else (a quarantined
+        record) by its text."""
+        stored = stored_event(record)
+        if stored is not None:
+            return stored.get(self.kind + "_id") in self.values
+        return any(mention in record.raw for mention in self.mentions)
 
 
 def _unescape(json_string_body: str) -> str:

@@ -41,7 +41,6 @@ import errno
 import fcntl
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -58,6 +57,7 @@ from psycopg2.errors import TransactionRollbackError
 
 from loader.errors import DatabaseError
 from loader.ingest.load import FileResult, batch_files
+from loader.ingest.privacy import NO_PRIVACY, Privacy, archive_file
 from loader.shown import shown, shown_path
 
 DEFAULT_POLL_INTERVAL = 0.1
@@ -116,11 +116,15 @@ class Stop:
         return self.event.wait(seconds)
 
 
-def move_loaded(path: Path, roots: Iterable[Path], target: Path) -> Path:
+def move_loaded(
+    path: Path, roots: Iterable[Path], target: Path, *, privacy: Privacy = NO_PRIVACY
+) -> Path:
     """Move a loaded file under `target`, keeping its path relative to the folder given.
 
     The move happens after the file's transaction committed: a crash in between leaves the
-    file in place, and the next run skips it (the ledger knows it) and moves it then.
+    file in place, and the next run skips it (the ledger knows it) and moves it then. Under
+    the warehouse's `privacy`, the archive gets the records as raw holds them, not the file
+    (`archive_file`).
     """
     relative = Path(path.name)
     for root in roots:
@@ -129,7 +133,7 @@ def move_loaded(path: Path, roots: Iterable[Path], target: Path) -> Path:
             break
     destination = target / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), str(destination))
+    archive_file(path, destination, privacy)
     return destination
 
 
@@ -172,10 +176,12 @@ class Loader:
 
 @dataclass
 class Session:
-    """The follower's connections: `loaders` (the first holds the load lock) and `close`."""
+    """The follower's connections: `loaders` (the first holds the load lock) and `close`;
+    `privacy`, the warehouse's, which the archive applies too (`move_loaded`)."""
 
     loaders: Sequence[Loader]
     close: Callable[[], None] = lambda: None
+    privacy: Privacy = NO_PRIVACY
 
 
 class Lost(Exception):
@@ -447,7 +453,7 @@ def _follow_session(
         with _unwritten(path) as free:
             if free is False or identity(path) != loaded:
                 return  # may still grow: the next look moves it, or reports a change
-            move_loaded(path, paths, target)
+            move_loaded(path, paths, target, privacy=session.privacy)
         del watch.seen[path]
 
     def wait_for_one(timeout: float | None) -> None:

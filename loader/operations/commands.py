@@ -1,14 +1,34 @@
-"""Warehouse operations commands: purge, roles, grant-tenant, grant-publisher, revoke, grants."""
+"""Warehouse operations commands: purge (retention and erasure), roles, grant-tenant,
+grant-publisher, revoke, grants."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from loader.console import database_errors, dsn_option, json_option, resolve_dsn
+from loader.errors import PrivacySettingsDiffer
 from loader.ingest import warehouse
-from loader.operations.retention import parse_duration, purge
+from loader.ingest.privacy import (
+    NO_PRIVACY,
+    TOKEN_KEY_VARIABLE,
+    Erasure,
+    PrivacyConfigError,
+    PrivacyMismatch,
+    warehouse_privacy,
+)
+from loader.operations.retention import (
+    ArchiveResult,
+    EraseResult,
+    LakeUnavailable,
+    erase,
+    erase_archive,
+    erase_lake,
+    parse_duration,
+    purge,
+)
 from loader.operations.roles import (
     ReaderGrant,
     RoleConfigError,
@@ -18,14 +38,34 @@ from loader.operations.roles import (
     list_grants,
     revoke_reader,
 )
+from loader.shown import shown_path
 
 
 @click.command(name="purge")
 @click.option(
     "--older-than",
-    required=True,
     metavar="DURATION",
     help="Retention window, e.g. 90d, 12h or 2w: rows older than now minus this go.",
+)
+@click.option("--user", "user_id", metavar="ID", help="Erase this user's events everywhere.")
+@click.option("--tenant", "tenant_id", metavar="ID", help="Erase this tenant's events everywhere.")
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help=(
+        "With --user/--tenant: a `load --follow --move-loaded-to` folder, whose files are"
+        " rewritten without the erased records (repeatable)."
+    ),
+)
+@click.option(
+    "--lake",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help=(
+        "With --user/--tenant: erase from this `load --lake` folder (Parquet) instead of"
+        " PostgreSQL. Needs the [spark] extra."
+    ),
 )
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @click.option(
@@ -39,14 +79,49 @@ from loader.operations.roles import (
 @json_option
 @database_errors
 def purge_command(
-    older_than: str, dry_run: bool, batch_size: int, dsn: str | None, as_json: bool
+    older_than: str | None,
+    user_id: str | None,
+    tenant_id: str | None,
+    archives: tuple[Path, ...],
+    lake: Path | None,
+    dry_run: bool,
+    batch_size: int,
+    dsn: str | None,
+    as_json: bool,
 ) -> None:
-    """Delete raw events and quarantine rows older than the retention window.
+    """Delete raw rows older than a retention window, or every event of one user or tenant.
 
-    Events go by event time, quarantine rows by when they were quarantined, in batches of
-    --batch-size rows. The ledger keeps reconciling (purged rows are counted per batch) and
-    raw.purges records each purge; the next `dbt build` drops purged events from the marts.
+    --older-than: events go by event time, quarantine rows by when they were quarantined,
+    in batches of --batch-size rows. The ledger keeps reconciling (purged rows are counted
+    per batch) and raw.purges records each purge; the next `dbt build` drops purged events
+    from the marts.
+
+    --user ID / --tenant ID (erasure): deletes the user's conversation events (by user id,
+    clear or tokenized: a tokenizing warehouse needs its key in $AGENT_ANALYTICS_TOKEN_KEY)
+    or the tenant's marketplace events, and the quarantine rows that mention the id; with
+    --archive, rewrites those folders' files without the records. The next `dbt build`
+    removes them from staging, intermediate and marts. Give the id as the collector sent it.
     """
+    chosen = [
+        name
+        for name, value in (
+            ("--older-than", older_than),
+            ("--user", user_id),
+            ("--tenant", tenant_id),
+        )
+        if value is not None
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give one of --older-than, --user or --tenant")
+    if older_than is None:
+        kind, subject_id = ("user", user_id) if user_id is not None else ("tenant", tenant_id)
+        assert subject_id is not None
+        if not subject_id:
+            raise click.BadParameter("the id is empty", param_hint=chosen[0])
+        _erase(kind, subject_id, archives, lake, dry_run, batch_size, dsn, as_json)
+        return
+    if archives or lake:
+        raise click.UsageError("--archive and --lake go with --user or --tenant")
     try:
         window = parse_duration(older_than)
     except ValueError as error:
@@ -64,6 +139,73 @@ def purge_command(
         f" marketplace events and {result.quarantine:,} quarantine rows older than"
         f" {result.cutoff:%Y-%m-%d %H:%M:%S %Z}"
     )
+
+
+def _erase(
+    kind: str,
+    subject_id: str,
+    archives: tuple[Path, ...],
+    lake: Path | None,
+    dry_run: bool,
+    batch_size: int,
+    dsn: str | None,
+    as_json: bool,
+) -> None:
+    """`purge --user/--tenant`: PostgreSQL (or the lake), then the archive folders."""
+    verb = "would erase" if dry_run else "erased"
+    try:
+        if lake is not None:
+            erased = erase_lake(lake, kind, subject_id, dry_run)
+            result = EraseResult(kind, dry_run, lake_rows=erased.records)
+            privacy = NO_PRIVACY
+        else:
+            conn = warehouse.connect(resolve_dsn(dsn))
+            try:
+                warehouse.require_current_schema(conn)
+                # a tenant's rows are found by the clear id: no key needed
+                privacy = warehouse_privacy(conn, None, None) if kind == "user" else NO_PRIVACY
+                result = erase(conn, Erasure(kind, subject_id, privacy), batch_size, dry_run)  # type: ignore[arg-type]
+            finally:
+                conn.close()
+    except LakeUnavailable as error:
+        raise click.UsageError(str(error)) from None
+    except PrivacyConfigError:
+        raise click.UsageError(
+            f"this warehouse tokenizes user ids: give its key in ${TOKEN_KEY_VARIABLE} so the"
+            " purge can find the user's tokens"
+        ) from None
+    except PrivacyMismatch as error:
+        raise PrivacySettingsDiffer(str(error)) from None
+    archive = ArchiveResult()
+    for folder in archives:
+        found = erase_archive(folder, Erasure(kind, subject_id, privacy), dry_run)  # type: ignore[arg-type]
+        archive.records += found.records
+        archive.files_rewritten += found.files_rewritten
+        archive.files_removed += found.files_removed
+    result.archive = archive
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), default=str))
+        return
+    if lake is not None:
+        click.echo(f"{verb} {result.lake_rows:,} rows of the {kind} in the lake {shown_path(lake)}")
+    else:
+        events = result.agent_events if kind == "user" else result.marketplace_events
+        what = "conversation" if kind == "user" else "marketplace"
+        click.echo(
+            f"{verb} the {kind}'s {events:,} {what} events and {result.quarantine:,} quarantine"
+            " rows; the next `dbt build` removes them from every model"
+        )
+    if archives:
+        click.echo(
+            f"{verb} {archive.records:,} archived records: {len(archive.files_rewritten)}"
+            f" file(s) rewritten, {len(archive.files_removed)} removed (left empty)"
+        )
+    else:
+        click.echo(
+            "note: no --archive given: a `load --move-loaded-to` folder, if you keep one,"
+            " still holds the records",
+            err=True,
+        )
 
 
 prefix_option = click.option(

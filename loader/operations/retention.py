@@ -1,4 +1,5 @@
-"""Retention: delete raw events and quarantine rows older than the compliance window.
+"""Retention and erasure: delete raw rows older than the compliance window (`purge`), or
+every row of one user or tenant (`erase`: `purge --user/--tenant`).
 
 Events go by event time (`event_ts`), quarantine rows by `quarantined_at`. Rows are deleted
 in batches of `batch_rows`, each batch its own transaction, so a purge of years of data
@@ -6,16 +7,33 @@ never holds long locks or one giant transaction, and can be interrupted and reru
 batch adds what it deleted to its load batches' `purged_events` / `purged_quarantined`, so
 the ledger still reconciles; the purge as a whole is recorded in `raw.purges`, which the dbt
 models read to drop purged events from their incremental tables.
+
+An erasure deletes the subject's events from both event tables (a user's by `user_id`, clear
+or tokenized; a tenant's by `tenant_id`) and the quarantine rows whose text mentions the id
+(`Erasure`, loader/ingest/privacy.py), and records itself in `raw.purges` with an infinite
+cutoff: any row may have gone, so the next build checks every row (as after a retention
+purge, the build after an erasure costs about a full build). It also rewrites the files of
+the `--move-loaded-to` archive without the subject's records (`erase_archive`) and, for a
+lake, its Parquet files (`erase_lake`).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import psycopg2.extensions
+
+from loader.ingest.load import batch_files
+from loader.ingest.privacy import Erasure
+from loader.ingest.readers import BatchFile
+from loader.shown import shown_path
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -112,12 +130,34 @@ def _delete_batch(
     batch_rows: int,
 ) -> int:
     """Delete up to `batch_rows` old rows and credit them to their batches, in one commit."""
+    return _delete_where(
+        conn,
+        table,
+        key,
+        ledger_column,
+        f"{time_column} < %(cutoff)s",
+        {"cutoff": cutoff},
+        batch_rows,
+    )
+
+
+def _delete_where(
+    conn: psycopg2.extensions.connection,
+    table: str,
+    key: str,
+    ledger_column: str,
+    condition: str,
+    parameters: dict[str, Any],
+    batch_rows: int,
+) -> int:
+    """Delete up to `batch_rows` rows meeting `condition` (SQL written here, never taken from
+    input; values in `parameters`) and credit them to their batches, in one commit."""
     with conn.cursor() as cur:
         cur.execute(
             f"""
             with doomed as (
                 select {key} from raw.{table}
-                where {time_column} < %(cutoff)s
+                where {condition}
                 limit %(batch_rows)s
                 for update skip locked
             ),
@@ -139,8 +179,207 @@ def _delete_batch(
             )
             select coalesce(sum(purged), 0) from per_batch
             """,
-            {"cutoff": cutoff, "batch_rows": batch_rows},
+            {**parameters, "batch_rows": batch_rows},
         )
         deleted = int(cur.fetchone()[0])
     conn.commit()
     return deleted
+
+
+# --- erasure: one user's or one tenant's rows ----------------------------------------------
+
+# Which rows of each table are the subject's, per kind (table, key, condition, ledger column).
+_QUARANTINE_MENTIONS = (
+    "exists (select from unnest(%(mentions)s::text[]) as m where strpos(raw_text, m) > 0)"
+)
+_ERASED = {
+    "user": (
+        ("agent_events", "event_id", "user_id = any(%(values)s)", "purged_events"),
+        ("quarantine", "quarantine_id", _QUARANTINE_MENTIONS, "purged_quarantined"),
+    ),
+    "tenant": (
+        ("marketplace_events", "id", "tenant_id = any(%(values)s)", "purged_events"),
+        ("quarantine", "quarantine_id", _QUARANTINE_MENTIONS, "purged_quarantined"),
+    ),
+}
+
+
+@dataclass
+class ArchiveResult:
+    """What an erasure did to the `--move-loaded-to` archive (or a lake's files)."""
+
+    records: int = 0
+    files_rewritten: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EraseResult:
+    kind: str
+    dry_run: bool
+    agent_events: int = 0
+    marketplace_events: int = 0
+    quarantine: int = 0
+    purge_id: int | None = None
+    archive: ArchiveResult | None = None
+    lake_rows: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def erase(
+    conn: psycopg2.extensions.connection,
+    erasure: Erasure,
+    batch_rows: int = 10_000,
+    dry_run: bool = False,
+) -> EraseResult:
+    """Delete (or with `dry_run`, count) the subject's rows in raw, and record the erasure
+    in `raw.purges` (without the id: the record of an erasure must not be the PII it
+    erased), so the next `dbt build` drops them from every model (macros/retention.sql)."""
+    parameters = {"values": erasure.values, "mentions": erasure.mentions}
+    with conn.cursor() as cur:
+        cur.execute("select now()")
+        started_at = cur.fetchone()[0]
+    conn.commit()
+    result = EraseResult(erasure.kind, dry_run)
+    for table, key, condition, ledger_column in _ERASED[erasure.kind]:
+        if dry_run:
+            with conn.cursor() as cur:
+                cur.execute(f"select count(*) from raw.{table} where {condition}", parameters)
+                setattr(result, table, cur.fetchone()[0])
+            conn.rollback()
+            continue
+        total = 0
+        while True:
+            deleted = _delete_where(
+                conn, table, key, ledger_column, condition, parameters, batch_rows
+            )
+            total += deleted
+            if deleted < batch_rows:
+                break
+        setattr(result, table, total)
+    if not dry_run:
+        with conn.cursor() as cur:
+            cur.execute(
+                """
+                insert into raw.purges (
+                    erased, cutoff, agent_events, marketplace_events, quarantine,
+                    started_at, finished_at
+                )
+                values (%s, 'infinity', %s, %s, %s, %s, clock_timestamp())
+                returning purge_id
+                """,
+                (
+                    erasure.kind,
+                    result.agent_events,
+                    result.marketplace_events,
+                    result.quarantine,
+                    started_at,
+                ),
+            )
+            result.purge_id = cur.fetchone()[0]
+        conn.commit()
+    return result
+
+
+def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> ArchiveResult:
+    """Rewrite each file of a `--move-loaded-to` archive without the subject's records.
+
+    A file is rewritten, not removed, because it holds other people's records too (the
+    archive is what a warehouse is rebuilt from); a file left with no record is removed.
+    The records kept are written back one per line (NDJSON, gzipped when the file was; a
+    record of a JSON document re-serialised), through a temporary file renamed into place.
+    """
+    result = ArchiveResult()
+    for path in batch_files((folder,)):
+        kept: list[str] = []
+        erased = 0
+        with BatchFile(path) as batch:
+            compressed = batch.compressed
+            for record in batch.records():
+                if not record.raw:
+                    continue
+                if erasure.owns(record):
+                    erased += 1
+                elif record.error is None:
+                    kept.append(json.dumps(record.value, ensure_ascii=False))
+                else:  # not JSON: its text, on one line
+                    kept.append(record.raw.replace("\r", "\\r").replace("\n", "\\n"))
+        if not erased:
+            continue
+        result.records += erased
+        if dry_run:
+            (result.files_rewritten if kept else result.files_removed).append(shown_path(path))
+            continue
+        if not kept:
+            path.unlink()
+            result.files_removed.append(shown_path(path))
+            continue
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as raw:
+            out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if compressed else raw
+            with out:
+                for text in kept:
+                    out.write(text.encode("utf-8", "backslashreplace") + b"\n")
+        os.replace(partial, path)
+        result.files_rewritten.append(shown_path(path))
+    return result
+
+
+class LakeUnavailable(RuntimeError):
+    """`purge --lake` needs pyarrow, which comes with the [spark] extra."""
+
+
+def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) -> ArchiveResult:
+    """Rewrite the lake's Parquet files (`load --lake`) without the subject's rows.
+
+    Holds the lake's lock, as a load does, and reads the lake's privacy settings (a user's
+    rows hold its token when the lake tokenizes: the key must be in the environment).
+    Conversation events go by `user_id`, marketplace events by `tenant_id`, quarantine rows
+    by their text (as in PostgreSQL). Each file is written beside itself and renamed into
+    place; a file left with no row is removed.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from loader.ingest.lake import open_lake
+    except ImportError:
+        raise LakeUnavailable(
+            "purge --lake needs pyarrow: pip install 'agent-analytics[spark]'"
+        ) from None
+    column = {"user": ("agent_events", "user_id"), "tenant": ("marketplace_events", "tenant_id")}
+    table_name, id_column = column[kind]
+    result = ArchiveResult()
+    with open_lake(root) as lake:
+        erasure = Erasure(kind, subject_id, lake.privacy(None, None))  # type: ignore[arg-type]
+        for name in (table_name, "quarantine"):
+            for path in sorted((root / name).glob("batch_id=*/*.parquet")):
+                table = pq.read_table(path, partitioning=None)
+                if name == "quarantine":
+                    doomed = pa.array([False] * table.num_rows, pa.bool_())
+                    for mention in erasure.mentions:
+                        found = pc.match_substring(table["raw_text"], mention)
+                        doomed = pc.or_(doomed, pc.fill_null(found, False))
+                else:
+                    found = pc.is_in(table[id_column], value_set=pa.array(erasure.values))
+                    doomed = pc.fill_null(found, False)
+                erased = pc.sum(doomed).as_py() or 0
+                if not erased:
+                    continue
+                result.records += erased
+                kept = table.filter(pc.invert(doomed))
+                if dry_run:
+                    pass
+                elif kept.num_rows == 0:
+                    path.unlink()
+                else:
+                    partial = path.with_name(f".{path.name}.partial")
+                    pq.write_table(kept, partial)
+                    os.replace(partial, path)
+                (result.files_rewritten if kept.num_rows else result.files_removed).append(
+                    shown_path(path)
+                )
+    return result

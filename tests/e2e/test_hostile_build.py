@@ -175,6 +175,12 @@ def build_corpus(landing: Path, outside: Path) -> int:
         marketplace_event(id="over-3", tenant_id="t\u202eop", timestamp=stamp(3)),
     ]
     put("10-limits.ndjson", ndjson([*good[:4], *bad, *good[4:]]), good)
+
+    # 10. addresses URL-encoded or in other scripts, in the records and in the file's name
+    good = valid("spelled", 2)
+    good[0]["payload"]["text"] = "callback /u?to=pia.lindqvist%40example.org&x=pia%2540mail.se"
+    good[2]["payload"]["text"] = "écrire à zoë.faure@café.fr ou δοκιμή@παράδειγμα.ελ"
+    put("11-from-pia.lindqvist@example.org.ndjson", ndjson(good), good)
     return expected
 
 
@@ -324,7 +330,9 @@ def test_no_raw_pii_nothing_from_outside_and_no_key_in_the_database(loaded, modu
         check=True,
     ).stdout
     assert "raw.agent_events" in dump or "agent_events" in dump
-    for secret in ("jane", "@example.com", "4155550134", SECRET, KEY, "PGUSER="):
+    for secret in ("jane", "@example.com", "4155550134", SECRET, KEY, "PGUSER=", "lindqvist"):
+        assert secret not in dump, secret
+    for secret in ("pia%2540", "faure", "δοκιμή"):
         assert secret not in dump, secret
 
 
