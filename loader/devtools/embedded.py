@@ -41,6 +41,15 @@ def _pgserver():  # imported late: it is slow and warns on import
         return pgserver
 
 
+def client_tool(name: str) -> Path:
+    """The path of a PostgreSQL client program (`psql`, `pg_dump`, ...) of the embedded server's
+    own version, from the `pgserver` wheel: the machine's may be older, or absent."""
+    tool = Path(_pgserver().__file__).parent / "pginstall" / "bin" / name
+    if not tool.is_file():
+        raise FileNotFoundError(f"{name} is not in the pgserver wheel ({tool.parent})")
+    return tool
+
+
 def _system_user() -> str | None:
     """pgserver runs PostgreSQL as the user `pgserver` when started by root."""
     return "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
