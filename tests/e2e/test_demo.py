@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,10 @@ def embedded_env(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["AGENT_ANALYTICS_HOME"] = str(tmp_path / "home")
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    # A free port of its own: 15432 may be taken (tests/e2e/test_embedded.py).
+    with socket.socket() as probe:
+        probe.bind((embedded.HOST, 0))
+        env[embedded.PORT_VARIABLE] = str(probe.getsockname()[1])
     yield env
     agent_loader(env, "embedded", "stop")
 
@@ -81,26 +86,28 @@ def test_demo_on_the_embedded_server_reports_the_planted_anomalies_and_reruns_sa
     conn.close()
 
     # dbt with the shipped profile and no PG* variable reaches the same database.
-    if url.startswith(f"postgresql://postgres@127.0.0.1:{embedded.DEFAULT_PORT}/"):
-        shown = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("dbt")),
-                "show",
-                "--inline",
-                "select count(*) as n from marts.insights",
-                "--output",
-                "json",
-                "--log-format",
-                "json",
-            ],
-            env=embedded_env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert shown.returncode == 0, shown.stdout[-3000:]
-        assert f'\\"n\\": {len(PLANTED)}' in shown.stdout or f'"n": {len(PLANTED)}' in shown.stdout
+    assert url.startswith(
+        f"postgresql://postgres@127.0.0.1:{embedded_env[embedded.PORT_VARIABLE]}/"
+    )
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "show",
+            "--inline",
+            "select count(*) as n from marts.insights",
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+        ],
+        env=embedded_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert f'\\"n\\": {len(PLANTED)}' in shown.stdout or f'"n": {len(PLANTED)}' in shown.stdout
 
     second = agent_loader(embedded_env, "demo")
     check_report(second)
