@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from loader.console import (
 )
 from loader.devtools import demo, embedded
 from loader.devtools.generate import Workload, generate
+from loader.errors import EXIT_INTERRUPTED
 from loader.ingest import warehouse
 from loader.operations import dbt
 
@@ -222,7 +224,15 @@ def demo_command(
     project_dir = dbt.project_dir(project_dir)  # before starting a server it would not use
     resolved = resolve_dsn(dsn, start_embedded=True)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
+    try:
+        result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
+    except KeyboardInterrupt:
+        click.echo(
+            "Error: interrupted: rerun `agent-loader demo` to continue (the files loaded stay"
+            " loaded, none loads twice)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if not result.dbt_ok:
         raise click.ClickException("dbt build failed; see the lines above")
     if as_json:

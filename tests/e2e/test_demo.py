@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg2
@@ -123,3 +125,28 @@ def test_demo_on_a_configured_server(module_db, tmp_path):
     check_report(result)
     assert "Using the embedded PostgreSQL" not in result.stderr
     assert module_db.scalar("select count(*) from marts.insights") == len(PLANTED)
+
+
+@pytest.mark.dbt
+def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue(module_db, tmp_path):
+    env = dict(module_db.env, AGENT_ANALYTICS_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    demo_run = subprocess.Popen(
+        [sys.executable, "-m", "loader", "demo", "--events", "3000"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in demo_run.stdout:
+        if line.startswith("dbt build: staging"):
+            break
+    time.sleep(10)  # dbt is parsing or building: either is "during the build"
+    demo_run.send_signal(signal.SIGINT)
+    rest, stderr = demo_run.communicate(timeout=300)
+    assert demo_run.returncode == 130, rest + stderr
+    assert "dbt build failed" not in rest + stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "Error: interrupted: rerun `agent-loader demo` to continue (the files loaded stay"
+        " loaded, none loads twice)"
+    )
