@@ -32,11 +32,26 @@ def column_types(database, table: str) -> dict[str, str]:
     )
 
 
+@pytest.fixture(scope="module")
+def built(dbt, module_db):
+    """The insights, the snapshot of them and every model they read (no data: types only)."""
+    dbt("build", "--select", "+insights_history", "--resource-type", "model", "seed", "snapshot")
+    return module_db
+
+
+@pytest.mark.dbt
+def test_the_publisher_dashboards_key_is_not_null_in_the_database(built):
+    nullable = built.scalar(
+        "select is_nullable from information_schema.columns where table_schema = 'marts'"
+        " and table_name = 'publisher_dashboard' and column_name = 'publisher_id'"
+    )
+    assert nullable == "NO"
+
+
 @pytest.mark.dbt
 def test_insights_history_records_its_times_with_time_zone_and_converts_an_older_table(
-    dbt, module_db
+    built, dbt, module_db
 ):
-    dbt("build", "--select", "+insights_history", "--resource-type", "model", "seed", "snapshot")
     types = column_types(module_db, "insights_history")
     assert {name: types[name] for name in SNAPSHOT_TIMES} == dict.fromkeys(
         SNAPSHOT_TIMES, "timestamp with time zone"
