@@ -139,10 +139,11 @@ def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue(empty_db, tm
         stderr=subprocess.PIPE,
         text=True,
     )
-    for line in demo_run.stdout:
-        if line.startswith("dbt build: staging"):
-            break
-    time.sleep(5)  # dbt is parsing or building: either is "during the build"
+    # dbt creates its schemas before its first model: from then on it is building.
+    deadline = time.monotonic() + 600
+    while not empty_db.scalar("select count(*) from pg_namespace where nspname = 'marts'"):
+        assert demo_run.poll() is None and time.monotonic() < deadline, "dbt never started"
+        time.sleep(0.2)
     demo_run.send_signal(signal.SIGINT)
     rest, stderr = demo_run.communicate(timeout=300)
     assert demo_run.returncode == 130, rest + stderr
