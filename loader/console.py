@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,7 +14,12 @@ import click
 import psycopg2
 
 from loader.devtools import embedded
-from loader.errors import DatabaseError, NoConnection
+from loader.errors import (
+    DatabaseError,
+    EmbeddedPortUnavailable,
+    MalformedConnectionString,
+    NoConnection,
+)
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
@@ -54,6 +61,7 @@ def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
     Only `demo` (and `embedded start`) start the embedded server: any other command with no
     connection configured (under cron, say) refuses instead of starting a server somewhere.
     """
+    check_connection_string(dsn or "")
     if dsn:
         return dsn
     if warehouse.libpq_configured():
@@ -66,7 +74,34 @@ def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
             f" run `agent-loader embedded start` (data in {embedded.pgdata()})"
         )
     click.echo(f"Using the embedded PostgreSQL in {embedded.pgdata()}", err=True)
-    return uri or embedded.start()
+    return uri or start_embedded_server()
+
+
+def check_connection_string(dsn: str) -> None:
+    """A DSN libpq cannot parse, or a port that is not a number, is a usage error (exit 2):
+    connecting would report it as an unreachable server (exit 3). The DSN itself is not
+    echoed: it may hold a password."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as error:
+        detail = str(error).strip().splitlines()[0].removeprefix("invalid dsn: ")
+        detail = re.sub(r' in URI: ".*$', " in the URI", detail)
+        raise MalformedConnectionString(
+            f"malformed --dsn (or $AGENT_ANALYTICS_DSN): {detail}; expected"
+            " 'host=... port=... dbname=...' or 'postgresql://user@host:port/dbname'"
+        ) from None
+    source = "the port in --dsn" if params.get("port") else "$PGPORT"
+    ports = params.get("port") or os.environ.get("PGPORT") or ""
+    if any(not port.strip().isdigit() for port in ports.split(",")) and ports:
+        raise MalformedConnectionString(f"{source} is {ports!r}, not a TCP port number")
+
+
+def start_embedded_server(port: int | None = None) -> str:
+    """`embedded.start`, its refusal (port taken or malformed) made a usage error (exit 2)."""
+    try:
+        return embedded.start(port)
+    except embedded.PortUnavailable as error:
+        raise EmbeddedPortUnavailable(str(error)) from None
 
 
 def database_errors(command: F) -> F:

@@ -54,3 +54,15 @@ class PrivacySettingsDiffer(click.ClickException):
     """The load's privacy options or key differ from the warehouse's stored settings."""
 
     exit_code = EXIT_PRIVACY
+
+
+class EmbeddedPortUnavailable(click.ClickException):
+    """The embedded server's port is taken or malformed: a configuration error."""
+
+    exit_code = EXIT_USAGE
+
+
+class MalformedConnectionString(click.ClickException):
+    """--dsn ($AGENT_ANALYTICS_DSN) or $PGPORT cannot be parsed: usage, not a server down."""
+
+    exit_code = EXIT_USAGE

@@ -23,6 +23,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from loader.devtools import embedded
 from loader.ingest import warehouse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,6 +96,13 @@ class Server:
         with conn.cursor() as cur:
             cur.execute(f"drop database if exists {database.name} with (force)")
         conn.close()
+
+
+def client_tool(name: str) -> str:
+    """The PostgreSQL client program `name` (`pg_dump`, `psql`) matching the test server: the
+    machine's when the PG* variables name the server, else the embedded server's own (the
+    machine's may be another major version, which `pg_dump` refuses, or absent)."""
+    return name if warehouse.libpq_configured() else str(embedded.client_tool(name))
 
 
 @pytest.fixture(scope="session")

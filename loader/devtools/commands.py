@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from loader.console import dsn_option, json_option, project_dir_option, resolve_dsn
+from loader.console import (
+    dsn_option,
+    json_option,
+    project_dir_option,
+    resolve_dsn,
+    start_embedded_server,
+)
 from loader.devtools import demo, embedded
 from loader.devtools.generate import Workload, generate
+from loader.errors import EXIT_INTERRUPTED
 from loader.ingest import warehouse
+from loader.operations import dbt
 
 
 def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
@@ -212,9 +221,18 @@ def demo_command(
     loads nothing twice; --reset starts from scratch.
     """
     is_embedded = not dsn and not warehouse.libpq_configured()
+    project_dir = dbt.project_dir(project_dir)  # before starting a server it would not use
     resolved = resolve_dsn(dsn, start_embedded=True)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
+    try:
+        result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
+    except KeyboardInterrupt:
+        click.echo(
+            "Error: interrupted: rerun `agent-loader demo` to continue (the files loaded stay"
+            " loaded, none loads twice)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if not result.dbt_ok:
         raise click.ClickException("dbt build failed; see the lines above")
     if as_json:
@@ -234,19 +252,27 @@ def embedded_group() -> None:
     "--port",
     type=click.IntRange(1, 65535),
     default=None,
-    help=f"TCP port on 127.0.0.1 [default: {embedded.DEFAULT_PORT}, else a free one].",
+    help=(
+        f"TCP port on 127.0.0.1 [default: ${embedded.PORT_VARIABLE}, else"
+        f" {embedded.DEFAULT_PORT}, which dbt's shipped profile reads the same way]."
+    ),
 )
 @json_option
 def embedded_start(port: int | None, as_json: bool) -> None:
     """Start the embedded server (or reuse it) and print its connection URI.
 
     It listens on 127.0.0.1 so that psql and BI tools can connect; dbt's shipped profile
-    reaches it when no PG* variable is set and it uses the default port.
+    reaches it when no PG* variable is set (both read $AGENT_ANALYTICS_PORT, default 15432).
+    A port in use is refused (exit 2), never swapped for another.
     """
-    try:
-        uri = embedded.start(port)
-    except OSError as error:
-        raise click.ClickException(str(error)) from None
+    uri = start_embedded_server(port)
+    if port and port != embedded.configured_port():
+        click.echo(
+            f"dbt's shipped profile reads ${embedded.PORT_VARIABLE} (default"
+            f" {embedded.DEFAULT_PORT}): export {embedded.PORT_VARIABLE}={port} for dbt"
+            " to reach this server",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps({"uri": uri, "pgdata": str(embedded.pgdata())}))
     else:

@@ -104,6 +104,8 @@ def run(args: list[str], dsn: str, project: Path | None = None) -> BuildResult:
         command += ["--profiles-dir", str(folder)]  # the shipped profile, as dbt run there would
     with _environ(environment(dsn)):
         outcome = dbtRunner().invoke(command)
+    if isinstance(outcome.exception, KeyboardInterrupt):
+        raise KeyboardInterrupt  # dbtRunner returns Ctrl-C as a failure: the caller must stop
     result = BuildResult(success=outcome.success)
     if outcome.exception is not None:
         result.error = " ".join(str(outcome.exception).split())

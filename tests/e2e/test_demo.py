@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg2
@@ -61,6 +64,10 @@ def embedded_env(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["AGENT_ANALYTICS_HOME"] = str(tmp_path / "home")
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    # A free port of its own: 15432 may be taken (tests/e2e/test_embedded.py).
+    with socket.socket() as probe:
+        probe.bind((embedded.HOST, 0))
+        env[embedded.PORT_VARIABLE] = str(probe.getsockname()[1])
     yield env
     agent_loader(env, "embedded", "stop")
 
@@ -81,26 +88,28 @@ def test_demo_on_the_embedded_server_reports_the_planted_anomalies_and_reruns_sa
     conn.close()
 
     # dbt with the shipped profile and no PG* variable reaches the same database.
-    if url.startswith(f"postgresql://postgres@127.0.0.1:{embedded.DEFAULT_PORT}/"):
-        shown = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("dbt")),
-                "show",
-                "--inline",
-                "select count(*) as n from marts.insights",
-                "--output",
-                "json",
-                "--log-format",
-                "json",
-            ],
-            env=embedded_env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert shown.returncode == 0, shown.stdout[-3000:]
-        assert f'\\"n\\": {len(PLANTED)}' in shown.stdout or f'"n": {len(PLANTED)}' in shown.stdout
+    assert url.startswith(
+        f"postgresql://postgres@127.0.0.1:{embedded_env[embedded.PORT_VARIABLE]}/"
+    )
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "show",
+            "--inline",
+            "select count(*) as n from marts.insights",
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+        ],
+        env=embedded_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert f'\\"n\\": {len(PLANTED)}' in shown.stdout or f'"n": {len(PLANTED)}' in shown.stdout
 
     second = agent_loader(embedded_env, "demo")
     check_report(second)
@@ -116,3 +125,30 @@ def test_demo_on_a_configured_server(module_db, tmp_path):
     check_report(result)
     assert "Using the embedded PostgreSQL" not in result.stderr
     assert module_db.scalar("select count(*) from marts.insights") == len(PLANTED)
+
+
+@pytest.mark.dbt
+def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue(empty_db, tmp_path):
+    # A database of its own: the whole build to do (about a minute), not an incremental no-op.
+    env = dict(empty_db.env, AGENT_ANALYTICS_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    demo_run = subprocess.Popen(
+        [sys.executable, "-m", "loader", "demo", "--events", "3000"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # dbt creates its schemas before its first model: from then on it is building.
+    deadline = time.monotonic() + 600
+    while not empty_db.scalar("select count(*) from pg_namespace where nspname = 'marts'"):
+        assert demo_run.poll() is None and time.monotonic() < deadline, "dbt never started"
+        time.sleep(0.2)
+    demo_run.send_signal(signal.SIGINT)
+    rest, stderr = demo_run.communicate(timeout=300)
+    assert demo_run.returncode == 130, rest + stderr
+    assert "dbt build failed" not in rest + stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "Error: interrupted: rerun `agent-loader demo` to continue (the files loaded stay"
+        " loaded, none loads twice)"
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from loader import limits
-from tests.conftest import REPO, Database, Dbt
+from tests.conftest import REPO, Database, Dbt, client_tool
 from tests.factories import agent_event, marketplace_event
 
 pytestmark = pytest.mark.dbt
@@ -323,7 +323,7 @@ def test_dbt_build_passes_twice_and_the_daily_marts_stay_small(loaded, dbt: Dbt,
 
 def test_no_raw_pii_nothing_from_outside_and_no_key_in_the_database(loaded, module_db):
     dump = subprocess.run(
-        ["pg_dump", "--data-only", module_db.name],
+        [client_tool("pg_dump"), "--data-only", module_db.name],
         env=module_db.env,
         capture_output=True,
         text=True,

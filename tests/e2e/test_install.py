@@ -47,6 +47,27 @@ def test_without_a_configured_connection_commands_refuse_and_start_nothing(tmp_p
     assert not (tmp_path / "home" / "pgdata").exists()
 
 
+def test_the_demo_outside_a_checkout_refuses_before_starting_a_server(tmp_path):
+    env = bare_env(tmp_path)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "loader", "demo"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:  # a server started against the rule is still stopped
+        subprocess.run([sys.executable, "-m", "loader", "embedded", "stop"], env=env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no dbt_project.yml in {tmp_path.resolve()}: run from the agent-analytics"
+        " checkout, or pass --project-dir (or set $DBT_PROJECT_DIR)"
+    ]
+    assert not (tmp_path / "home" / "pgdata").exists()
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with `pip install .` (not editable), as a user runs it.

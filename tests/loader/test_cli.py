@@ -168,3 +168,32 @@ def test_help_describes_each_command(command, phrase):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
     assert phrase in result.output
+
+
+@pytest.mark.parametrize(
+    ("dsn", "reason"),
+    [
+        (
+            "host=x port=notanumber",
+            "Error: the port in --dsn is 'notanumber', not a TCP port number",
+        ),
+        (
+            "postgresql://u:secret@[::1",
+            "Error: malformed --dsn (or $AGENT_ANALYTICS_DSN): end of string reached when looking"
+            ' for matching "]" in IPv6 host address in the URI',
+        ),
+    ],
+)
+def test_a_malformed_dsn_is_a_usage_error_with_the_reason_and_no_password(dsn, reason):
+    result = invoke("init", "--dsn", dsn)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(reason)
+    assert len(result.output.strip().splitlines()) == 1
+    assert "secret" not in result.output
+
+
+def test_a_port_variable_that_is_not_a_number_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("PGPORT", "54x")
+    result = invoke("init")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "Error: $PGPORT is '54x', not a TCP port number"
