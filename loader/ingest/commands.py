@@ -238,11 +238,12 @@ def load(
         return
     dsn = resolve_dsn(dsn)
     conn = warehouse.connect(dsn)
+    lock = None
     results: list[FileResult] = []
     sys.setswitchinterval(THREAD_SWITCH_SECONDS)
     try:
         warehouse.require_current_schema(conn)
-        warehouse.acquire_load_lock(conn, wait)
+        lock = warehouse.acquire_load_lock(dsn, wait)
         privacy = _privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
         if follow:  # SIGTERM finishes the current file, then stops (loader/live/follow.py)
             _follow(
@@ -285,6 +286,8 @@ def load(
         os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
     finally:
         conn.close()
+        if lock is not None:
+            lock.close()
     print_results(results, as_json)
     _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
 
