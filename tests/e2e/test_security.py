@@ -207,12 +207,10 @@ def setup(
             "load",
             str(write_ndjson(folder / "events.ndjson", events())),
         )
-        dbt = Dbt(as_role(module_db, LOGINS["transformer"]), folder / "dbt")
-        profile = dbt.profiles_dir / "profiles.yml"
-        profile.write_text(
-            profile.read_text().replace(
-                "      threads: 2", f"      threads: 2\n      role: {PREFIX}transformer"
-            )
+        dbt = Dbt(
+            as_role(module_db, LOGINS["transformer"]),
+            folder / "dbt",
+            AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer",
         )
         dbt("build", *VARS)
         yield Setup(module_db, dbt, json.loads(roles.stdout))
@@ -324,8 +322,9 @@ def test_grants_are_listed_and_the_table_is_read_only_for_readers(setup):
             (LOGINS["tenant_1"], "tenant-1")
         ]
         for statement in (
-            f"insert into access.reader_grants values ('{LOGINS['tenant_1']}', 'tenant',"
-            " 'tenant-2')",
+            "insert into access.reader_grants (role_oid, login, scope, subject_id)"
+            f" select oid, rolname, 'tenant', 'tenant-2' from pg_roles"
+            f" where rolname = '{LOGINS['tenant_1']}'",
             "update access.reader_grants set subject_id = 'tenant-2'",
             "delete from access.reader_grants",
             "alter table access.reader_grants disable row level security",
