@@ -138,27 +138,25 @@
         {%- do wanted.append(bi_role(suffix)) -%}
     {%- endfor -%}
     {%- set found = run_query(
-        "select to_regclass('access.reader_grants') is not null, array(select rolname"
-        ~ " from pg_catalog.pg_roles where rolname in " ~ sql_strings(wanted) ~ "),"
-        ~ " array(select left(rolname, -length('transformer')) from pg_catalog.pg_roles"
-        ~ " where rolname like '%transformer' and shobj_description(oid, 'pg_authid')"
+        "select to_regclass('access.reader_grants') is not null,"
+        ~ " (select string_agg(wanted.rolname, ', ' order by wanted.rolname)"
+        ~ " from unnest(array" ~ sql_strings(wanted).replace('(', '[').replace(')', ']')
+        ~ "::text []) as wanted (rolname)"
+        ~ " where to_regrole(wanted.rolname) is null),"
+        ~ " (select string_agg(left(rolname, -length('transformer')), ', ' order by rolname)"
+        ~ " from pg_catalog.pg_roles where rolname like '%transformer'"
+        ~ " and shobj_description(oid, 'pg_authid')"
         ~ " = 'agent-analytics: created by agent-loader roles')"
     ) -%}
     {%- set row = found.rows[0] -%}
-    {%- set missing = [] -%}
-    {%- for name in wanted -%}
-        {%- if name not in row[1] -%}
-            {%- do missing.append(name) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {%- if row[0] and missing -%}
+    {%- if row[0] and row[1] -%}
         {{ exceptions.raise_compiler_error(
             "dbt build refused: `agent-loader roles` ran in this database, but the roles "
-            ~ missing | join(', ') ~ " of the role prefix '" ~ role_prefix()
+            ~ row[1] ~ " of the role prefix '" ~ role_prefix()
             ~ "' do not exist, so the build would grant the marts to nobody. Set"
             ~ " AGENT_ANALYTICS_ROLE_PREFIX (or the role_prefix var) to the prefix"
             ~ " `agent-loader roles` used (prefixes with roles here: "
-            ~ (row[2] | join(', ') or 'none') ~ ").") }}
+            ~ (row[2] or 'none') ~ ").") }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -186,7 +184,20 @@
 {%- endmacro %}
 
 
-{#- Every mart and snapshot in schema marts, with the roles the access hook grants it. -#}
+{#-
+    SQL `values` rows (mart name, its readers comma-separated): every mart and snapshot in
+    schema marts with the roles the access hook grants it.
+-#}
+{% macro expected_grants_values() -%}
+    {%- set rows = [] -%}
+    {%- for name, roles in expected_mart_grants() -%}
+        {%- do rows.append("('" ~ name ~ "', '" ~ roles | join(',') ~ "')") -%}
+    {%- endfor -%}
+    {{ return(rows | join(', ') or "(null, null)") }}
+{%- endmacro %}
+
+
+{#- (mart name, [role names]) for every mart and snapshot in schema marts. -#}
 {% macro expected_mart_grants() -%}
     {%- set existing = existing_bi_roles() -%}
     {%- set expected = [] -%}
@@ -206,7 +217,6 @@
 
 {% macro reader_access_problems_sql() -%}
     {%- set limited = [bi_role('bi_publisher'), bi_role('bi_tenant'), bi_role('bi_trusted_app')] -%}
-    {%- set expected = expected_mart_grants() -%}
     with limited_readers as (
         select pg_roles.oid
         from pg_catalog.pg_roles as pg_roles
@@ -251,16 +261,12 @@
             )
     ),
 
-    {%- if expected %}
-    expected (relname, roles) as (
-        values
-        {%- for name, roles in expected %}
-            ('{{ name }}', array[{{ sql_strings(roles)[1:-1] }}]::text []){{ "," if not loop.last }}
-        {%- endfor %}
+    expected as (
+        select
+            expected_grants.relname,
+            string_to_array(expected_grants.roles, ',') as roles
+        from (values {{ expected_grants_values() }}) as expected_grants (relname, roles)
     ),
-    {%- else %}
-    expected as (select null::text as relname, null::text [] as roles where false),
-    {%- endif %}
 
     problems as (
         select

@@ -47,15 +47,12 @@ class Database:
     def env(self) -> dict[str, str]:
         """The environment of a subprocess (loader, dbt) acting on this database: the same
         server as the test's own connections, whose parameters the libpq variables of the
-        test's environment fill in (PGHOST, PGPORT, ...), overridden by `params`. The build
-        runs as the connecting role (AGENT_ANALYTICS_DBT_ROLE empty) unless a test sets it.
-        """
+        test's environment fill in (PGHOST, PGPORT, ...), overridden by `params`."""
         names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD"}
         env = dict(os.environ)
         env.update({names[k]: v for k, v in self.params.items() if k in names and v})
         env["PGDATABASE"] = self.name
         env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        env.setdefault("AGENT_ANALYTICS_DBT_ROLE", "")
         return env
 
     def connect(self) -> psycopg2.extensions.connection:
