@@ -13,6 +13,7 @@ grants table. All of it again after a second `dbt build` and a `--full-refresh`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -704,6 +705,58 @@ def test_isolation_survives_a_second_build_and_a_full_refresh(setup):
     setup.dbt("build", *VARS, "--full-refresh")
     check_isolation(setup)
     assert uncovered(setup.database) == []
+
+
+def test_more_ways_out_from_a_sql_prompt_see_only_the_readers_rows(setup):
+    """`row_security = off`, COPY, a held cursor read after `set role`, another session's
+    query text, and grant-tenant with quotes, `;` and `%` in the login and the id."""
+    db = setup.database
+    admin = db.connect()
+    admin.autocommit = True
+    execute(admin, "select 'tenant-2 marker' as secret")
+    tenant = connect(db, "tenant_1")
+    odd_login = f"{PREFIX}o'q;%login"
+    odd_id = "tenant-1'; drop table access.reader_grants; --%"
+    try:
+        execute(tenant, "set row_security = off")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="row-level security"):
+            rows(tenant, "select count(*) from marts.tenant_revenue")
+        execute(tenant, "reset row_security")
+        for statement in (
+            "copy marts.tenant_revenue (tenant_id) to stdout",
+            "copy (select tenant_id from marts.tenant_revenue) to stdout",
+        ):
+            out = io.StringIO()
+            with tenant.cursor() as cur:
+                cur.copy_expert(statement, out)
+            assert set(out.getvalue().split()) == {"tenant-1"}, statement
+        execute(tenant, "begin")
+        execute(
+            tenant, "declare held cursor with hold for select tenant_id from marts.tenant_revenue"
+        )
+        execute(tenant, "commit")
+        try_bypass(tenant, f"set role {PREFIX}bi_tenant")
+        assert {row[0] for row in rows(tenant, "fetch all from held")} == {"tenant-1"}
+        activity = rows(
+            tenant, f"select query from pg_stat_activity where pid = {admin.get_backend_pid()}"
+        )
+        assert activity == [("<insufficient privilege>",)]
+
+        db.query(f'create role "{odd_login}" login')
+        run_loader(db, "grant-tenant", odd_login, odd_id, "--prefix", PREFIX)
+        assert db.query(
+            "select subject_id from access.reader_grants where login = %s", (odd_login,)
+        ) == [(odd_id,)]
+        odd = connect(db, odd_login)
+        try:
+            assert rows(odd, "select count(*) from marts.tenant_revenue") == [(0,)]
+        finally:
+            odd.close()
+    finally:
+        tenant.close()
+        admin.close()
+        run_loader(db, "revoke", odd_login, "--prefix", PREFIX, check=False)
+        db.query(f'drop role if exists "{odd_login}"')
 
 
 def scratch_project(folder: Path) -> Path:
