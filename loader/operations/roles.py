@@ -26,7 +26,8 @@ rows whose tenant / publisher is granted to `session_user`, which `set role`, `r
 
 A grant is bound to the login's identity, its OID, not its name: a login dropped and
 created again, or another login renamed to its name, gets none of the old login's rows
-(`orphaned_grants` lists and removes the grants of dropped logins). `grant_reader` refuses a
+(`list_grants(orphaned=True)` lists the grants of dropped logins, `remove_orphaned_grants`
+deletes them). `grant_reader` refuses a
 login that could step out of row-level security or into the build (superuser, CREATEROLE,
 CREATEDB, BYPASSRLS, REPLICATION, or a member of a role that is not a reader).
 
@@ -39,10 +40,9 @@ schemas it reads on start, `macros/access_checks.sql`).
 `create_roles` never alters a role it did not create: it marks its roles with a comment and
 refuses to adopt a role of the same name without it. `close_database=True` also revokes
 `connect` and `temporary` on the database from PUBLIC, so only the project's roles (and
-superusers) can connect, and revokes large-object creation (`lo_create`, `lo_creat`,
-`lo_import`, `lo_from_bytea`) from PUBLIC, granting it back to the loader and transformer.
-Every statement is idempotent: rerun after `agent-loader init`
-migrates or when roles are missing.
+superusers) can connect, and, run by a superuser, revokes the functions that create large
+objects from PUBLIC (nothing in the project uses them). Every statement is idempotent: rerun
+after `agent-loader init` migrates or when roles are missing.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ ACCESS_SCHEMA = "access"
 # The search path of the loader and transformer roles: the project's schemas after
 # pg_catalog, never `public` or `"$user"`, where a reader might create a function the
 # build would call. The dbt profile sets the same path for the build's session.
-PINNED_SEARCH_PATH = ("pg_catalog", "raw", *DBT_SCHEMAS)
+PINNED_SEARCH_PATH = ("pg_catalog", "raw", ACCESS_SCHEMA, *DBT_SCHEMAS)
 # Group roles a reader must not be a member of: each reads more than a reader may.
 NOT_FOR_READERS = ("loader", "transformer", "bi_operator", "bi_trusted_app")
 # Role attributes that let a login step out of row-level security or out of being a reader.

@@ -215,7 +215,7 @@ def test_roles_closes_schema_public_and_pins_the_builders_search_path(db, prefix
         " join pg_roles as r on r.oid = s.setrole where r.rolname like %s order by 1",
         (f"{prefix}%",),
     )
-    path = "search_path=pg_catalog, raw, staging, intermediate, marts, seeds"
+    path = "search_path=pg_catalog, raw, access, staging, intermediate, marts, seeds"
     assert settings == [(f"{prefix}loader", [path]), (f"{prefix}transformer", [path])]
 
 
