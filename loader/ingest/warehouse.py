@@ -129,6 +129,8 @@ def acquire_load_lock(dsn: str, wait: bool) -> psycopg2.extensions.connection:
     """
     holder = connect(dsn)
     with holder.cursor() as cur:
+        # Told apart from the connections that load in pg_stat_activity.
+        cur.execute("set application_name = 'agent-loader load lock'")
         # An operator's timeouts must not end the lock (or the wait for it) midway.
         cur.execute(
             "set lock_timeout = 0; set statement_timeout = 0;"
@@ -140,6 +142,20 @@ def acquire_load_lock(dsn: str, wait: bool) -> psycopg2.extensions.connection:
             holder.close()
             raise LockBusy("another `agent-loader load` is running; nothing was loaded") from None
     return holder
+
+
+def reacquire_load_lock(
+    lock: psycopg2.extensions.connection, dsn: str
+) -> psycopg2.extensions.connection:
+    """The load lock after a lost connection (`load --follow` reconnecting): `lock` when its
+    connection still holds it, else the lock taken again on a new one (waiting for it)."""
+    try:
+        with lock.cursor() as cur:
+            cur.execute("select 1")
+        return lock
+    except psycopg2.Error:
+        lock.close()
+        return acquire_load_lock(dsn, wait=True)
 
 
 def recent_batches(conn: psycopg2.extensions.connection, limit: int) -> list[dict[str, Any]]:
