@@ -11,13 +11,15 @@
           tenant_column: tenant_id            # RLS for bi_tenant on this column
           publisher_column: publisher_id      # RLS for bi_publisher on this column
 
-    Role names are `var('role_prefix', 'aa_')` + suffix (the roles `agent-loader roles`
-    creates). A table any reader but the operator reads gets row-level security:
+    Role names are `role_prefix` + suffix (the roles `agent-loader roles` creates); the var
+    defaults to the environment variable AGENT_ANALYTICS_ROLE_PREFIX, which the loader reads
+    too, else `aa_`. A table any reader but the operator reads gets row-level security:
 
     - operator: `using (true)`;
     - tenant / publisher: the row's tenant (publisher) is one granted to the connected login
       in `access.reader_grants` (`agent-loader grant-tenant` / `grant-publisher`), keyed on
-      `session_user`, which `set role`, `reset` and `set app.*` do not change (no security
+      the OID of `session_user` (which `set role`, `reset` and `set app.*` do not change; a
+      login dropped and created again, or renamed into the name, has another OID) (no security
       definer function involved: the reader reads its own grants under that table's policy);
     - trusted application (`bi_trusted_app`, granted wherever the tenant or publisher role
       is): the row's tenant (publisher) equals the session setting `app.tenant_id`
@@ -32,11 +34,19 @@
     Fails the build (closed, not open) when a tenant or publisher reader is configured
     without the column to filter on. Every statement is idempotent (incremental tables and
     snapshots are not recreated), and roles that do not exist are skipped: a build before
-    `agent-loader roles` grants nobody anything.
+    `agent-loader roles` grants nobody anything (a build after it with another prefix is
+    refused on start: macros/access_checks.sql). The on-run-end check of the same file
+    fails the build when a mart carries a grant this hook did not make.
 -#}
 
+{#- The role prefix: the var, else AGENT_ANALYTICS_ROLE_PREFIX (the loader's), else aa_. -#}
+{% macro role_prefix() -%}
+    {{ return(var('role_prefix', env_var('AGENT_ANALYTICS_ROLE_PREFIX', 'aa_'))) }}
+{%- endmacro %}
+
+
 {% macro bi_role(suffix) -%}
-    {{ var('role_prefix', 'aa_') ~ suffix }}
+    {{ role_prefix() ~ suffix }}
 {%- endmacro %}
 
 
@@ -73,7 +83,11 @@
     select reader_grants.subject_id
     from access.reader_grants as reader_grants
     where
-        reader_grants.login = session_user
+        reader_grants.role_oid = (
+            select pg_roles.oid
+            from pg_catalog.pg_roles as pg_roles
+            where pg_roles.rolname = session_user
+        )
         and reader_grants.scope = '{{ scope }}'
 {%- endmacro %}
 
@@ -105,6 +119,28 @@
 {%- endmacro %}
 
 
+{#-
+    The reader suffixes the hook grants select to for a `meta.bi_access`: the configured
+    ones, plus `bi_trusted_app` wherever a tenant or publisher reader is, limited to the
+    roles in `existing` (all of them when `existing` is none). The on-run-end check
+    compares each mart's grants with the same list.
+-#}
+{% macro bi_access_readers(access, existing) -%}
+    {%- set wanted = (access.get('readers') or []) | list -%}
+    {%- if ('bi_tenant' in wanted or 'bi_publisher' in wanted)
+        and 'bi_trusted_app' not in wanted -%}
+        {%- do wanted.append('bi_trusted_app') -%}
+    {%- endif -%}
+    {%- set readers = [] -%}
+    {%- for suffix in wanted -%}
+        {%- if existing is none or bi_role(suffix) in existing -%}
+            {%- do readers.append(suffix) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(readers) }}
+{%- endmacro %}
+
+
 {% macro default__apply_bi_access() -%}
     {%- set access = (config.get('meta') or {}).get('bi_access') or {} -%}
     {%- set existing = existing_bi_roles() -%}
@@ -119,17 +155,8 @@
         {{ exceptions.raise_compiler_error(
             this ~ ": meta.bi_access gives bi_publisher but no publisher_column to filter on") }}
     {%- endif -%}
-    {%- set wanted = configured | list -%}
-    {%- if ('bi_tenant' in wanted or 'bi_publisher' in wanted)
-        and 'bi_trusted_app' not in wanted -%}
-        {%- do wanted.append('bi_trusted_app') -%}
-    {%- endif -%}
-    {%- set readers = [] -%}
-    {%- for suffix in wanted -%}
-        {%- if bi_role(suffix) in existing -%}
-            {%- do readers.append(suffix) -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set readers = bi_access_readers(access, existing) -%}
+    {%- set wanted = bi_access_readers(access, none) -%}
     {%- set is_view = config.get('materialized') == 'view' -%}
     {%- set tenant_rows = tenant_column and 'bi_tenant' in wanted -%}
     {%- set publisher_rows = publisher_column and 'bi_publisher' in wanted -%}

@@ -45,8 +45,11 @@ class Database:
 
     @property
     def env(self) -> dict[str, str]:
+        """The environment of a subprocess (loader, dbt) acting on this database: the same
+        server as the test's own connections, whose parameters the libpq variables of the
+        test's environment fill in (PGHOST, PGPORT, ...), overridden by `params`."""
         names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD"}
-        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        env = dict(os.environ)
         env.update({names[k]: v for k, v in self.params.items() if k in names and v})
         env["PGDATABASE"] = self.name
         env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
@@ -176,8 +179,10 @@ def run_loader(database: Database, *args: str, check: bool = True) -> subprocess
 class Dbt:
     """Runs dbt as a subprocess against one database, with private profiles and target dirs."""
 
-    def __init__(self, database: Database, folder: Path) -> None:
+    def __init__(self, database: Database, folder: Path, **env: str) -> None:
+        """`env`: variables set on top of the database's (e.g. AGENT_ANALYTICS_DBT_ROLE)."""
         self.database = database
+        self.env = {**database.env, **env}
         self.profiles_dir = folder / "profiles"
         self.target_dir = folder / "target"
         self.profiles_dir.mkdir(parents=True, exist_ok=True)
@@ -194,9 +199,7 @@ class Dbt:
             "--log-path",
             str(self.target_dir / "logs"),
         ]
-        result = subprocess.run(
-            command, env=self.database.env, capture_output=True, text=True, cwd=REPO
-        )
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-8000:]}")
         return result

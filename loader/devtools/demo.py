@@ -94,7 +94,7 @@ def run(
         say(f"generate: {events:,} events over {days} days into {landing}")
         written = generate(demo_workload(events, days, seed), landing)
         result.generated = written.events
-    warehouse.acquire_load_lock(conn, wait=True)
+    lock = warehouse.acquire_load_lock(dsn, wait=True)
     for path in batch_files([landing]):
         file_result = load_file(conn, path)
         result.files.append(file_result)
@@ -103,6 +103,7 @@ def run(
             f" {file_result.duplicates:,} duplicates, {file_result.quarantined:,} quarantined"
         )
     conn.close()
+    lock.close()
 
     say("dbt build: staging, intermediate and marts, with every test (about a minute) ...")
     built = dbt.run(["build"], dsn, project)

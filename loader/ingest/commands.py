@@ -238,15 +238,17 @@ def load(
         return
     dsn = resolve_dsn(dsn)
     conn = warehouse.connect(dsn)
+    lock = None
     results: list[FileResult] = []
     sys.setswitchinterval(THREAD_SWITCH_SECONDS)
     try:
         warehouse.require_current_schema(conn)
-        warehouse.acquire_load_lock(conn, wait)
+        lock = warehouse.acquire_load_lock(dsn, wait)
         privacy = _privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
         if follow:  # SIGTERM finishes the current file, then stops (loader/live/follow.py)
             _follow(
                 conn,
+                lock,
                 dsn,
                 connections,
                 paths,
@@ -285,6 +287,8 @@ def load(
         os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
     finally:
         conn.close()
+        if lock is not None:
+            lock.close()
     print_results(results, as_json)
     _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
 
@@ -427,6 +431,7 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
 
 def _follow(
     conn: Any,
+    lock: Any,
     dsn: str,
     connections: int,
     paths: tuple[Path, ...],
@@ -443,9 +448,10 @@ def _follow(
     """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
 
     Prints a line per file as it is loaded (with --json: one JSON document per line). The
-    connection holding the load lock loads files too; `connections - 1` more are opened.
-    When PostgreSQL goes away the follower reconnects (loader/live/follow.py): the schema,
-    the lock and the privacy settings are checked again as at the start.
+    run's connection loads files too; `connections - 1` more are opened (the load lock has
+    a connection of its own). When PostgreSQL goes away the follower reconnects
+    (loader/live/follow.py): the schema, the lock and the privacy settings are checked again
+    as at the start.
     """
     from loader.ingest.load import _record_failure
     from loader.live.follow import Loader, Session, Stop, follow, retry_rolled_back
@@ -480,11 +486,13 @@ def _follow(
 
         return Session(loaders, close, privacy)
 
+    held = [lock]  # the load lock's connection: replaced when a reconnect takes it again
+
     def reconnect() -> Session:
         first = warehouse.connect(dsn)
         try:
             warehouse.require_current_schema(first)
-            warehouse.acquire_load_lock(first, wait=True)
+            held[0] = warehouse.reacquire_load_lock(held[0], dsn)
             _privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))
         except BaseException:
             first.close()
@@ -496,17 +504,20 @@ def _follow(
     followed = ", ".join(map(shown_path, paths))
     say = f"following {followed} (SIGTERM stops after the files being loaded)"
     click.echo(say, err=True)
-    failed = follow(
-        paths,
-        session_on(conn),
-        report,
-        stop,
-        poll_interval,
-        move_loaded_to,
-        settle=settle,
-        reconnect=reconnect,
-        say=lambda line: click.echo(line, err=True),
-    )
+    try:
+        failed = follow(
+            paths,
+            session_on(conn),
+            report,
+            stop,
+            poll_interval,
+            move_loaded_to,
+            settle=settle,
+            reconnect=reconnect,
+            say=lambda line: click.echo(line, err=True),
+        )
+    finally:
+        held[0].close()
     click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
     if failed:
         sys.exit(EXIT_PROBLEMS)

@@ -8,13 +8,11 @@ from importlib import resources
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
 from loader.errors import DatabaseError, LockBusy, SchemaOutOfDate
-
-LOAD_LOCK_KEY = 4_857_301_113_207_001
-"""Advisory lock held by `agent-loader load` for its whole run: one loader at a time."""
 
 MIGRATE_LOCK_KEY = 4_857_301_113_207_002
 """Advisory lock held by `agent-loader init` while it migrates."""
@@ -120,17 +118,44 @@ def require_current_schema(conn: psycopg2.extensions.connection) -> None:
         )
 
 
-def acquire_load_lock(conn: psycopg2.extensions.connection, wait: bool) -> None:
-    """Hold the load lock for this session; without `wait`, fail at once if it is taken."""
-    with conn.cursor() as cur:
-        if wait:
-            cur.execute("select pg_advisory_lock(%s)", (LOAD_LOCK_KEY,))
-        else:
-            cur.execute("select pg_try_advisory_lock(%s)", (LOAD_LOCK_KEY,))
-            if not cur.fetchone()[0]:
-                conn.rollback()
-                raise LockBusy("another `agent-loader load` is running; nothing was loaded")
-    conn.commit()
+def acquire_load_lock(dsn: str, wait: bool) -> psycopg2.extensions.connection:
+    """Hold the load lock until the returned connection is closed; without `wait`, raise
+    LockBusy at once if another load holds it.
+
+    The lock is `raw.load_lock` in exclusive mode, in a transaction of its own connection
+    (the load commits file by file): only a role that may write `raw` can take it, so no
+    reader can stop the loader (migration 0010). The transaction holds a lock and nothing
+    else (no snapshot, no transaction id), so it does not hold back vacuum.
+    """
+    holder = connect(dsn)
+    with holder.cursor() as cur:
+        # Told apart from the connections that load in pg_stat_activity.
+        cur.execute("set application_name = 'agent-loader load lock'")
+        # An operator's timeouts must not end the lock (or the wait for it) midway.
+        cur.execute(
+            "set lock_timeout = 0; set statement_timeout = 0;"
+            " set idle_in_transaction_session_timeout = 0"
+        )
+        try:
+            cur.execute("lock table raw.load_lock in exclusive mode" + ("" if wait else " nowait"))
+        except psycopg2.errors.LockNotAvailable:
+            holder.close()
+            raise LockBusy("another `agent-loader load` is running; nothing was loaded") from None
+    return holder
+
+
+def reacquire_load_lock(
+    lock: psycopg2.extensions.connection, dsn: str
+) -> psycopg2.extensions.connection:
+    """The load lock after a lost connection (`load --follow` reconnecting): `lock` when its
+    connection still holds it, else the lock taken again on a new one (waiting for it)."""
+    try:
+        with lock.cursor() as cur:
+            cur.execute("select 1")
+        return lock
+    except psycopg2.Error:
+        lock.close()
+        return acquire_load_lock(dsn, wait=True)
 
 
 def recent_batches(conn: psycopg2.extensions.connection, limit: int) -> list[dict[str, Any]]:

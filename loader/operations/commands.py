@@ -36,6 +36,7 @@ from loader.operations.roles import (
     create_roles,
     grant_reader,
     list_grants,
+    remove_orphaned_grants,
     revoke_reader,
 )
 from loader.shown import shown_path
@@ -214,8 +215,8 @@ prefix_option = click.option(
     show_default=True,
     envvar="AGENT_ANALYTICS_ROLE_PREFIX",
     help=(
-        "Prefix of the role names (env AGENT_ANALYTICS_ROLE_PREFIX); dbt must use the"
-        " same one: --vars '{role_prefix: ...}'."
+        "Prefix of the role names (env AGENT_ANALYTICS_ROLE_PREFIX, which dbt reads"
+        " too, as its role_prefix var)."
     ),
 )
 
@@ -227,7 +228,8 @@ prefix_option = click.option(
     is_flag=True,
     help=(
         "Also revoke connect and temporary on the database from PUBLIC, so only the"
-        " project's roles (and superusers) can connect to it."
+        " project's roles (and superusers) can connect to it, and (run as a superuser)"
+        " large-object creation."
     ),
 )
 @dsn_option
@@ -241,8 +243,11 @@ def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: b
     the rows of the tenants / publishers granted to the login with grant-tenant /
     grant-publisher) and PREFIXbi_trusted_app (an application server that picks the tenant
     per request with app.tenant_id / app.publisher_id: never give it to a person), and the
-    table access.reader_grants. Never alters a role it did not create (exit 1). Run as the
-    role that ran `agent-loader init`; the next `dbt build` grants the marts.
+    table access.reader_grants. Revokes create on schema public from PUBLIC and pins the
+    loader's and transformer's search path (pg_catalog and the project's schemas). Never
+    alters a role it did not create (exit 1); exit 1 too when schema public stays
+    writable by everyone (the message says the one-time fix). Run as the role that ran
+    `agent-loader init`; the next `dbt build` grants the marts.
     """
     conn = warehouse.connect(resolve_dsn(dsn))
     warehouse.require_current_schema(conn)
@@ -262,6 +267,13 @@ def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: b
     click.echo(f"created: {created}")
     if result.database_closed:
         click.echo(f"database {result.database}: connect and temporary revoked from PUBLIC")
+        if result.large_objects_closed:
+            click.echo("large-object creation revoked from PUBLIC")
+        else:
+            click.echo(
+                "large-object creation NOT revoked: only a superuser can (rerun as one);"
+                " see docs/security.md"
+            )
 
 
 def _grant(
@@ -297,8 +309,11 @@ def grant_tenant_command(
 
     Records the grant in access.reader_grants and makes LOGIN a member of PREFIXbi_tenant.
     Repeat for more tenants. Row-level security compares each row with the grants of the
-    connected login, so no SQL the login sends (set, reset, set role) widens it. Exit 1
-    when LOGIN does not exist, cannot log in, or is a superuser or BYPASSRLS role.
+    connected login's OID, so no SQL the login sends (set, reset, set role) widens it, and a
+    login dropped and created again (or renamed into its name) starts with nothing. Exit 1
+    when LOGIN does not exist, cannot log in, is a superuser or has CREATEROLE, CREATEDB,
+    BYPASSRLS or REPLICATION, or is a member of the loader, transformer, operator or
+    trusted-application role; the message names the reason.
     """
     _grant(login, "tenant", tenant_id, prefix, dsn, as_json)
 
@@ -368,14 +383,36 @@ def revoke_command(
 
 @click.command(name="grants")
 @click.option("--login", help="Only this login's grants.")
+@click.option(
+    "--orphaned",
+    is_flag=True,
+    help="Only the grants of logins dropped since (nobody can use them).",
+)
+@click.option(
+    "--remove-orphaned",
+    is_flag=True,
+    help="Delete the grants of logins dropped since, and list what was deleted.",
+)
 @dsn_option
 @json_option
 @database_errors
-def grants_command(login: str | None, dsn: str | None, as_json: bool) -> None:
-    """List which login may read which tenant's or publisher's rows."""
+def grants_command(
+    login: str | None, orphaned: bool, remove_orphaned: bool, dsn: str | None, as_json: bool
+) -> None:
+    """List which login may read which tenant's or publisher's rows.
+
+    A grant belongs to the login's identity (its OID): a renamed login keeps its grants
+    (listed under the new name); a dropped login's grants are orphaned, and a new login of
+    the same name does not get them. Orphaned grants are marked `orphaned`.
+    """
+    if remove_orphaned and (login or orphaned):
+        raise click.UsageError("--remove-orphaned takes no --login or --orphaned")
     conn = warehouse.connect(resolve_dsn(dsn))
     try:
-        grants: list[ReaderGrant] = list_grants(conn, login)
+        if remove_orphaned:
+            grants: list[ReaderGrant] = remove_orphaned_grants(conn)
+        else:
+            grants = list_grants(conn, login, orphaned)
     except RoleRefused as error:
         raise click.ClickException(str(error)) from None
     finally:
@@ -385,7 +422,10 @@ def grants_command(login: str | None, dsn: str | None, as_json: bool) -> None:
         return
     if not grants:
         click.echo("no grants")
+    verb = "removed\t" if remove_orphaned else ""
     for grant in grants:
+        mark = "\torphaned" if grant.orphaned else ""
         click.echo(
-            f"{grant.login}\t{grant.scope}\t{grant.subject_id}\t{grant.granted_at:%Y-%m-%d %H:%M}"
+            f"{verb}{grant.login}\t{grant.scope}\t{grant.subject_id}"
+            f"\t{grant.granted_at:%Y-%m-%d %H:%M}{mark}"
         )

@@ -24,11 +24,25 @@ the login the group role; the policies dbt puts on the marts (`macros/security.s
 rows whose tenant / publisher is granted to `session_user`, which `set role`, `reset` and
 `set app.*` do not change.
 
+A grant is bound to the login's identity, its OID, not its name: a login dropped and
+created again, or another login renamed to its name, gets none of the old login's rows
+(`list_grants(orphaned=True)` lists the grants of dropped logins, `remove_orphaned_grants`
+deletes them). `grant_reader` refuses a
+login that could step out of row-level security or into the build (superuser, CREATEROLE,
+CREATEDB, BYPASSRLS, REPLICATION, or a member of a role that is not a reader).
+
+The build must not run code a reader wrote: `create_roles` revokes `create` on schema
+`public` from PUBLIC (the default before PostgreSQL 15, and in every database upgraded from
+one) and pins the search path of the loader and transformer roles to the project's schemas
+and `pg_catalog` (the dbt profile pins it for the build's session too; the build checks the
+schemas it reads on start, `macros/access_checks.sql`).
+
 `create_roles` never alters a role it did not create: it marks its roles with a comment and
 refuses to adopt a role of the same name without it. `close_database=True` also revokes
 `connect` and `temporary` on the database from PUBLIC, so only the project's roles (and
-superusers) can connect. Every statement is idempotent: rerun after `agent-loader init`
-migrates or when roles are missing.
+superusers) can connect, and, run by a superuser, revokes the functions that create large
+objects from PUBLIC (nothing in the project uses them). Every statement is idempotent: rerun
+after `agent-loader init` migrates or when roles are missing.
 """
 
 from __future__ import annotations
@@ -53,8 +67,35 @@ ROLE_SUFFIXES = (
 BI_SUFFIXES = ("bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "seeds")
 ACCESS_SCHEMA = "access"
+# The search path of the loader and transformer roles: the project's schemas after
+# pg_catalog, never `public` or `"$user"`, where a reader might create a function the
+# build would call. The dbt profile sets the same path for the build's session.
+PINNED_SEARCH_PATH = ("pg_catalog", "raw", ACCESS_SCHEMA, *DBT_SCHEMAS)
+# Group roles a reader must not be a member of: each reads more than a reader may.
+NOT_FOR_READERS = ("loader", "transformer", "bi_operator", "bi_trusted_app")
+# Role attributes that let a login step out of row-level security or out of being a reader.
+ESCAPING_ATTRIBUTES = {
+    "rolsuper": "is a superuser (row-level security does not apply to it)",
+    "rolbypassrls": "has BYPASSRLS (row-level security does not apply to it)",
+    "rolcreaterole": "has CREATEROLE (it could grant itself any non-superuser role)",
+    "rolcreatedb": "has CREATEDB (it could create databases of its own)",
+    "rolreplication": "has REPLICATION (it could stream every row of the server)",
+}
+# Server-side large-object functions that create one: `roles --close-database` revokes them
+# from PUBLIC (a reader could otherwise fill the disk with large objects).
+LARGE_OBJECT_CREATORS = (
+    "lo_creat(integer)",
+    "lo_create(oid)",
+    "lo_import(text)",
+    "lo_import(text, oid)",
+    "lo_from_bytea(oid, bytea)",
+)
 # The comment that marks a role as one `agent-loader roles` created (and may repair).
 ROLE_MARKER = "agent-analytics: created by agent-loader roles"
+
+# The OID of the connected login, which `set role` and `set session authorization` (for a
+# non-superuser) do not change; the same expression is in macros/security.sql.
+SESSION_USER_OID = "(select oid from pg_catalog.pg_roles where rolname = session_user)"
 
 Scope = Literal["tenant", "publisher"]
 SCOPE_GROUP: dict[str, str] = {"tenant": "bi_tenant", "publisher": "bi_publisher"}
@@ -77,6 +118,7 @@ class RolesResult:
     created: list[str] = field(default_factory=list)
     database: str = ""
     database_closed: bool = False
+    large_objects_closed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,10 +126,15 @@ class RolesResult:
 
 @dataclass
 class ReaderGrant:
+    """A recorded grant. `login` is the login's current name, or the name it had when
+    granted when the login no longer exists (`orphaned`: nobody can use the grant)."""
+
     login: str
     scope: str
     subject_id: str
     granted_at: datetime | None = None
+    role_oid: int | None = None
+    orphaned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -171,6 +218,14 @@ def create_roles(
                 sql.SQL("revoke connect, temporary on database {} from public").format(database)
             )
             result.database_closed = True
+            result.large_objects_closed = _revoke_large_object_creation(cur)
+        _close_public_schema(cur, [ident[suffix] for suffix in BI_SUFFIXES])
+        for suffix in ("loader", "transformer"):
+            cur.execute(
+                sql.SQL("alter role {} set search_path = {}").format(
+                    ident[suffix], sql.SQL(", ").join(map(sql.Identifier, PINNED_SEARCH_PATH))
+                )
+            )
 
         # raw: the loader writes it, the transformer reads it, nobody else sees it.
         cur.execute("revoke all on schema raw from public")
@@ -192,6 +247,10 @@ def create_roles(
         cur.execute(
             sql.SQL("grant select on all tables in schema raw to {}").format(ident["transformer"])
         )
+        # The load lock (migration 0010) is the loader's alone.
+        cur.execute("select to_regclass('raw.load_lock') is not null")
+        if cur.fetchone()[0]:
+            cur.execute(sql.SQL("revoke all on raw.load_lock from {}").format(ident["transformer"]))
         cur.execute(
             sql.SQL(
                 "alter default privileges in schema raw"
@@ -235,24 +294,85 @@ def create_roles(
     return result
 
 
+def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Identifier]) -> None:
+    """No role but its owner may create in schema `public` (PostgreSQL 15's default; a
+    database created by an older version, or upgraded from one, lets everyone).
+
+    Raises RoleRefused when PUBLIC keeps `create` there: only the schema's owner (on an
+    upgraded database, the bootstrap superuser) can revoke it, once.
+    """
+    cur.execute("select to_regnamespace('public') is not null")
+    if not cur.fetchone()[0]:
+        return
+    cur.execute("revoke create on schema public from public")
+    cur.execute(
+        sql.SQL("revoke create on schema public from {}").format(sql.SQL(", ").join(readers))
+    )
+    cur.execute(
+        "select exists (select from pg_namespace, aclexplode(nspacl) as acl"
+        " where nspname = 'public' and acl.grantee = 0 and acl.privilege_type = 'CREATE')"
+    )
+    if cur.fetchone()[0]:
+        raise RoleRefused(
+            "schema public is writable by every role (the default before PostgreSQL 15) and"
+            " this role may not change that: run once, as the owner of schema public (a"
+            " superuser): revoke create on schema public from public; then rerun"
+            " `agent-loader roles`"
+        )
+
+
+def _revoke_large_object_creation(cur: psycopg2.extensions.cursor) -> bool:
+    """Revoke the functions that create large objects from PUBLIC; True when done.
+
+    They belong to the bootstrap superuser, so only a superuser can revoke them: for
+    another role this changes nothing and returns False (docs/security.md).
+    """
+    cur.execute("select rolsuper from pg_roles where rolname = current_user")
+    if not cur.fetchone()[0]:
+        return False
+    for function in LARGE_OBJECT_CREATORS:
+        cur.execute(f"revoke execute on function pg_catalog.{function} from public")
+    return True
+
+
 def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.Identifier]) -> None:
-    """`access.reader_grants`: which login may read which tenant's or publisher's rows.
+    """`access.reader_grants`: which login (by OID) may read which tenant's or publisher's
+    rows.
 
     Owned by the role running this (no reader can modify it); readers and the transformer
-    (whose policies reference it) may read it, each login only its own rows.
+    (whose policies reference it) may read it, each login only its own rows. `login` is the
+    name at grant time, for people; the policies compare `role_oid`. A table made before
+    grants were bound to OIDs gets the column here: each row takes the OID of the role
+    then named `login`, or 0 (orphaned) when there is none.
     """
     cur.execute(f"create schema if not exists {ACCESS_SCHEMA}")
     cur.execute(
         f"""
         create table if not exists {ACCESS_SCHEMA}.reader_grants (
+            role_oid oid not null,
             login name not null,
             scope text not null check (scope in ('tenant', 'publisher')),
             subject_id text not null check (subject_id <> ''),
             granted_at timestamptz not null default now(),
-            primary key (login, scope, subject_id)
+            primary key (role_oid, scope, subject_id)
         )
         """
     )
+    cur.execute(
+        "select exists (select from pg_attribute"
+        " where attrelid = 'access.reader_grants'::regclass and attname = 'role_oid')"
+    )
+    if not cur.fetchone()[0]:
+        cur.execute(f"alter table {ACCESS_SCHEMA}.reader_grants add column role_oid oid")
+        cur.execute(
+            f"update {ACCESS_SCHEMA}.reader_grants as grants"
+            " set role_oid = coalesce((select oid from pg_roles where rolname = grants.login), 0)"
+        )
+        cur.execute(f"alter table {ACCESS_SCHEMA}.reader_grants alter column role_oid set not null")
+        cur.execute(
+            f"alter table {ACCESS_SCHEMA}.reader_grants drop constraint reader_grants_pkey,"
+            " add primary key (role_oid, scope, subject_id)"
+        )
     cur.execute(f"revoke all on schema {ACCESS_SCHEMA} from public")
     cur.execute(f"revoke all on {ACCESS_SCHEMA}.reader_grants from public")
     readers = sql.SQL(", ").join(
@@ -270,7 +390,7 @@ def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.I
     cur.execute(f"drop policy if exists own_grants on {ACCESS_SCHEMA}.reader_grants")
     cur.execute(
         f"create policy own_grants on {ACCESS_SCHEMA}.reader_grants for select to public"
-        " using (login = session_user)"
+        f" using (role_oid = {SESSION_USER_OID})"
     )
 
 
@@ -291,6 +411,44 @@ def _require_setup(cur: psycopg2.extensions.cursor, group: str) -> None:
         )
 
 
+def _refuse_non_reader(cur: psycopg2.extensions.cursor, login: str, names: dict[str, str]) -> int:
+    """The login's OID, or RoleRefused naming why it cannot be kept to its rows: it is
+    missing, cannot log in, is one of the project's roles, has an attribute that escapes
+    row-level security or readership, or is a member of a role that reads more."""
+    cur.execute(
+        "select oid, rolcanlogin, " + ", ".join(ESCAPING_ATTRIBUTES) + " from pg_roles"
+        " where rolname = %s",
+        (login,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise RoleRefused(
+            f"login role {login!r} does not exist: create it first, e.g."
+            f" create role {login} login password '...'"
+        )
+    oid, can_login, *flags = row
+    if login in names.values() or not can_login:
+        raise RoleRefused(
+            f"{login!r} is not a login role: grant tenants and publishers to the login a"
+            " person or BI tool connects as"
+        )
+    attributes = zip(ESCAPING_ATTRIBUTES.values(), flags, strict=True)
+    reasons = [reason for reason, flag in attributes if flag]
+    for suffix in NOT_FOR_READERS:
+        cur.execute(
+            "select to_regrole(%s) is not null and pg_has_role(%s, to_regrole(%s), 'member')",
+            (names[suffix], oid, names[suffix]),
+        )
+        if cur.fetchone()[0]:
+            reasons.append(f"is a member of {names[suffix]} (it reads more than its rows)")
+    if reasons:
+        raise RoleRefused(
+            f"{login!r} {'; '.join(reasons)}: a reader limited to one tenant or publisher"
+            " must be a plain login (create one: create role NAME login password '...')"
+        )
+    return oid
+
+
 def grant_reader(
     conn: psycopg2.extensions.connection,
     login: str,
@@ -298,46 +456,35 @@ def grant_reader(
     subject_id: str,
     prefix: str = DEFAULT_PREFIX,
 ) -> tuple[ReaderGrant, bool]:
-    """Let an existing login read one tenant's (or publisher's) rows: record the grant and
-    make the login a member of the tenant (publisher) reader role. Returns the grant and
-    whether it is new. Refuses logins that row-level security would not bind."""
+    """Let an existing login read one tenant's (or publisher's) rows: record the grant
+    (bound to the login's OID) and make the login a member of the tenant (publisher) reader
+    role. Returns the grant and whether it is new. Refuses logins that row-level security
+    would not bind or that are more than readers."""
     names = role_names(prefix)
     group = names[SCOPE_GROUP[scope]]
     if not subject_id.strip():
         raise RoleRefused(f"the {scope} id must be a non-empty string")
     with conn.cursor() as cur:
         _require_setup(cur, group)
+        oid = _refuse_non_reader(cur, login, names)
         cur.execute(
-            "select rolcanlogin, rolsuper or rolbypassrls from pg_roles where rolname = %s",
-            (login,),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise RoleRefused(
-                f"login role {login!r} does not exist: create it first, e.g."
-                f" create role {login} login password '...'"
-            )
-        can_login, bypasses = row
-        if login in names.values() or not can_login:
-            raise RoleRefused(
-                f"{login!r} is not a login role: grant tenants and publishers to the login a"
-                " person or BI tool connects as"
-            )
-        if bypasses:
-            raise RoleRefused(
-                f"{login!r} is a superuser or has BYPASSRLS: row-level security would not"
-                " apply to it, so it cannot be limited to one tenant or publisher"
-            )
-        cur.execute(
-            f"insert into {ACCESS_SCHEMA}.reader_grants (login, scope, subject_id)"
-            " values (%s, %s, %s) on conflict do nothing returning granted_at",
-            (login, scope, subject_id),
+            f"insert into {ACCESS_SCHEMA}.reader_grants (role_oid, login, scope, subject_id)"
+            " values (%s, %s, %s, %s) on conflict do nothing returning granted_at",
+            (oid, login, scope, subject_id),
         )
         inserted = cur.fetchone()
         cur.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(login)))
     conn.commit()
     granted_at = inserted[0] if inserted else None
-    return ReaderGrant(login, scope, subject_id, granted_at), inserted is not None
+    return ReaderGrant(login, scope, subject_id, granted_at, oid), inserted is not None
+
+
+def _require_grants_table(cur: psycopg2.extensions.cursor) -> None:
+    cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
+    if cur.fetchone()[0] is None:
+        raise RoleRefused(
+            f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
+        )
 
 
 def revoke_reader(
@@ -349,34 +496,35 @@ def revoke_reader(
 ) -> list[ReaderGrant]:
     """Remove a login's grants (one tenant or publisher, or all of them); a login this
     leaves with no grant of a scope leaves that reader role. Returns what was removed (may
-    be empty, and then nothing changed)."""
+    be empty, and then nothing changed). The grants of a dropped login are removed by
+    `remove_orphaned_grants`."""
     names = role_names(prefix)
     with conn.cursor() as cur:
-        cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-        if cur.fetchone()[0] is None:
-            raise RoleRefused(
-                f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
-            )
+        _require_grants_table(cur)
+        cur.execute("select oid from pg_roles where rolname = %s", (login,))
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            return []
+        oid = row[0]
         cur.execute(
             f"delete from {ACCESS_SCHEMA}.reader_grants"
-            " where login = %s and (%s::text is null or scope = %s)"
+            " where role_oid = %s and (%s::text is null or scope = %s)"
             " and (%s::text is null or subject_id = %s)"
-            " returning login, scope, subject_id, granted_at",
-            (login, scope, scope, subject_id, subject_id),
+            " returning login, scope, subject_id, granted_at, role_oid",
+            (oid, scope, scope, subject_id, subject_id),
         )
-        removed = [ReaderGrant(*row) for row in cur.fetchall()]
+        removed = [ReaderGrant(login, *row[1:]) for row in cur.fetchall()]
         for each_scope, suffix in SCOPE_GROUP.items():
             cur.execute(
-                f"select 1 from {ACCESS_SCHEMA}.reader_grants where login = %s and scope = %s",
-                (login, each_scope),
+                f"select 1 from {ACCESS_SCHEMA}.reader_grants where role_oid = %s and scope = %s",
+                (oid, each_scope),
             )
             still_granted = cur.fetchone() is not None
             cur.execute(
-                "select 1 from pg_auth_members as m"
-                " join pg_roles as g on g.oid = m.roleid"
-                " join pg_roles as l on l.oid = m.member"
-                " where g.rolname = %s and l.rolname = %s",
-                (names[suffix], login),
+                "select 1 from pg_auth_members as m join pg_roles as g on g.oid = m.roleid"
+                " where g.rolname = %s and m.member = %s",
+                (names[suffix], oid),
             )
             is_member = cur.fetchone() is not None
             revoked_here = any(grant.scope == each_scope for grant in removed)
@@ -391,20 +539,41 @@ def revoke_reader(
 
 
 def list_grants(
-    conn: psycopg2.extensions.connection, login: str | None = None
+    conn: psycopg2.extensions.connection, login: str | None = None, orphaned: bool = False
 ) -> list[ReaderGrant]:
-    """Every recorded grant (or one login's), by login, scope and id."""
+    """Every recorded grant (or one login's, or only the orphaned ones: of logins dropped
+    since), by login, scope and id. A renamed login's grants show its current name."""
     with conn.cursor() as cur:
-        cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-        if cur.fetchone()[0] is None:
-            raise RoleRefused(
-                f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
-            )
+        _require_grants_table(cur)
         cur.execute(
-            f"select login, scope, subject_id, granted_at from {ACCESS_SCHEMA}.reader_grants"
-            " where %s::text is null or login = %s order by login, scope, subject_id",
-            (login, login),
+            f"""
+            select coalesce(roles.rolname, grants.login), grants.scope, grants.subject_id,
+                grants.granted_at, grants.role_oid, roles.oid is null
+            from {ACCESS_SCHEMA}.reader_grants as grants
+            left join pg_roles as roles on roles.oid = grants.role_oid
+            where (%s::text is null or roles.rolname = %s) and (not %s or roles.oid is null)
+            order by 1, 2, 3
+            """,
+            (login, login, orphaned),
         )
         grants = [ReaderGrant(*row) for row in cur.fetchall()]
     conn.commit()
     return grants
+
+
+def remove_orphaned_grants(conn: psycopg2.extensions.connection) -> list[ReaderGrant]:
+    """Delete the grants of logins that no longer exist (nobody can use them: a new login
+    of the same name has another OID) and return them."""
+    with conn.cursor() as cur:
+        _require_grants_table(cur)
+        cur.execute(
+            f"delete from {ACCESS_SCHEMA}.reader_grants as grants"
+            " where not exists (select from pg_roles where oid = grants.role_oid)"
+            " returning login, scope, subject_id, granted_at, role_oid, true"
+        )
+        removed = sorted(
+            (ReaderGrant(*row) for row in cur.fetchall()),
+            key=lambda grant: (grant.login, grant.scope, grant.subject_id),
+        )
+    conn.commit()
+    return removed

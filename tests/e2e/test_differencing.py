@@ -153,12 +153,10 @@ def builds(
             cur.execute(f"create role {PREFIX}dbt_login login in role {PREFIX}transformer")
         run_loader(module_db, "grant-publisher", PUBLISHER_LOGIN, "pub-a", "--prefix", PREFIX)
         run_loader(module_db, "load", str(write_ndjson(folder / "base.ndjson", base_events())))
-        dbt = Dbt(Database({**module_db.params, "user": f"{PREFIX}dbt_login"}), folder / "dbt")
-        profile = dbt.profiles_dir / "profiles.yml"
-        profile.write_text(
-            profile.read_text().replace(
-                "      threads: 2", f"      threads: 2\n      role: {PREFIX}transformer"
-            )
+        dbt = Dbt(
+            Database({**module_db.params, "user": f"{PREFIX}dbt_login"}),
+            folder / "dbt",
+            AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer",
         )
         built = Builds(module_db, dbt, folder)
         built.build(AS_OF)

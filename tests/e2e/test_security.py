@@ -13,7 +13,14 @@ grants table. All of it again after a second `dbt build` and a `--full-refresh`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +31,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from tests.conftest import Database, Dbt, Server, run_loader
+from tests.conftest import REPO, Database, Dbt, Server, run_loader
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
@@ -207,12 +214,10 @@ def setup(
             "load",
             str(write_ndjson(folder / "events.ndjson", events())),
         )
-        dbt = Dbt(as_role(module_db, LOGINS["transformer"]), folder / "dbt")
-        profile = dbt.profiles_dir / "profiles.yml"
-        profile.write_text(
-            profile.read_text().replace(
-                "      threads: 2", f"      threads: 2\n      role: {PREFIX}transformer"
-            )
+        dbt = Dbt(
+            as_role(module_db, LOGINS["transformer"]),
+            folder / "dbt",
+            AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer",
         )
         dbt("build", *VARS)
         yield Setup(module_db, dbt, json.loads(roles.stdout))
@@ -324,8 +329,9 @@ def test_grants_are_listed_and_the_table_is_read_only_for_readers(setup):
             (LOGINS["tenant_1"], "tenant-1")
         ]
         for statement in (
-            f"insert into access.reader_grants values ('{LOGINS['tenant_1']}', 'tenant',"
-            " 'tenant-2')",
+            "insert into access.reader_grants (role_oid, login, scope, subject_id)"
+            f" select oid, rolname, 'tenant', 'tenant-2' from pg_roles"
+            f" where rolname = '{LOGINS['tenant_1']}'",
             "update access.reader_grants set subject_id = 'tenant-2'",
             "delete from access.reader_grants",
             "alter table access.reader_grants disable row level security",
@@ -495,7 +501,7 @@ COVERAGE = """
 -- Every relation a reader login can open, outside the system schemas, that row-level
 -- security does not close: a table readable by a tenant, publisher or trusted-application
 -- reader without RLS or without that reader's policy (tenant / publisher: keyed on the
--- login's grants of that scope; trusted application: on the session setting); any view,
+-- grants of that scope to the login's OID; trusted application: on the session setting); any view,
 -- materialized view or foreign table such a reader can open; a publisher-readable table
 -- with a tenant id column.
 with readers as (
@@ -534,7 +540,7 @@ policies as (
     select
         p.polrelid,
         coalesce(r.rolname, 'public') as rolname,
-        pg_get_expr(p.polqual, p.polrelid) as qual
+        regexp_replace(pg_get_expr(p.polqual, p.polrelid), '[[:space:]]+', ' ', 'g') as qual
     from pg_policy as p
     cross join lateral unnest(p.polroles) as role_oid
     left join pg_roles as r on r.oid = role_oid
@@ -555,11 +561,12 @@ where
                 and (
                     (
                         policies.rolname like '%%bi_tenant'
-                        and policies.qual like '%%reader_grants%%SESSION_USER%%''tenant''%%'
+                        and policies.qual like '%%reader_grants%%' || %(by_oid)s || '%%''tenant''%%'
                     )
                     or (
                         policies.rolname like '%%bi_publisher'
-                        and policies.qual like '%%reader_grants%%SESSION_USER%%''publisher''%%'
+                        and policies.qual
+                        like '%%reader_grants%%' || %(by_oid)s || '%%''publisher''%%'
                     )
                     or (
                         policies.rolname like '%%bi_trusted_app'
@@ -567,7 +574,7 @@ where
                     )
                     or (
                         readable.relation = 'access.reader_grants'
-                        and policies.qual = '(login = SESSION_USER)'
+                        and policies.qual like '(' || %(by_oid)s || ')'
                     )
                 )
         )
@@ -588,7 +595,12 @@ order by 1, 2
 
 def uncovered(db: Database) -> list[tuple]:
     readers = [LOGINS[name] for name in ("tenant_1", "tenant_2_3", "ungranted", "pub_big", "app")]
-    return db.query(COVERAGE, {"readers": readers, "operator": f"%{PREFIX}bi_operator%"})
+    by_oid = (
+        "role_oid = ( SELECT pg_roles.oid FROM pg_roles%WHERE (pg_roles.rolname = SESSION_USER))"
+    )
+    return db.query(
+        COVERAGE, {"readers": readers, "operator": f"%{PREFIX}bi_operator%", "by_oid": by_oid}
+    )
 
 
 def test_every_relation_a_reader_can_open_is_covered_and_the_check_can_fail(setup):
@@ -693,3 +705,331 @@ def test_isolation_survives_a_second_build_and_a_full_refresh(setup):
     setup.dbt("build", *VARS, "--full-refresh")
     check_isolation(setup)
     assert uncovered(setup.database) == []
+
+
+def test_more_ways_out_from_a_sql_prompt_see_only_the_readers_rows(setup):
+    """`row_security = off`, COPY, a held cursor read after `set role`, another session's
+    query text, and grant-tenant with quotes, `;` and `%` in the login and the id."""
+    db = setup.database
+    admin = db.connect()
+    admin.autocommit = True
+    execute(admin, "select 'tenant-2 marker' as secret")
+    tenant = connect(db, "tenant_1")
+    odd_login = f"{PREFIX}o'q;%login"
+    odd_id = "tenant-1'; drop table access.reader_grants; --%"
+    try:
+        execute(tenant, "set row_security = off")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="row-level security"):
+            rows(tenant, "select count(*) from marts.tenant_revenue")
+        execute(tenant, "reset row_security")
+        for statement in (
+            "copy marts.tenant_revenue (tenant_id) to stdout",
+            "copy (select tenant_id from marts.tenant_revenue) to stdout",
+        ):
+            out = io.StringIO()
+            with tenant.cursor() as cur:
+                cur.copy_expert(statement, out)
+            assert set(out.getvalue().split()) == {"tenant-1"}, statement
+        execute(tenant, "begin")
+        execute(
+            tenant, "declare held cursor with hold for select tenant_id from marts.tenant_revenue"
+        )
+        execute(tenant, "commit")
+        try_bypass(tenant, f"set role {PREFIX}bi_tenant")
+        assert {row[0] for row in rows(tenant, "fetch all from held")} == {"tenant-1"}
+        activity = rows(
+            tenant, f"select query from pg_stat_activity where pid = {admin.get_backend_pid()}"
+        )
+        assert activity == [("<insufficient privilege>",)]
+
+        db.query(f'create role "{odd_login}" login')
+        run_loader(db, "grant-tenant", odd_login, odd_id, "--prefix", PREFIX)
+        assert db.query(
+            "select subject_id from access.reader_grants where login = %s", (odd_login,)
+        ) == [(odd_id,)]
+        odd = connect(db, odd_login)
+        try:
+            assert rows(odd, "select count(*) from marts.tenant_revenue") == [(0,)]
+        finally:
+            odd.close()
+    finally:
+        tenant.close()
+        admin.close()
+        run_loader(db, "revoke", odd_login, "--prefix", PREFIX, check=False)
+        db.query(f'drop role if exists "{odd_login}"')
+
+
+def scratch_project(folder: Path) -> Path:
+    """A copy of the dbt project to change in a test (the repository stays as it is)."""
+    project = folder / "project"
+    shutil.copytree(
+        REPO,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".*", "target", "logs", "lake", "__pycache__", "*.egg-info", "bench", "docs"
+        ),
+    )
+    return project
+
+
+def test_a_login_dropped_or_renamed_passes_no_rows_to_a_new_login_of_its_name(setup):
+    db = setup.database
+    dropped, renamed = f"{PREFIX}reused_login", f"{PREFIX}moved_login"
+    for login in (dropped, renamed):
+        db.query(f"create role {login} login")
+    run_loader(db, "grant-tenant", dropped, "tenant-2", "--prefix", PREFIX)
+    run_loader(db, "grant-tenant", renamed, "tenant-4", "--prefix", PREFIX)
+    db.query(f"drop role {dropped}; create role {dropped} login")
+    db.query(f"alter role {renamed} rename to {renamed}_old; create role {renamed} login")
+    try:
+        run_loader(db, "grant-tenant", dropped, "tenant-3", "--prefix", PREFIX)
+        run_loader(db, "grant-tenant", renamed, "tenant-5", "--prefix", PREFIX)
+        new_dropped, new_renamed = connect(db, dropped), connect(db, renamed)
+        old_renamed = connect(db, f"{renamed}_old")
+        try:
+            for mart in TENANT_MARTS:
+                assert tenants_seen(new_dropped, mart) == ["tenant-3"], mart
+                assert tenants_seen(new_renamed, mart) == ["tenant-5"], mart
+                assert tenants_seen(old_renamed, mart) == ["tenant-4"], mart
+        finally:
+            for conn in (new_dropped, new_renamed, old_renamed):
+                conn.close()
+        orphaned = json.loads(run_loader(db, "grants", "--orphaned", "--json").stdout)
+        assert [(g["login"], g["subject_id"]) for g in orphaned] == [(dropped, "tenant-2")]
+        run_loader(db, "grants", "--remove-orphaned")
+        assert json.loads(run_loader(db, "grants", "--orphaned", "--json").stdout) == []
+    finally:
+        for login in (dropped, renamed, f"{renamed}_old"):
+            run_loader(db, "revoke", login, "--prefix", PREFIX, check=False)
+            db.query(f"drop role if exists {login}")
+
+
+# A reader's ordered-set aggregate that shadows pg_catalog.percentile_cont(float8 order by
+# float8) for numeric arguments (agent_resolution_times calls it with numeric ones): run by
+# the build, it grants the reader schema intermediate, then answers as the real one.
+PLANTED_PERCENTILE = """
+create function public.planted_state(numeric[], numeric) returns numeric[]
+    language sql as 'select $1 || $2';
+create function public.planted_final(numeric[], numeric) returns numeric
+    language plpgsql as $$
+begin
+    execute format('grant usage on schema intermediate to %I', '{login}');
+    execute format('grant select on all tables in schema intermediate to %I', '{login}');
+    return (
+        select pg_catalog.percentile_cont($2::float8) within group (order by x)
+        from unnest($1) as x
+    );
+end $$;
+create aggregate public.percentile_cont(numeric order by numeric) (
+    sfunc = public.planted_state, stype = numeric[], finalfunc = public.planted_final,
+    initcond = '{{}}'
+);
+"""
+
+
+def test_a_function_a_reader_plants_in_public_never_runs_in_the_build(setup, tmp_path):
+    """Schema public writable by every role (the default before PostgreSQL 15): a tenant
+    plants `public.percentile_cont(numeric order by numeric)`. With the search path dbt used
+    to have (`"$user", public`) and no check, the build runs it as the transformer and the
+    tenant gets schema intermediate. The shipped profile never looks in public, and a
+    profile that does is refused on start, naming the schema and the function."""
+    db = setup.database
+    login = LOGINS["tenant_1"]
+    db.query("grant create on schema public to public")
+    tenant = connect(db, "tenant_1")
+    try:
+        execute(tenant, PLANTED_PERCENTILE.format(login=login))
+        model = ("run", "--select", "agent_resolution_times", *VARS)
+
+        # Reproduced: the old search path and no on-run-start check.
+        project = scratch_project(tmp_path)
+        config = project / "dbt_project.yml"
+        config.write_text(config.read_text().replace('  - "{{ check_build_inputs() }}"\n', ""))
+        old = Dbt(
+            setup.dbt.database, tmp_path / "old", AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer"
+        )
+        profile = old.profiles_dir / "profiles.yml"
+        lines = profile.read_text().splitlines()
+        profile.write_text("\n".join(line for line in lines if "search_path:" not in line))
+        reproduced = old(*model, "--project-dir", str(project), check=False)
+        assert db.scalar("select has_schema_privilege(%s, 'intermediate', 'usage')", (login,))
+        # (Only the on-run-end check notices, after the fact.)
+        assert "intermediate.int_invocations_enriched is readable by a row-limited reader" in (
+            reproduced.stdout
+        )
+        db.query(f"revoke all on schema intermediate from {login}")
+        db.query(f"revoke all on all tables in schema intermediate from {login}")
+
+        # Refused on start with the project's check, before any model runs.
+        refused_build = old(*model, check=False)
+        assert refused_build.returncode != 0
+        assert "dbt build refused" in refused_build.stdout
+        assert "schema public grants create to PUBLIC (every role)" in refused_build.stdout
+        assert f"percentile_cont(numeric,numeric) is owned by {login}" in refused_build.stdout
+        assert not db.scalar("select has_schema_privilege(%s, 'intermediate', 'usage')", (login,))
+
+        # The shipped profile: public is not searched, so the reader's aggregate is not called.
+        setup.dbt(*model)
+        assert not db.scalar("select has_schema_privilege(%s, 'intermediate', 'usage')", (login,))
+    finally:
+        tenant.close()
+        db.query(
+            "drop aggregate if exists public.percentile_cont(numeric order by numeric);"
+            " drop function if exists public.planted_final(numeric[], numeric);"
+            " drop function if exists public.planted_state(numeric[], numeric)"
+        )
+        db.query(f"revoke all on schema intermediate from {login}")
+        db.query(f"revoke all on all tables in schema intermediate from {login}")
+        # `agent-loader roles` closes public again.
+        run_loader(db, "roles", "--prefix", PREFIX)
+    assert not db.scalar("select has_schema_privilege(%s, 'public', 'create')", (login,))
+
+
+def test_a_mart_with_a_grants_config_fails_the_build(setup, tmp_path):
+    """dbt applies a `grants:` config after the access post-hook; the build must fail."""
+    project = scratch_project(tmp_path)
+    model = project / "models/marts/conversations/agent_resolution_times.sql"
+    readers = [f"{PREFIX}bi_tenant", LOGINS["pub_big"]]
+    model.write_text(f"{{{{ config(grants={{'select': {readers}}}) }}}}\n" + model.read_text())
+    run = ("run", "--select", "agent_resolution_times", *VARS)
+    try:
+        result = setup.dbt(*run, "--project-dir", str(project), check=False)
+        assert result.returncode != 0
+        assert "dbt build failed the access check" in result.stdout
+        assert (
+            "marts.agent_resolution_times is readable by a row-limited reader without"
+            " row-level security" in result.stdout
+        )
+        for reader in readers:
+            assert (
+                f"marts.agent_resolution_times grants SELECT to {reader}, which the access hook"
+                " (meta.bi_access) did not grant" in result.stdout
+            ), reader
+    finally:
+        setup.dbt(*run)  # a table: rebuilt without those grants
+    assert uncovered(setup.database) == []
+
+
+def test_the_role_prefix_comes_from_the_loaders_setting_and_a_wrong_one_fails(setup):
+    db = setup.database
+    only_date = ("--vars", json.dumps({"as_of": NOW.date().isoformat()}))
+    model = ("run", "--select", "platform_daily", *only_date)
+    wrong = Dbt(
+        setup.dbt.database,
+        setup.dbt.profiles_dir.parent / "wrong_prefix",
+        AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer",
+        AGENT_ANALYTICS_ROLE_PREFIX="aa_nosuch_",
+    )
+    result = wrong(*model, check=False)
+    assert result.returncode != 0
+    assert "AGENT_ANALYTICS_ROLE_PREFIX" in result.stdout
+    assert "aa_nosuch_bi_operator" in result.stdout
+    assert PREFIX in result.stdout.split("prefixes with roles here:")[1]
+
+    db.query(f"revoke select on marts.platform_daily from {PREFIX}bi_operator")
+    right = Dbt(
+        setup.dbt.database,
+        setup.dbt.profiles_dir.parent / "env_prefix",
+        AGENT_ANALYTICS_DBT_ROLE=f"{PREFIX}transformer",
+        AGENT_ANALYTICS_ROLE_PREFIX=PREFIX,
+    )
+    right(*model)
+    assert db.scalar(
+        "select has_table_privilege(%s, 'marts.platform_daily', 'select')",
+        (f"{PREFIX}bi_operator",),
+    )
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of PostgreSQL 15's initdb and pg_ctl, if installed."""
+    for folder in (Path("/usr/lib/postgresql/15/bin"), Path("/usr/local/pgsql/bin")):
+        if (folder / "initdb").is_file():
+            return folder
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(_postgres_bin() is None, reason="needs PostgreSQL 15's initdb and pg_ctl")
+def test_the_security_tests_pass_against_a_private_server_on_another_port():
+    """Every subprocess a test starts (agent-loader, dbt) must act on the server the test
+    inspects: run this module's setup and isolation tests against a throwaway server on a
+    spare port. A subprocess that lost PGHOST/PGPORT would reach the default server, where
+    the test's database does not exist."""
+    bindir = _postgres_bin()
+    assert bindir is not None
+    folder = Path(tempfile.mkdtemp(prefix="aa-private-pg-"))
+    port = _free_port()
+    # initdb refuses to run as root: run the server as the `postgres` user then.
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    data = folder / "data"
+    subprocess.run(
+        [
+            *as_owner,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-N",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *as_owner,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "start",
+            "-l",
+            str(folder / "log"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        env.update(PGHOST="127.0.0.1", PGPORT=str(port), PGUSER="postgres", PGDATABASE="postgres")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                __file__,
+                "-k",
+                "roles_are_created or isolation_after_the_first_build or loader_writes_raw",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert "3 passed" in result.stdout
+    finally:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)

@@ -108,8 +108,7 @@ def test_init_twice_applies_nothing_the_second_time(empty_db):
 
 
 def test_no_wait_exits_4_while_another_load_holds_the_lock(db, landing):
-    holder = db.connect()
-    warehouse.acquire_load_lock(holder, wait=False)
+    holder = warehouse.acquire_load_lock(db.dsn, wait=False)
     try:
         result = invoke("load", landing, "--dsn", db.dsn, "--no-wait")
     finally:
