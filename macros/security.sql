@@ -75,10 +75,32 @@
 
 
 {#-
-    The ids of a scope ('tenant' or 'publisher') granted to the connected login. Policies
-    compare with `= any(array(...))`: an init plan run once per query, so an index on the
-    tenant column is used (`in (select ...)` would filter every row of the table).
+    The ids of a scope ('tenant' or 'publisher') granted to the connected login, read by
+    `own_rows` below.
 -#}
+{#-
+    A tenant or publisher reader's policy: the row's key is one granted to the login.
+
+    Written twice on purpose, each for one kind of scan:
+    - `key = any(array(grants))` becomes the index condition, so an index scan reads only
+      the reader's own entries (every index of such a table leads with the key), and its
+      init plan runs at the start of every such scan;
+    - `array(grants) @> array[key]` costs what a reader's own `=` or `<` costs, and
+      PostgreSQL orders quals of equal cost as written, the policy's first: in a sequential
+      scan it is checked on every row before the reader's conditions, so its init plan runs
+      on the first row whatever the reader asks. With `= any` alone (costlier, so checked
+      after a reader's leakproof `=`), the grants sub-select ran only when some row of any
+      tenant passed the reader's conditions, and "never executed" in `explain analyze`
+      told whether such a row existed (docs/security.md, "What a plan and the catalog
+      show", has what a reader's cost-free condition, `is null` or a boolean column, can
+      still tell).
+-#}
+{% macro own_rows(key_column, scope) -%}
+    array({{ granted_ids(scope) }}) @> array[{{ key_column }}]
+    and {{ key_column }} = any(array({{ granted_ids(scope) }}))
+{%- endmacro %}
+
+
 {% macro granted_ids(scope) -%}
     select reader_grants.subject_id
     from access.reader_grants as reader_grants
@@ -194,12 +216,12 @@
         {%- if tenant_rows and 'bi_tenant' in readers %}
             create policy bi_tenant_own_rows on {{ this }}
                 for select to {{ bi_role('bi_tenant') }}
-                using ({{ tenant_column }} = any(array({{ granted_ids('tenant') }})));
+                using ({{ own_rows(tenant_column, 'tenant') }});
         {%- endif %}
         {%- if publisher_rows and 'bi_publisher' in readers %}
             create policy bi_publisher_own_rows on {{ this }}
                 for select to {{ bi_role('bi_publisher') }}
-                using ({{ publisher_column }} = any(array({{ granted_ids('publisher') }})));
+                using ({{ own_rows(publisher_column, 'publisher') }});
         {%- endif %}
         {%- if tenant_rows and 'bi_trusted_app' in readers %}
             create policy bi_trusted_app_tenant_rows on {{ this }}
