@@ -152,3 +152,5 @@ def test_load_reports_conflicts_in_its_summary_and_json(db, tmp_path):
     as_json = runner.invoke(main, ["load", str(tmp_path / "c"), "--dsn", db.dsn, "--json"])
     [result] = json.loads(as_json.output)
     assert (result["duplicates"], result["conflicts"]) == (1, 1)
+    history = runner.invoke(main, ["history", "--dsn", db.dsn, "--json"])
+    assert [row["conflicts"] for row in json.loads(history.output)] == [1, 1, 0]
