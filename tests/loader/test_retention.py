@@ -61,3 +61,24 @@ def test_purge_removes_exactly_the_old_rows_and_counts_reconcile(db, tmp_path):
         """
     )
     assert unreconciled == []
+
+
+def test_purge_removes_an_old_event_but_not_a_recent_one_with_the_same_id(db, tmp_path):
+    """An id is an event's identity within its sender only: purging one sender's old copy
+    leaves another sender's recent event with the same id, and old conflicts go too."""
+    old = marketplace_event(id="inv-1", publisher_id="pub-old", timestamp=ago(120))
+    recent = marketplace_event(id="inv-1", publisher_id="pub-new", timestamp=ago(1))
+    changed = {**recent, "tenant_id": "tenant-2"}  # a conflicting duplicate of `recent`
+    conn = db.connect()
+    load_file(conn, write_ndjson(tmp_path / "1.ndjson", [old, recent]))
+    load_file(conn, write_ndjson(tmp_path / "2.ndjson", [changed]))
+    db.query("update raw.conflicts set detected_at = now() - interval '100 days'")
+    result = purge(conn, timedelta(days=90))
+    conn.close()
+    assert (result.marketplace_events, result.conflicts) == (1, 1)
+    assert db.query("select id, publisher_id from raw.marketplace_events") == [("inv-1", "pub-new")]
+    assert db.scalar("select count(*) from raw.conflicts") == 0
+    assert db.query("select loaded, purged_events from raw.load_batches order by batch_id") == [
+        (2, 1),
+        (0, 0),
+    ]
