@@ -212,9 +212,10 @@ def out_of_scope(records: list[tuple[str, Any]], scope: KeyScope | None, label: 
             field_name, allowed, kind = "agent_name", scope.agents, "conversation events"
         else:
             field_name, allowed, kind = "publisher_id", scope.publishers, "marketplace events"
+        sender = value.get(field_name)
         if allowed is None:
             reason = f"ingest key {label!r} is not bound to write {kind}"
-        elif value.get(field_name) not in allowed:
+        elif not isinstance(sender, str) or sender not in allowed:
             reason = f"{field_name} is outside the scope of ingest key {label!r}"
         else:
             continue

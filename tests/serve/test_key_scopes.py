@@ -55,10 +55,12 @@ def test_out_of_scope_names_the_field_and_the_key_never_the_value() -> None:
         (None, marketplace_event("m-2", publisher_id="pub-victim")),
         (None, agent_event("e-1")),
         (None, [1, 2]),  # not an event: the contract's to quarantine
+        (None, marketplace_event("m-3", publisher_id=["pub-01"])),  # not a name at all
     ]
     assert out_of_scope(records, scope, "acme") == [
         {"index": 1, "reason": "publisher_id is outside the scope of ingest key 'acme'"},
         {"index": 2, "reason": "ingest key 'acme' is not bound to write conversation events"},
+        {"index": 4, "reason": "publisher_id is outside the scope of ingest key 'acme'"},
     ]
     assert out_of_scope(records, None, "acme") == []
 
