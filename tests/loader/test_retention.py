@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from loader.ingest.load import load_file
-from loader.operations.retention import parse_duration, purge
+from loader.ingest.privacy import Erasure
+from loader.operations.retention import erase, parse_duration, purge
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 
@@ -82,3 +83,23 @@ def test_purge_removes_an_old_event_but_not_a_recent_one_with_the_same_id(db, tm
         (2, 1),
         (0, 0),
     ]
+
+
+def test_erasing_a_user_or_a_tenant_erases_their_conflicting_duplicates_too(db, tmp_path):
+    """raw.conflicts holds copies of events: an erasure takes them with the events."""
+    mine = agent_event(event_id="e-1", user_id="u-gone", payload={"text": "first"})
+    theirs = marketplace_event(id="m-1", tenant_id="t-gone")
+    conn = db.connect()
+    load_file(conn, write_ndjson(tmp_path / "1.ndjson", [mine, theirs]))
+    changed = [{**mine, "payload": {"text": "second"}}, {**theirs, "agent_id": "agent-2"}]
+    assert load_file(conn, write_ndjson(tmp_path / "2.ndjson", changed)).conflicts == 2
+    user = erase(conn, Erasure("user", "u-gone"))
+    tenant = erase(conn, Erasure("tenant", "t-gone"))
+    conn.close()
+    assert (user.agent_events, user.conflicts, tenant.marketplace_events, tenant.conflicts) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert db.scalar("select count(*) from raw.conflicts") == 0
