@@ -131,6 +131,8 @@ def file_line(result: FileResult) -> str:
         counts = f"valid={result.valid} "
     else:
         counts = f"loaded={result.loaded} duplicates={result.duplicates} "
+        if result.conflicts:  # duplicates that differ from the stored copy: raw.conflicts
+            counts += f"conflicts={result.conflicts} "
     return (
         f"{result.status:<10} {path}: read={result.records_read} {counts}"
         f"quarantined={result.quarantined} ({rate:,.0f} records/s)"
@@ -154,6 +156,8 @@ def print_results(results: list[FileResult], as_json: bool) -> None:
         counts = f"valid={sum(result.valid for result in results)}"  # a dry run loads nothing
     else:
         counts = f"loaded={loaded} duplicates={duplicates}"
+        if conflicts := sum(result.conflicts for result in results):
+            counts += f" conflicts={conflicts} (kept in raw.conflicts)"
     click.echo(
         f"{len(results)} file(s) ({files or 'none'}): read={read} {counts}"
         f" quarantined={quarantined}"

@@ -40,8 +40,10 @@
     loaded since this table's high-water mark minus `lookback_hours` whose key (`key`) is not
     built here yet (as `built_key`). The incremental mechanism, written once. A built row keeps
     its source row's `loaded_at`, so the anti-join probes only built rows inside the window.
+    A key of several columns (an event's id and its sender: docs/contract.md) is a list, in
+    the same order for `key` and `built_key`.
     Usage, in an `is_incremental()` branch after `from <source> as <relation_alias>`:
-        {{ where_not_built_yet('marketplace_events', 'id', 'event_id') }}
+        {{ where_not_built_yet('marketplace_events', ['id', 'publisher_id'], ['event_id', 'publisher_id']) }}
 -#}
 {% macro where_not_built_yet(relation_alias, key, built_key) -%}
     {#- on a table a reader reads, the probe goes through the (reader key, key) index -#}
@@ -54,7 +56,7 @@
         and not exists (
             select from {{ this }} as built
             where
-                built.{{ built_key }} = {{ relation_alias }}.{{ key }}{{ same_reader_key }}
+                {{ key_columns_match('built', built_key, relation_alias, key) }}{{ same_reader_key }}
                 and built.loaded_at >= {{ lookback_high_water_mark('loaded_at') }}
         )
 {%- endmacro %}
@@ -99,4 +101,18 @@
     {%- else -%}
         (select max(built.{{ column }}) from {{ this }} as built)
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    `left.l1 = right.r1 and left.l2 = right.r2 ...`: the join of two relations on a key of one
+    column (a string) or several (lists of the same length, in the same order).
+-#}
+{% macro key_columns_match(left_alias, left_key, right_alias, right_key) -%}
+    {%- set left_columns = [left_key] if left_key is string else left_key -%}
+    {%- set right_columns = [right_key] if right_key is string else right_key -%}
+    {%- for left_column in left_columns -%}
+        {{ left_alias }}.{{ left_column }} = {{ right_alias }}.{{ right_columns[loop.index0] }}
+        {%- if not loop.last %} and {% endif -%}
+    {%- endfor -%}
 {%- endmacro %}

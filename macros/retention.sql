@@ -32,7 +32,8 @@
 {#-
     Pre-hook of an incremental model: delete its rows whose event (time in `time_column`,
     key in `key_column`) is older than an unseen purge's cutoff and no longer in
-    `kept_relation` (the upstream model or raw table, keyed by `kept_key`). The existence check
+    `kept_relation` (the upstream model or raw table, keyed by `kept_key`; a key of several
+    columns is a list, as in `where_not_built_yet`). The existence check
     keeps an old event loaded after the purge (a late event), as a full refresh would.
 -#}
 {% macro delete_purged_rows(time_column, key_column, kept_relation, kept_key, high_water_column) -%}
@@ -43,7 +44,7 @@
             built.{{ time_column }} < {{ cutoff }}
             and not exists (
                 select from {{ kept_relation }} as kept
-                where kept.{{ kept_key }} = built.{{ key_column }}
+                where {{ key_columns_match('kept', kept_key, 'built', key_column) }}
             )
     {%- else %}
         select 1

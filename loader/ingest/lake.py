@@ -19,10 +19,13 @@ before leaves partitions without a ledger row, which the next load removes befor
 One loader at a time holds `DIR/.lock`.
 
 Duplicate events (an id loaded before, in this file or an earlier one) are removed here, in
-the loader, as PostgreSQL's `on conflict do nothing` does: the lake holds each event id once
-and the ledger counts the rest as duplicates. The loader keeps the ids already in the lake in
-memory (read from the Parquet `event_id`/`id` columns only, once per run): about 100 bytes an
-event, the cost a cluster plan replaces (docs/spark.md).
+the loader, as PostgreSQL's `on conflict do nothing` does: the lake holds each event identity
+(its id and sender, as raw's primary keys: `event_id` with `agent_name`, `id` with
+`publisher_id`) once and the ledger counts the rest as duplicates. The loader keeps the
+identities already in the lake in memory (read from those Parquet columns only, once per run):
+about 150 bytes an event, the cost a cluster plan replaces (docs/spark.md). A duplicate that
+differs from the stored copy is counted as a duplicate but not kept: the lake has no
+`conflicts` table.
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ class Lake:
             raise LockBusy(f"another load is writing to the lake {root}; try again later") from None
         self.ledger = self._read_ledger()
         self._remove_uncommitted()
-        self._ids: dict[str, set[str]] | None = None
+        self._ids: dict[str, set[tuple[str, str]]] | None = None
 
     def close(self) -> None:
         self._lock.close()
@@ -240,14 +243,17 @@ class Lake:
 
     # --- event ids already in the lake ----------------------------------------------------
 
-    def _seen_ids(self) -> dict[str, set[str]]:
+    def _seen_ids(self) -> dict[str, set[tuple[str, str]]]:
         if self._ids is None:
             self._ids = {AGENT: set(), MARKETPLACE: set()}
-            for kind, column in ((AGENT, "event_id"), (MARKETPLACE, "id")):
+            identities = {AGENT: ["event_id", "agent_name"], MARKETPLACE: ["id", "publisher_id"]}
+            for kind, columns in identities.items():
                 folder = self.root / TABLES[kind][0]
                 for path in sorted(folder.glob("batch_id=*/*.parquet")):
-                    ids = pq.read_table(path, columns=[column]).column(column).to_pylist()
-                    self._ids[kind].update(ids)
+                    table = pq.read_table(path, columns=columns)
+                    self._ids[kind].update(
+                        zip(*(table.column(column).to_pylist() for column in columns), strict=True)
+                    )
         return self._ids
 
     # --- privacy ------------------------------------------------------------------------
@@ -394,20 +400,20 @@ class Lake:
             kind: _PartWriter(staging / name, schema) for kind, (name, schema) in TABLES.items()
         }
         seen = self._seen_ids()
-        new_ids: dict[str, set[str]] = {AGENT: set(), MARKETPLACE: set()}
+        new_ids: dict[str, set[tuple[str, str]]] = {AGENT: set(), MARKETPLACE: set()}
         counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
         reasons: dict[str, int] = {}
         with BatchFile(path, max_record_bytes) as batch:
             for record in batch.records():
-                kind, row, event_id, reason = _row(record, privacy, loaded_at)
+                kind, row, identity, reason = _row(record, privacy, loaded_at)
                 counts[kind] += 1
                 if reason is not None:
                     family = reason_kind(reason)
                     reasons[family] = reasons.get(family, 0) + 1
-                elif event_id in seen[kind] or event_id in new_ids[kind]:
+                elif identity in seen[kind] or identity in new_ids[kind]:
                     continue  # a duplicate: counted, not written
                 else:
-                    new_ids[kind].add(event_id)
+                    new_ids[kind].add(identity)
                 writers[kind].add(row)
             for writer in writers.values():
                 writer.flush()
@@ -435,8 +441,9 @@ class Lake:
 
 def _row(
     record: Record, privacy: Privacy, loaded_at: datetime
-) -> tuple[str, tuple[Any, ...], str | None, str | None]:
-    """(kind, row, event id, quarantine reason) for one record, by the contract's verdict."""
+) -> tuple[str, tuple[Any, ...], tuple[str, str] | None, str | None]:
+    """(kind, row, event identity, quarantine reason) for one record, by the contract's
+    verdict; the identity is (id, sender), raw's primary key."""
     if isinstance(record.value, Undecoded):  # the lake reads every field: decode the line
         record = decoded(record)
     try:
@@ -450,8 +457,7 @@ def _row(
     value = privacy.apply(value) if privacy.active else value
     stamp = event.timestamp.astimezone(timezone.utc)
     row = (*raw_columns(value, kind == AGENT, stamp), loaded_at)
-    event_id = row[0]
-    return kind, row, event_id, None
+    return kind, row, (row[0], row[5] if kind == AGENT else row[3]), None
 
 
 @contextmanager

@@ -6,7 +6,10 @@ file a segment at a time, writing each record as a COPY row of the raw table it 
 while the loading thread COPYs the previous segment straight into the raw tables under a
 savepoint. The first event seen before rolls its segment back; from then on segments go
 through a temporary table and `insert ... on conflict do nothing`, so an event seen before
-counts as a duplicate instead of loading twice.
+counts as a duplicate instead of loading twice. An event is the same event when its id and its
+sender match (migration 0008: a conversation event's `agent_name`, a marketplace event's
+`publisher_id`); a duplicate whose content differs from the stored copy is also kept in
+`raw.conflicts` and counted.
 """
 
 from __future__ import annotations
@@ -76,8 +79,20 @@ _MARKETPLACE_COLUMNS = (
 )
 _QUARANTINE_COLUMNS = "position, raw_text, raw_bytes, reason, batch_id, quarantined_at"
 _TABLES = {
-    AGENT: ("raw.agent_events", _AGENT_COLUMNS, "event_id"),
-    MARKETPLACE: ("raw.marketplace_events", _MARKETPLACE_COLUMNS, "id"),
+    AGENT: ("raw.agent_events", _AGENT_COLUMNS),
+    MARKETPLACE: ("raw.marketplace_events", _MARKETPLACE_COLUMNS),
+}
+
+# An event's identity (migration 0008): its id within its sender's name, so one sender's id
+# can never suppress another's event. Per raw table: the id column, the sender column, and
+# the columns compared to tell a conflicting duplicate from an identical one.
+_IDENTITY = {
+    AGENT: (
+        "event_id",
+        "agent_name",
+        "conversation_id, session_id, event_type, event_ts, user_id, payload, metadata",
+    ),
+    MARKETPLACE: ("id", "publisher_id", "event_type, agent_id, tenant_id, event_ts, properties"),
 }
 
 # Careful mode, after PostgreSQL refused a value of the file: every row goes into
@@ -116,14 +131,14 @@ begin
                     row.c1, row.c2, row.c3, row.c4, row.c5::timestamptz, row.c6, row.c7,
                     row.c8::jsonb, row.c9::jsonb, %(batch_id)s, now()
                 )
-                on conflict (event_id) do nothing;
+                on conflict (event_id, agent_name) do nothing;
             else
                 insert into raw.marketplace_events (%(marketplace_columns)s)
                 values (
                     row.c1, row.c2, row.c3, row.c4, row.c5, row.c6::timestamptz,
                     row.c7::jsonb, %(batch_id)s, now()
                 )
-                on conflict (id) do nothing;
+                on conflict (id, publisher_id) do nothing;
             end if;
             if found then
                 update load_records set loaded = true where ctid = row.at;
@@ -143,21 +158,20 @@ end
 $$
 """
 
-_CAREFUL_INSERT_AGENT_EVENTS = f"""
-insert into raw.agent_events ({_AGENT_COLUMNS})
+# Careful mode: the records PostgreSQL accepts go from `load_records` into the temporary
+# table of their raw table, and from there the idempotent way (`_insert_new`).
+_CAREFUL_STAGE = {
+    AGENT: f"""
+insert into load_agent_events ({_AGENT_COLUMNS})
 select c1, c2, c3, c4, c5::timestamptz, c6, c7, c8::jsonb, c9::jsonb, %(batch_id)s, now()
 from load_records
-where kind = 'a'
-on conflict (event_id) do nothing
-"""
-
-_CAREFUL_INSERT_MARKETPLACE_EVENTS = f"""
-insert into raw.marketplace_events ({_MARKETPLACE_COLUMNS})
+where kind = 'a'""",
+    MARKETPLACE: f"""
+insert into load_marketplace_events ({_MARKETPLACE_COLUMNS})
 select c1, c2, c3, c4, c5, c6::timestamptz, c7::jsonb, %(batch_id)s, now()
 from load_records
-where kind = 'm'
-on conflict (id) do nothing
-"""
+where kind = 'm'""",
+}
 
 _CAREFUL_INSERT_QUARANTINE = """
 insert into raw.quarantine (batch_id, position, raw_text, raw_bytes, reason, quarantined_at)
@@ -264,6 +278,7 @@ class FileResult:
     records_read: int = 0
     loaded: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # duplicates whose content differs from the stored copy (raw.conflicts)
     quarantined: int = 0
     agent_events_loaded: int = 0
     marketplace_events_loaded: int = 0
@@ -1075,6 +1090,7 @@ def _load_in_one_transaction(
                 records_read = %(records_read)s,
                 loaded = %(loaded)s,
                 duplicates = %(duplicates)s,
+                conflicts = %(conflicts)s,
                 quarantined = %(quarantined)s,
                 agent_events_loaded = %(agent_events_loaded)s,
                 marketplace_events_loaded = %(marketplace_events_loaded)s,
@@ -1131,7 +1147,7 @@ def _store_directly(
     counts = {}
     before = savepoint.release() + "savepoint segment; "
     try:
-        for kind, (table, columns, _) in _TABLES.items():
+        for kind, (table, columns) in _TABLES.items():
             if kind in segment:
                 savepoint.held = True
                 counts[kind] = _copy(cur, f"{table} ({columns})", segment[kind], before)
@@ -1151,18 +1167,78 @@ def _store_idempotently(
     cur: psycopg2.extensions.cursor, segment: Segment, result: FileResult
 ) -> None:
     """A segment through a temporary table, `insert ... on conflict do nothing`."""
-    for kind, (table, columns, key) in _TABLES.items():
-        if kind not in segment:
-            continue
-        staging = f"load_{table.removeprefix('raw.')}"
-        cur.execute(f"create temporary table if not exists {staging} (like {table}) on commit drop")
-        _copy(cur, f"{staging} ({columns})", segment[kind])
+    for kind, (_, columns) in _TABLES.items():
+        if kind in segment:
+            _create_staging(cur, kind)
+            staged = _copy(cur, f"{_staging(kind)} ({columns})", segment[kind])
+            inserted, conflicts = _insert_new(cur, kind, staged)
+            _count_loaded(result, kind, inserted)
+            result.conflicts += conflicts
+
+
+def _staging(kind: str) -> str:
+    """The temporary table a raw table's rows go through the idempotent way."""
+    return f"load_{_TABLES[kind][0].removeprefix('raw.')}"
+
+
+def _create_staging(cur: psycopg2.extensions.cursor, kind: str) -> None:
+    cur.execute(
+        f"create temporary table if not exists {_staging(kind)} (like {_TABLES[kind][0]})"
+        " on commit drop"
+    )
+
+
+def _insert_new(cur: psycopg2.extensions.cursor, kind: str, staged: int) -> tuple[int, int]:
+    """Insert the staged rows whose identity raw does not hold yet, then keep each duplicate
+    whose content differs from the stored copy in `raw.conflicts`: (inserted, conflicts).
+
+    The comparison runs only when some staged row was a duplicate (fewer inserted than
+    staged), so a file without duplicates pays nothing for it. A staged row that was just
+    inserted meets itself, identical; one that was not meets the stored copy (loaded before,
+    or earlier in this file).
+    """
+    table, columns = _TABLES[kind]
+    staging = _staging(kind)
+    id_column, sender, compared = _IDENTITY[kind]
+    cur.execute(
+        f"insert into {table} ({columns}) select {columns} from {staging}"
+        f" on conflict ({id_column}, {sender}) do nothing"
+    )
+    inserted, conflicts = cur.rowcount, 0
+    if inserted < staged:
         cur.execute(
-            f"insert into {table} ({columns}) select {columns} from {staging}"
-            f" on conflict ({key}) do nothing"
+            f"""
+            insert into raw.conflicts (
+                event_table, event_id, sender, stored_batch_id, batch_id, record, detected_at
+            )
+            select
+                '{table.removeprefix("raw.")}', duplicate.{id_column}, duplicate.{sender},
+                stored.batch_id, duplicate.batch_id,
+                to_jsonb(duplicate) - 'batch_id' - 'loaded_at', now()
+            from {staging} as duplicate
+            inner join {table} as stored
+                on stored.{id_column} = duplicate.{id_column}
+                and stored.{sender} = duplicate.{sender}
+            where ({_prefixed("stored", compared)}) is distinct from
+                ({_prefixed("duplicate", compared)})
+            """
         )
-        _count_loaded(result, kind, cur.rowcount)
-        cur.execute(f"truncate {staging}")
+        conflicts = cur.rowcount
+    cur.execute(f"truncate {staging}")
+    return inserted, conflicts
+
+
+def _stage_careful(
+    cur: psycopg2.extensions.cursor, kind: str, ids: dict[str, Any], condition: str = ""
+) -> tuple[int, int]:
+    """Careful mode: `load_records`' events of one kind (and `condition`) the idempotent way."""
+    _create_staging(cur, kind)
+    cur.execute(_CAREFUL_STAGE[kind] + condition, ids)
+    return _insert_new(cur, kind, cur.rowcount)
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))
 
 
 def _store_carefully(
@@ -1172,24 +1248,26 @@ def _store_carefully(
     stream: RowStream,
     result: FileResult,
 ) -> None:
-    """Careful mode: a segment into `load_records`, then its events in one insert per table,
-    or, when PostgreSQL refuses a value, a record at a time (refused ones quarantined)."""
+    """Careful mode: a segment into `load_records`, then its events in one insert per table
+    (the idempotent way, so a conflicting duplicate is kept), or, when PostgreSQL refuses a
+    value, a record at a time (refused ones quarantined, differing duplicates kept)."""
     _copy(cur, f"load_records ({_LOAD_RECORDS_COLUMNS})", rows)
     cur.execute("savepoint careful")
     try:
-        cur.execute(_CAREFUL_INSERT_AGENT_EVENTS, ids)
-        agent_events = cur.rowcount
-        cur.execute(_CAREFUL_INSERT_MARKETPLACE_EVENTS, ids)
-        marketplace_events = cur.rowcount
+        stored = {kind: _stage_careful(cur, kind, ids) for kind in _CAREFUL_STAGE}
         cur.execute("release savepoint careful")
     except psycopg2.Error as error:
         if _signals_received or not _refused_value(error):
             raise
         cur.execute("rollback to savepoint careful; release savepoint careful")
         _insert_one_at_a_time(cur, ids, stream, result)
-    else:
-        result.agent_events_loaded += agent_events
-        result.marketplace_events_loaded += marketplace_events
+        # what did not load and was not refused is a duplicate: compared with the stored copy
+        stored = {
+            kind: _stage_careful(cur, kind, ids, " and not loaded") for kind in _CAREFUL_STAGE
+        }
+    for kind, (inserted, conflicts) in stored.items():
+        _count_loaded(result, kind, inserted)
+        result.conflicts += conflicts
     cur.execute(_CAREFUL_INSERT_QUARANTINE, ids)
     cur.execute("truncate load_records")
 

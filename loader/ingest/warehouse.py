@@ -164,7 +164,7 @@ def recent_batches(conn: psycopg2.extensions.connection, limit: int) -> list[dic
         cur.execute(
             """
             select batch_id, path, sha256, bytes, file_format, status, records_read, loaded,
-                   duplicates, quarantined, error, started_at, finished_at
+                   duplicates, conflicts, quarantined, error, started_at, finished_at
             from raw.load_batches
             order by batch_id desc
             limit %s

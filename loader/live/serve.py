@@ -56,6 +56,8 @@ from loader.limits import (
     BODY_TIMEOUT_SECONDS,
     MAX_DECOMPRESSED_BYTES,
     MAX_GZIP_MEMBERS,
+    MAX_ID_BYTES,
+    MAX_NAME_BYTES,
     MAX_PROBLEMS_IN_ANSWER,
     MAX_RECORDS_PER_REQUEST,
     MAX_REQUEST_BYTES,
@@ -95,6 +97,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     keys: dict[str, str] = field(default_factory=dict)  # label -> key; empty: no keys needed
+    scopes: dict[str, KeyScope] = field(default_factory=dict)  # label -> scope; absent: unbound
     max_request_bytes: int = MAX_REQUEST_BYTES  # as sent, before gzip decoding
     max_body_bytes: int = MAX_DECOMPRESSED_BYTES  # after gzip decoding
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
@@ -108,19 +111,43 @@ class ServeConfig:
 # --- ingest keys -------------------------------------------------------------------------
 
 
-def parse_keys(text: str, source: str) -> dict[str, str]:
-    """`label:key` pairs, one per line (a file) or comma-separated (the variable).
+@dataclass(frozen=True)
+class KeyScope:
+    """What a bound ingest key may write for: marketplace events of these publishers
+    (`publisher_id`), conversation events of these agents (`agent_name`). A kind of event
+    with no list (None) is refused to a bound key; a key with no binding has no KeyScope."""
+
+    publishers: frozenset[str] | None = None
+    agents: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class IngestKey:
+    """One entry of the keys file: the key and, if bound, its scope."""
+
+    key: str
+    scope: KeyScope | None = None
+
+
+_SCOPE_FIELDS = {"publisher": ("publishers", MAX_ID_BYTES), "agent": ("agents", MAX_NAME_BYTES)}
+
+
+def parse_keys(text: str, source: str) -> dict[str, IngestKey]:
+    """`LABEL:KEY [publisher=ID]... [agent=NAME]...` entries, one per line (a file) or
+    comma-separated (the variable).
 
     Labels are 1-40 letters, digits, '_' or '-' (they go into batch file names); keys are at
-    least 16 characters. Blank lines and lines starting with '#' are ignored.
+    least 16 characters. `publisher=` and `agent=` (repeatable, separated by blanks) bind the
+    key to what it may write for (`out_of_scope`). Blank lines and lines starting with '#'
+    are ignored.
     """
-    keys: dict[str, str] = {}
+    keys: dict[str, IngestKey] = {}
     for number, item in enumerate(re.split(r"[\n,]", text), start=1):
         item = item.strip()
         if not item or item.startswith("#"):
             continue
-        label, sep, key = item.partition(":")
-        label, key = label.strip(), key.strip()
+        label, sep, rest = item.partition(":")
+        label, (key, *bindings) = label.strip(), rest.split() or [""]
         if not sep or not _LABEL.match(label):
             raise KeyConfigError(
                 f"{source}, entry {number}: expected LABEL:KEY with LABEL made of letters,"
@@ -130,13 +157,32 @@ def parse_keys(text: str, source: str) -> dict[str, str]:
             raise KeyConfigError(f"{source}, key {label!r}: a key needs at least 16 characters")
         if label in keys:
             raise KeyConfigError(f"{source}: label {label!r} appears twice")
-        keys[label] = key
+        keys[label] = IngestKey(key, _scope(bindings, f"{source}, key {label!r}"))
     return keys
 
 
-def load_keys(keys_file: Path | None) -> dict[str, str]:
+def _scope(bindings: list[str], where: str) -> KeyScope | None:
+    """The scope of `publisher=ID` / `agent=NAME` words; None when there are none."""
+    if not bindings:
+        return None
+    found: dict[str, set[str]] = {}
+    for binding in bindings:
+        name, sep, value = binding.partition("=")
+        if not sep or name not in _SCOPE_FIELDS or not value:
+            raise KeyConfigError(
+                f"{where}: {binding!r} is not a binding: write publisher=ID or agent=NAME"
+                " after the key, separated by blanks"
+            )
+        field_name, limit = _SCOPE_FIELDS[name]
+        if len(value.encode("utf-8")) > limit:
+            raise KeyConfigError(f"{where}: a {name} is at most {limit} bytes")
+        found.setdefault(field_name, set()).add(value)
+    return KeyScope(**{name: frozenset(values) for name, values in found.items()})
+
+
+def load_keys(keys_file: Path | None) -> dict[str, IngestKey]:
     """Keys from --keys-file and from $AGENT_LOADER_INGEST_KEYS, merged."""
-    keys: dict[str, str] = {}
+    keys: dict[str, IngestKey] = {}
     if keys_file is not None:
         keys.update(parse_keys(keys_file.read_text(encoding="utf-8"), str(keys_file)))
     if os.environ.get(KEYS_ENV):
@@ -145,6 +191,48 @@ def load_keys(keys_file: Path | None) -> dict[str, str]:
                 raise KeyConfigError(f"label {label!r} is both in the keys file and ${KEYS_ENV}")
             keys[label] = key
     return keys
+
+
+def out_of_scope(records: list[tuple[str, Any]], scope: KeyScope | None, label: str) -> list[dict]:
+    """The records a bound key may not write, as (index, reason); none for an unbound key.
+
+    A record is routed as the loader routes it (`event_id`: a conversation event, else a
+    marketplace event); its sender (`agent_name`, `publisher_id`) must be one the key is
+    bound to. Such a record is refused, never written: an id is an event's identity only
+    within its sender (docs/contract.md), and a key may not speak for another sender. The
+    reason names the field and the key's label, never the value.
+    """
+    if scope is None:
+        return []
+    refused = []
+    for index, (_, value) in enumerate(records):
+        if not isinstance(value, dict):
+            continue  # not an event: the contract quarantines it
+        if "event_id" in value:
+            field_name, allowed, kind = "agent_name", scope.agents, "conversation events"
+        else:
+            field_name, allowed, kind = "publisher_id", scope.publishers, "marketplace events"
+        sender = value.get(field_name)
+        if allowed is None:
+            reason = f"ingest key {label!r} is not bound to write {kind}"
+        elif not isinstance(sender, str) or sender not in allowed:
+            reason = f"{field_name} is outside the scope of ingest key {label!r}"
+        else:
+            continue
+        refused.append({"index": index, "reason": reason})
+    return refused
+
+
+def refuse(lines: list[bytes], quarantined: list[dict], refused: list[dict]) -> list[dict]:
+    """Take the refused records out of a batch: their lines become blank (the loader skips
+    blank lines, so the others keep `position = first_line + index`) and they leave the
+    quarantined list (nothing of theirs is written). Returns the quarantined that remain."""
+    if not refused:
+        return quarantined
+    indexes = {item["index"] for item in refused}
+    for index in indexes:
+        lines[index] = b""
+    return [item for item in quarantined if item["index"] not in indexes]
 
 
 def _key_label(keys: dict[str, str], header: str | None) -> str | None:
@@ -401,10 +489,20 @@ class Checked:
     records: int
     quarantined: int  # how many `load` will quarantine
     problems: list[dict]  # the first `max_problems` of them: index and reason
+    refused: int = 0  # how many are outside the ingest key's scope, not written
+    refusals: list[dict] = field(default_factory=list)  # the first `max_problems` of them
 
 
-def check_body(body: bytes, content_type: str, gzipped: bool, limits: BodyLimits) -> Checked:
+def check_body(
+    body: bytes,
+    content_type: str,
+    gzipped: bool,
+    limits: BodyLimits,
+    scope: KeyScope | None = None,
+    label: str = ANONYMOUS,
+) -> Checked:
     """Decode and check a request body, or BadBatch; runs in the worker pool, never on the loop.
+    `scope`: what the ingest key (`label`) may write for (`out_of_scope`); None: anything.
 
     Everything here is bounded by the limits: the decoded size, the gzip members, the records
     (counted cheaply before any is parsed, so 8M one-byte records cost a scan, not 8M
@@ -420,7 +518,16 @@ def check_body(body: bytes, content_type: str, gzipped: bool, limits: BodyLimits
     if len(records) > limits.max_records:  # a layout the cheap count does not read
         raise _too_many_records(limits.max_records)
     lines, quarantined = verdicts(records, limits.max_record_bytes)
-    return Checked(lines, len(records), len(quarantined), quarantined[: limits.max_problems])
+    refused = out_of_scope(records, scope, label)
+    quarantined = refuse(lines, quarantined, refused)
+    return Checked(
+        lines,
+        len(records),
+        len(quarantined),
+        quarantined[: limits.max_problems],
+        len(refused),
+        refused[: limits.max_problems],
+    )
 
 
 def gunzip(data: bytes, max_bytes: int, max_members: int) -> bytes:
@@ -693,6 +800,11 @@ class Metrics:
             "Records in decoded batches refused as a whole (4xx/5xx); the client keeps them",
             registry=r,
         )
+        self.refused = Counter(
+            "agent_loader_events_refused",
+            "Records refused, not written: outside the scope of their ingest key",
+            registry=r,
+        )
         self.files = Counter("agent_loader_batch_files", "Batch files written", registry=r)
         self.spool = Gauge(
             "agent_loader_spool_bytes",
@@ -766,18 +878,21 @@ class CheckPool:
         )
 
     async def check(
-        self, body: bytes, content_type: str, gzipped: bool, limits: BodyLimits
+        self,
+        body: bytes,
+        content_type: str,
+        gzipped: bool,
+        limits: BodyLimits,
+        scope: KeyScope | None = None,
+        label: str = ANONYMOUS,
     ) -> Checked:
         loop = asyncio.get_running_loop()
+        arguments = (body, content_type, gzipped, limits, scope, label)
         if not gzipped and len(body) <= SMALL_BODY_BYTES:
-            return await loop.run_in_executor(
-                self._threads, check_body, body, content_type, gzipped, limits
-            )
+            return await loop.run_in_executor(self._threads, check_body, *arguments)
         executor = self._executor
         try:
-            return await loop.run_in_executor(
-                executor, check_body, body, content_type, gzipped, limits
-            )
+            return await loop.run_in_executor(executor, check_body, *arguments)
         except concurrent.futures.BrokenExecutor:
             if self._executor is executor:  # a worker died (killed, out of memory): new ones
                 self._executor = self._start()
@@ -898,13 +1013,23 @@ async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
     limits = BodyLimits(config.max_body_bytes, config.max_record_bytes)
     started = time.perf_counter()
     try:
-        checked = await state["pool"].check(body, content_type, gzipped, limits)
+        scope = config.scopes.get(label)
+        checked = await state["pool"].check(body, content_type, gzipped, limits, scope, label)
     finally:
         metrics.check_seconds.observe(time.perf_counter() - started)
     del body
-    if not checked.records:
+    if checked.refused == checked.records:  # nothing to write: no records, or all refused
+        metrics.refused.inc(checked.refused)
         return web.json_response(
-            {"records": 0, "accepted": 0, "quarantined": [], "quarantined_count": 0, "file": None}
+            {
+                "records": checked.records,
+                "accepted": 0,
+                "quarantined": [],
+                "quarantined_count": 0,
+                "refused": checked.refusals,
+                "refused_count": checked.refused,
+                "file": None,
+            }
         )
     try:
         _check_room(spool, config)
@@ -919,15 +1044,18 @@ async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
             f"the batch could not be stored ({error.strerror or error}); retry later",
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from None
-    accepted = checked.records - checked.quarantined
+    accepted = checked.records - checked.quarantined - checked.refused
     metrics.accepted.inc(accepted)
     metrics.quarantined.inc(checked.quarantined)
+    metrics.refused.inc(checked.refused)
     return web.json_response(
         {
             "records": checked.records,
             "accepted": accepted,
             "quarantined": checked.problems,
             "quarantined_count": checked.quarantined,
+            "refused": checked.refusals,
+            "refused_count": checked.refused,
             "file": name,
             "first_line": first_line,
         }

@@ -38,11 +38,19 @@ from loader.shown import shown_path
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
-# table, its key, its time column, the ledger column that counts its purged rows
+# An event's key is its id within its sender (migration 0008): deleting by id alone would
+# take another sender's event with the same id along.
+_AGENT_KEY = ("event_id", "agent_name")
+_MARKETPLACE_KEY = ("id", "publisher_id")
+
+# table, its key, its time column, the ledger column that counts its purged rows (none: the
+# conflicts, copies of events that differed from the stored one, go with the window but are
+# not counted per batch)
 _TARGETS = (
-    ("agent_events", "event_id", "event_ts", "purged_events"),
-    ("marketplace_events", "id", "event_ts", "purged_events"),
-    ("quarantine", "quarantine_id", "quarantined_at", "purged_quarantined"),
+    ("agent_events", _AGENT_KEY, "event_ts", "purged_events"),
+    ("marketplace_events", _MARKETPLACE_KEY, "event_ts", "purged_events"),
+    ("quarantine", ("quarantine_id",), "quarantined_at", "purged_quarantined"),
+    ("conflicts", ("conflict_id",), "detected_at", None),
 )
 
 
@@ -61,6 +69,7 @@ class PurgeResult:
     agent_events: int = 0
     marketplace_events: int = 0
     quarantine: int = 0
+    conflicts: int = 0
     purge_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,9 +132,9 @@ def purge(
 def _delete_batch(
     conn: psycopg2.extensions.connection,
     table: str,
-    key: str,
+    key: tuple[str, ...],
     time_column: str,
-    ledger_column: str,
+    ledger_column: str | None,
     cutoff: datetime,
     batch_rows: int,
 ) -> int:
@@ -144,8 +153,8 @@ def _delete_batch(
 def _delete_where(
     conn: psycopg2.extensions.connection,
     table: str,
-    key: str,
-    ledger_column: str,
+    key: tuple[str, ...],
+    ledger_column: str | None,
     condition: str,
     parameters: dict[str, Any],
     batch_rows: int,
@@ -156,7 +165,7 @@ def _delete_where(
         cur.execute(
             f"""
             with doomed as (
-                select {key} from raw.{table}
+                select {", ".join(key)} from raw.{table}
                 where {condition}
                 limit %(batch_rows)s
                 for update skip locked
@@ -164,19 +173,12 @@ def _delete_where(
             deleted as (
                 delete from raw.{table} as t
                 using doomed
-                where t.{key} = doomed.{key}
+                where {" and ".join(f"t.{column} = doomed.{column}" for column in key)}
                 returning t.batch_id
             ),
             per_batch as (
                 select batch_id, count(*) as purged from deleted group by batch_id
-            ),
-            credited as (
-                update raw.load_batches as b
-                set {ledger_column} = b.{ledger_column} + per_batch.purged
-                from per_batch
-                where b.batch_id = per_batch.batch_id
-                returning 1
-            )
+            ){_credited(ledger_column)}
             select coalesce(sum(purged), 0) from per_batch
             """,
             {**parameters, "batch_rows": batch_rows},
@@ -184,6 +186,20 @@ def _delete_where(
         deleted = int(cur.fetchone()[0])
     conn.commit()
     return deleted
+
+
+def _credited(ledger_column: str | None) -> str:
+    """The CTE adding a batch's purged rows to its ledger row, when they are counted there."""
+    if ledger_column is None:
+        return ""
+    return f""",
+            credited as (
+                update raw.load_batches as b
+                set {ledger_column} = b.{ledger_column} + per_batch.purged
+                from per_batch
+                where b.batch_id = per_batch.batch_id
+                returning 1
+            )"""
 
 
 # --- erasure: one user's or one tenant's rows ----------------------------------------------
@@ -194,12 +210,14 @@ _QUARANTINE_MENTIONS = (
 )
 _ERASED = {
     "user": (
-        ("agent_events", "event_id", "user_id = any(%(values)s)", "purged_events"),
-        ("quarantine", "quarantine_id", _QUARANTINE_MENTIONS, "purged_quarantined"),
+        ("agent_events", _AGENT_KEY, "user_id = any(%(values)s)", "purged_events"),
+        ("quarantine", ("quarantine_id",), _QUARANTINE_MENTIONS, "purged_quarantined"),
+        ("conflicts", ("conflict_id",), "record->>'user_id' = any(%(values)s)", None),
     ),
     "tenant": (
-        ("marketplace_events", "id", "tenant_id = any(%(values)s)", "purged_events"),
-        ("quarantine", "quarantine_id", _QUARANTINE_MENTIONS, "purged_quarantined"),
+        ("marketplace_events", _MARKETPLACE_KEY, "tenant_id = any(%(values)s)", "purged_events"),
+        ("quarantine", ("quarantine_id",), _QUARANTINE_MENTIONS, "purged_quarantined"),
+        ("conflicts", ("conflict_id",), "record->>'tenant_id' = any(%(values)s)", None),
     ),
 }
 
@@ -220,6 +238,7 @@ class EraseResult:
     agent_events: int = 0
     marketplace_events: int = 0
     quarantine: int = 0
+    conflicts: int = 0
     purge_id: int | None = None
     archive: ArchiveResult | None = None
     lake_rows: int | None = None

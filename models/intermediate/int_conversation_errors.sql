@@ -9,9 +9,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', 'error_id', ref('stg_agent_events__events'), 'event_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('occurred_at', ['error_id', 'agent_name'], ref('stg_agent_events__events'), ['event_id', 'agent_name'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['error_id'], 'unique': true},
+            {'columns': ['error_id', 'agent_name'], 'unique': true},
             {'columns': ['loaded_at']},
         ],
     )
@@ -27,7 +27,7 @@ events as (
     select * from {{ ref('stg_agent_events__events') }} as events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('events', 'event_id', 'error_id') }}
+        {{ where_not_built_yet('events', ['event_id', 'agent_name'], ['error_id', 'agent_name']) }}
     {% endif %}
 
 ),
@@ -36,6 +36,7 @@ final as (
 
     select
         event_id as error_id,
+        agent_name,
         conversation_id,
         error_type,
         occurred_at,

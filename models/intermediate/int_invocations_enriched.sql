@@ -3,9 +3,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('finished_at', 'invocation_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('finished_at', ['invocation_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['invocation_id'], 'unique': true},
+            {'columns': ['invocation_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},
             {'columns': ['loaded_at']},
             {'columns': ['finished_at'], 'type': 'brin'},
@@ -23,7 +23,11 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('events', 'event_id', 'invocation_id') }}
+        {{
+            where_not_built_yet(
+                'events', ['event_id', 'publisher_id'], ['invocation_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),

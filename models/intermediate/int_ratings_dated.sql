@@ -9,9 +9,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('rated_at', 'rating_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('rated_at', ['rating_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['rating_id'], 'unique': true},
+            {'columns': ['rating_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'rated_date']},
             {'columns': ['loaded_at']},
         ],
@@ -28,7 +28,11 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('events', 'event_id', 'rating_id') }}
+        {{
+            where_not_built_yet(
+                'events', ['event_id', 'publisher_id'], ['rating_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),

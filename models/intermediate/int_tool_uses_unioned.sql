@@ -3,9 +3,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('used_at', 'event_id', ref('stg_marketplace__events'), 'event_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('used_at', ['event_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['tool_use_id'], 'unique': true},
+            {'columns': ['tool_use_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'used_date']},
             {'columns': ['loaded_at']},
         ],
@@ -22,7 +22,11 @@ events as (
     select * from {{ ref('stg_marketplace__events') }} as events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('events', 'event_id', 'event_id') }}
+        {{
+            where_not_built_yet(
+                'events', ['event_id', 'publisher_id'], ['event_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),
@@ -32,7 +36,11 @@ invocations as (
     select * from {{ ref('int_invocations_enriched') }} as invocations
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('invocations', 'invocation_id', 'event_id') }}
+        {{
+            where_not_built_yet(
+                'invocations', ['invocation_id', 'publisher_id'], ['event_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),

@@ -88,6 +88,21 @@ def test_lake_loads_and_counts_what_postgresql_loads_and_counts(db, landing, tmp
     ]
 
 
+def test_the_lake_keys_events_by_id_within_sender_as_postgresql_does(db, tmp_path):
+    """A squatted id under another publisher or agent is a second event; a resend is not."""
+    real, squat = marketplace_event(id="inv-1"), marketplace_event(id="inv-1", publisher_id="x")
+    chat, impostor = agent_event(event_id="e-1"), agent_event(event_id="e-1", agent_name="bot")
+    path = write_ndjson(tmp_path / "a.ndjson", [squat, impostor, real, chat, real, chat])
+    with db.connect() as conn:
+        expected = load_file(conn, path)
+    with Lake(tmp_path / "lake") as lake:
+        got = lake.load_file(path)
+    assert (got.loaded, got.duplicates) == (expected.loaded, expected.duplicates) == (4, 2)
+    assert sorted(
+        (r["id"], r["publisher_id"]) for r in rows(tmp_path / "lake", "marketplace_events")
+    ) == [("inv-1", "pub-1"), ("inv-1", "x")]
+
+
 def test_every_ledger_row_reconciles_with_the_rows_written(landing, tmp_path):
     lake_dir = tmp_path / "lake"
     assert invoke("load", landing, "--lake", lake_dir).exit_code == 0

@@ -228,6 +228,40 @@ def test_an_unreadable_folder_is_reported_not_skipped(db, tmp_path):
     assert "Permission denied" in results[1].error
 
 
+# --- identity: one sender cannot claim another's events ----------------------------------
+
+
+def test_ids_squatted_by_another_agent_cost_the_real_sender_nothing(db, tmp_path):
+    """Another collector learns a conversation's event ids and sends them first, under an
+    agent of its own, as a gzipped JSON array; later it sends one of them again under the
+    real agent's name with other content. The real events all load; the rewrite is kept in
+    raw.conflicts and counted, never silently dropped nor stored over the real one."""
+    victim = [agent_event(event_id=f"evt-{n}", agent_name="billing") for n in range(3)]
+    squat = [{**event, "agent_name": "helper-bot", "payload": {"text": "x"}} for event in victim]
+    (tmp_path / "squat.json.gz").write_bytes(gzip.compress(json.dumps(squat).encode()))
+    (tmp_path / "victim.ndjson").write_bytes(lines(victim))
+    rewrite = {**victim[1], "payload": {"text": "refund me", "role": "user"}}
+    (tmp_path / "rewrite.ndjson").write_bytes(lines([rewrite]))
+    results = [
+        load(db, tmp_path / name) for name in ("squat.json.gz", "victim.ndjson", "rewrite.ndjson")
+    ]
+    assert [(r.loaded, r.duplicates, r.conflicts) for r in results] == [
+        (3, 0, 0),
+        (3, 0, 0),
+        (0, 1, 1),
+    ]
+    assert all(reconciles(result) for result in results)
+    assert db.scalar("select count(*) from raw.agent_events where agent_name = 'billing'") == 3
+    assert (
+        db.scalar(
+            "select payload->>'text' from raw.agent_events"
+            " where event_id = 'evt-1' and agent_name = 'billing'"
+        )
+        == victim[1]["payload"]["text"]
+    )
+    assert db.scalar("select record->'payload'->>'text' from raw.conflicts") == "refund me"
+
+
 # --- 5. no crash, and validate agrees with load ------------------------------------------
 
 

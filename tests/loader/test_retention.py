@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from loader.ingest.load import load_file
-from loader.operations.retention import parse_duration, purge
+from loader.ingest.privacy import Erasure
+from loader.operations.retention import erase, parse_duration, purge
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 
@@ -61,3 +62,44 @@ def test_purge_removes_exactly_the_old_rows_and_counts_reconcile(db, tmp_path):
         """
     )
     assert unreconciled == []
+
+
+def test_purge_removes_an_old_event_but_not_a_recent_one_with_the_same_id(db, tmp_path):
+    """An id is an event's identity within its sender only: purging one sender's old copy
+    leaves another sender's recent event with the same id, and old conflicts go too."""
+    old = marketplace_event(id="inv-1", publisher_id="pub-old", timestamp=ago(120))
+    recent = marketplace_event(id="inv-1", publisher_id="pub-new", timestamp=ago(1))
+    changed = {**recent, "tenant_id": "tenant-2"}  # a conflicting duplicate of `recent`
+    conn = db.connect()
+    load_file(conn, write_ndjson(tmp_path / "1.ndjson", [old, recent]))
+    load_file(conn, write_ndjson(tmp_path / "2.ndjson", [changed]))
+    db.query("update raw.conflicts set detected_at = now() - interval '100 days'")
+    result = purge(conn, timedelta(days=90))
+    conn.close()
+    assert (result.marketplace_events, result.conflicts) == (1, 1)
+    assert db.query("select id, publisher_id from raw.marketplace_events") == [("inv-1", "pub-new")]
+    assert db.scalar("select count(*) from raw.conflicts") == 0
+    assert db.query("select loaded, purged_events from raw.load_batches order by batch_id") == [
+        (2, 1),
+        (0, 0),
+    ]
+
+
+def test_erasing_a_user_or_a_tenant_erases_their_conflicting_duplicates_too(db, tmp_path):
+    """raw.conflicts holds copies of events: an erasure takes them with the events."""
+    mine = agent_event(event_id="e-1", user_id="u-gone", payload={"text": "first"})
+    theirs = marketplace_event(id="m-1", tenant_id="t-gone")
+    conn = db.connect()
+    load_file(conn, write_ndjson(tmp_path / "1.ndjson", [mine, theirs]))
+    changed = [{**mine, "payload": {"text": "second"}}, {**theirs, "agent_id": "agent-2"}]
+    assert load_file(conn, write_ndjson(tmp_path / "2.ndjson", changed)).conflicts == 2
+    user = erase(conn, Erasure("user", "u-gone"))
+    tenant = erase(conn, Erasure("tenant", "t-gone"))
+    conn.close()
+    assert (user.agent_events, user.conflicts, tenant.marketplace_events, tenant.conflicts) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert db.scalar("select count(*) from raw.conflicts") == 0

@@ -8,6 +8,7 @@ def test_fresh_database_has_the_raw_schema(db):
     )
     assert [name for (name,) in tables] == [
         "agent_events",
+        "conflicts",
         "load_batches",
         "marketplace_events",
         "privacy_settings",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loader.live.serve import KeyConfigError, _key_label, parse_keys
+from loader.live.serve import IngestKey, KeyConfigError, _key_label, parse_keys
 from tests.conftest import REPO, Database, run_loader
 from tests.serve.conftest import agent_event
 
@@ -23,8 +23,11 @@ KEY_B = "b" * 20 + "-secret-key-b"
 
 def test_keys_parse_from_lines_and_commas() -> None:
     text = f"# team keys\nteam-a: {KEY_A}\n\nteam_b:{KEY_B}\n"
-    assert parse_keys(text, "f") == {"team-a": KEY_A, "team_b": KEY_B}
-    assert parse_keys(f"x:{KEY_A},y:{KEY_B}", "env") == {"x": KEY_A, "y": KEY_B}
+    assert parse_keys(text, "f") == {"team-a": IngestKey(KEY_A), "team_b": IngestKey(KEY_B)}
+    assert parse_keys(f"x:{KEY_A},y:{KEY_B}", "env") == {
+        "x": IngestKey(KEY_A),
+        "y": IngestKey(KEY_B),
+    }
 
 
 @pytest.mark.parametrize(

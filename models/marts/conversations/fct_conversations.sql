@@ -76,15 +76,17 @@ conversation_totals as (
 
     select
         conversation_id,
-        -- Ties on occurred_at are broken by event_id, so first and last are deterministic.
-        {{ first_by('user_id', ['occurred_at', 'event_id']) }} as user_id,
-        {{ first_by('session_id', ['occurred_at', 'event_id']) }} as session_id,
-        {{ first_by('agent_name', ['occurred_at', 'event_id']) }} as first_agent_name,
-        {{ first_by('agent_name', ['occurred_at desc', 'event_id desc']) }} as last_agent_name,
+        -- Ties on occurred_at are broken by the event's identity (its id, then its agent:
+        -- two agents may send the same id), so first and last are deterministic.
+        {{ first_by('user_id', ['occurred_at', 'event_id', 'agent_name']) }} as user_id,
+        {{ first_by('session_id', ['occurred_at', 'event_id', 'agent_name']) }} as session_id,
+        {{ first_by('agent_name', ['occurred_at', 'event_id', 'agent_name']) }} as first_agent_name,
+        {{ first_by('agent_name', ['occurred_at desc', 'event_id desc', 'agent_name desc']) }}
+            as last_agent_name,
         {{
             first_by(
                 'event_type',
-                ['occurred_at desc', 'event_id desc'],
+                ['occurred_at desc', 'event_id desc', 'agent_name desc'],
                 filter="event_type in ('handoff', 'error')"
             )
         }} as last_handoff_or_error_type,

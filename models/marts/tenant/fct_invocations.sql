@@ -13,9 +13,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('finished_at', 'invocation_id', ref('int_invocations_enriched'), 'invocation_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('finished_at', ['invocation_id', 'publisher_id'], ref('int_invocations_enriched'), ['invocation_id', 'publisher_id'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['tenant_id', 'invocation_id'], 'unique': true},
+            {'columns': ['tenant_id', 'invocation_id', 'publisher_id'], 'unique': true},
             {'columns': ['tenant_id', 'finished_date']},
             {'columns': ['tenant_id', 'loaded_at']},
         ],
@@ -32,7 +32,11 @@ invocations as (
     select * from {{ ref('int_invocations_enriched') }} as invocations
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('invocations', 'invocation_id', 'invocation_id') }}
+        {{
+            where_not_built_yet(
+                'invocations', ['invocation_id', 'publisher_id'], ['invocation_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),

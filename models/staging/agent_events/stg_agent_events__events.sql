@@ -11,9 +11,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('agent_events', 'agent_events'), 'event_id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('occurred_at', ['event_id', 'agent_name'], source('agent_events', 'agent_events'), ['event_id', 'agent_name'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['event_id'], 'unique': true},
+            {'columns': ['event_id', 'agent_name'], 'unique': true},
             {'columns': ['conversation_id']},
             {'columns': ['loaded_at']},
         ],
@@ -27,7 +27,11 @@ source as (
     select * from {{ source('agent_events', 'agent_events') }} as agent_events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('agent_events', 'event_id', 'event_id') }}
+        {{
+            where_not_built_yet(
+                'agent_events', ['event_id', 'agent_name'], ['event_id', 'agent_name']
+            )
+        }}
     {% endif %}
 
 ),

@@ -3,9 +3,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', 'event_id', source('marketplace', 'marketplace_events'), 'id', 'loaded_at') }}",
+        pre_hook="{{ delete_purged_rows('occurred_at', ['event_id', 'publisher_id'], source('marketplace', 'marketplace_events'), ['id', 'publisher_id'], 'loaded_at') }}",
         indexes=[
-            {'columns': ['event_id'], 'unique': true},
+            {'columns': ['event_id', 'publisher_id'], 'unique': true},
             {'columns': ['loaded_at'], 'type': 'brin'},
         ],
     )
@@ -18,7 +18,11 @@ source as (
     select * from {{ source('marketplace', 'marketplace_events') }} as marketplace_events
 
     {% if is_incremental() %}
-        {{ where_not_built_yet('marketplace_events', 'id', 'event_id') }}
+        {{
+            where_not_built_yet(
+                'marketplace_events', ['id', 'publisher_id'], ['event_id', 'publisher_id']
+            )
+        }}
     {% endif %}
 
 ),

@@ -1,6 +1,7 @@
--- Staging holds every raw event loaded up to its high-water mark, exactly once (event_id is
--- unique in both): an incremental run that skipped a late-loaded row would fail here. Rows
--- loaded while this build ran (after the high-water mark) are left for the next build.
+-- Staging holds every raw event loaded up to its high-water mark, exactly once (event_id with
+-- agent_name is unique in both): an incremental run that skipped a late-loaded row would fail
+-- here. Rows loaded while this build ran (after the high-water mark) are left for the next
+-- build.
 with
 
 raw_events as (
