@@ -72,26 +72,31 @@ def migrate(conn: psycopg2.extensions.connection) -> list[Migration]:
     """Create or upgrade the raw schema; returns the migrations applied now (none on a rerun).
 
     Each migration runs in its own transaction together with its row in
-    `raw.schema_migrations`, under an advisory lock, so two `init` runs never race and an
-    interrupted upgrade leaves the schema at the last complete version.
+    `raw.schema_migrations`, holding that table locked, so two `init` runs never race and an
+    interrupted upgrade leaves the schema at the last complete version. The lock is the
+    table's, which only the loader's owner can take: an advisory lock on a fixed key could be
+    held by any login to stop every upgrade. The very first `init` (no table yet, so no
+    reader has been granted anything) creates the table under an advisory lock.
     """
     with conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
-        cur.execute("create schema if not exists raw")
-        cur.execute(
-            """
-            create table if not exists raw.schema_migrations (
-                version integer primary key,
-                name text not null,
-                applied_at timestamptz not null default now()
+        cur.execute("select to_regclass('raw.schema_migrations') is not null")
+        if not cur.fetchone()[0]:
+            cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+            cur.execute("create schema if not exists raw")
+            cur.execute(
+                """
+                create table if not exists raw.schema_migrations (
+                    version integer primary key,
+                    name text not null,
+                    applied_at timestamptz not null default now()
+                )
+                """
             )
-            """
-        )
         conn.commit()
     applied = []
     for migration in migrations():
         with conn.cursor() as cur:
-            cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+            cur.execute(_MIGRATION_LOCK)
             cur.execute(
                 "select 1 from raw.schema_migrations where version = %s", (migration.version,)
             )
@@ -106,6 +111,10 @@ def migrate(conn: psycopg2.extensions.connection) -> list[Migration]:
         conn.commit()
         applied.append(migration)
     return applied
+
+
+# Conflicts with itself: one `init` applies a migration at a time.
+_MIGRATION_LOCK = "lock table raw.schema_migrations in share row exclusive mode"
 
 
 def require_current_schema(conn: psycopg2.extensions.connection) -> None:

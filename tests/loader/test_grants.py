@@ -4,6 +4,8 @@ what they record, which roles they touch, and how they refuse (exit codes, one l
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -232,6 +234,34 @@ def test_close_database_revokes_large_object_creation_from_readers(db, prefix):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             reader.query(f"select {function}")
     assert reader.scalar("select count(*) from pg_largeobject_metadata") == 1  # the one before
+
+
+def test_a_reader_holding_the_old_migration_key_does_not_block_init(db, prefix):
+    """`init` serialises on `raw.schema_migrations`, which readers cannot lock; it used an
+    advisory lock on a fixed key that any login could hold, and `init` then waited forever."""
+    run_loader(db, "roles", "--prefix", prefix, "--close-database")
+    login = f"{prefix}login"
+    run_loader(db, "grant-tenant", login, "t-1", "--prefix", prefix)
+    reader = Database({**db.params, "user": login}).connect()
+    reader.autocommit = True
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", (warehouse.MIGRATE_LOCK_KEY,))
+            cur.execute("begin")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("lock table raw.schema_migrations in access share mode")
+            cur.execute("rollback")
+        result = subprocess.run(
+            [sys.executable, "-m", "loader", "init"],
+            env=db.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "nothing to do" in result.stdout, result.stdout
+    finally:
+        reader.close()
 
 
 def test_a_reader_cannot_take_or_block_the_load_lock(db, prefix, tmp_path):
