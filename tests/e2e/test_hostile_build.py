@@ -359,6 +359,8 @@ INDEXED_TEXT = {
     **dict.fromkeys(
         ["agent_name", "first_agent_name", "tool_name", "error_type"], limits.MAX_NAME_BYTES
     ),
+    # raw.conflicts: the duplicate's sender, its agent_name or its publisher_id
+    "sender": max(limits.MAX_NAME_BYTES, limits.MAX_ID_BYTES),
     "tool_use_id": limits.MAX_ID_BYTES + 1 + _DIGITS,  # invocation id || ':' || position
     "insight_id": 32,  # md5 in hex
     "outcome": len("handed_off"),  # the longest of fct_conversations' four outcomes
