@@ -10,6 +10,7 @@ def test_fresh_database_has_the_raw_schema(db):
         "agent_events",
         "conflicts",
         "load_batches",
+        "load_lock",
         "marketplace_events",
         "privacy_settings",
         "purges",
