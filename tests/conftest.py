@@ -25,6 +25,7 @@ import pytest
 
 from loader.devtools import embedded
 from loader.ingest import warehouse
+from loader.ingest.load import FileResult, load_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -174,6 +175,15 @@ def run_loader(database: Database, *args: str, check: bool = True) -> subprocess
     if check and result.returncode != 0:
         raise AssertionError(f"agent-loader {args} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def load(database: Database, path: Path, **options: object) -> FileResult:
+    """The loader's `load_file` in this process, on a connection of its own."""
+    conn = database.connect()
+    try:
+        return load_file(conn, path, **options)  # type: ignore[arg-type]
+    finally:
+        conn.close()
 
 
 class Dbt:

@@ -89,65 +89,75 @@ def purge(
     conn.commit()
     result = PurgeResult(cutoff, dry_run)
     for table, key, time_column, ledger_column in _TARGETS:
-        if dry_run:
-            with conn.cursor() as cur:
-                cur.execute(f"select count(*) from raw.{table} where {time_column} < %s", (cutoff,))
-                setattr(result, table, cur.fetchone()[0])
-            conn.rollback()
-            continue
-        total = 0
-        while True:
-            deleted = _delete_batch(
-                conn, table, key, time_column, ledger_column, cutoff, batch_rows
-            )
-            total += deleted
-            if deleted < batch_rows:
-                break
-        setattr(result, table, total)
+        condition = f"{time_column} < %(cutoff)s"
+        rows = _delete_all(
+            conn, table, key, ledger_column, condition, {"cutoff": cutoff}, batch_rows, dry_run
+        )
+        setattr(result, table, rows)
     if not dry_run:
-        with conn.cursor() as cur:
-            cur.execute(
-                """
-                insert into raw.purges (
-                    older_than, cutoff, agent_events, marketplace_events, quarantine,
-                    started_at, finished_at
-                )
-                values (%s, %s, %s, %s, %s, %s, clock_timestamp())
-                returning purge_id
-                """,
-                (
-                    older_than,
-                    cutoff,
-                    result.agent_events,
-                    result.marketplace_events,
-                    result.quarantine,
-                    started_at,
-                ),
-            )
-            result.purge_id = cur.fetchone()[0]
-        conn.commit()
+        result.purge_id = _record_purge(conn, result, started_at, older_than=older_than)
     return result
 
 
-def _delete_batch(
+def _record_purge(
+    conn: psycopg2.extensions.connection,
+    result: PurgeResult | EraseResult,
+    started_at: datetime,
+    older_than: timedelta | None = None,
+    erased: str | None = None,
+) -> int:
+    """The purge's row in `raw.purges`, which the next `dbt build` reads: a window's cutoff,
+    or for an erasure its kind and an infinite cutoff (every row is checked)."""
+    cutoff = result.cutoff if isinstance(result, PurgeResult) else "infinity"
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into raw.purges (
+                older_than, erased, cutoff, agent_events, marketplace_events, quarantine,
+                started_at, finished_at
+            )
+            values (%s, %s, %s, %s, %s, %s, %s, clock_timestamp())
+            returning purge_id
+            """,
+            (
+                older_than,
+                erased,
+                cutoff,
+                result.agent_events,
+                result.marketplace_events,
+                result.quarantine,
+                started_at,
+            ),
+        )
+        purge_id = int(cur.fetchone()[0])
+    conn.commit()
+    return purge_id
+
+
+def _delete_all(
     conn: psycopg2.extensions.connection,
     table: str,
     key: tuple[str, ...],
-    time_column: str,
     ledger_column: str | None,
-    cutoff: datetime,
+    condition: str,
+    parameters: dict[str, Any],
     batch_rows: int,
+    dry_run: bool,
 ) -> int:
-    """Delete up to `batch_rows` old rows and credit them to their batches, in one commit."""
-    return _delete_where(
-        conn,
-        table,
-        key,
-        ledger_column,
-        f"{time_column} < %(cutoff)s",
-        {"cutoff": cutoff},
-        batch_rows,
-    )
+    """Every row of `table` meeting `condition`, deleted in commits of `batch_rows` (or with
+    `dry_run`, counted): how many."""
+    if dry_run:
+        with conn.cursor() as cur:
+            cur.execute(f"select count(*) from raw.{table} where {condition}", parameters)
+            count = int(cur.fetchone()[0])
+        conn.rollback()
+        return count
+    total = 0
+    while True:
+        deleted = _delete_where(conn, table, key, ledger_column, condition, parameters, batch_rows)
+        total += deleted
+        if deleted < batch_rows:
+            return total
 
 
 def _delete_where(
@@ -263,42 +273,12 @@ def erase(
     conn.commit()
     result = EraseResult(erasure.kind, dry_run)
     for table, key, condition, ledger_column in _ERASED[erasure.kind]:
-        if dry_run:
-            with conn.cursor() as cur:
-                cur.execute(f"select count(*) from raw.{table} where {condition}", parameters)
-                setattr(result, table, cur.fetchone()[0])
-            conn.rollback()
-            continue
-        total = 0
-        while True:
-            deleted = _delete_where(
-                conn, table, key, ledger_column, condition, parameters, batch_rows
-            )
-            total += deleted
-            if deleted < batch_rows:
-                break
-        setattr(result, table, total)
+        rows = _delete_all(
+            conn, table, key, ledger_column, condition, parameters, batch_rows, dry_run
+        )
+        setattr(result, table, rows)
     if not dry_run:
-        with conn.cursor() as cur:
-            cur.execute(
-                """
-                insert into raw.purges (
-                    erased, cutoff, agent_events, marketplace_events, quarantine,
-                    started_at, finished_at
-                )
-                values (%s, 'infinity', %s, %s, %s, %s, clock_timestamp())
-                returning purge_id
-                """,
-                (
-                    erasure.kind,
-                    result.agent_events,
-                    result.marketplace_events,
-                    result.quarantine,
-                    started_at,
-                ),
-            )
-            result.purge_id = cur.fetchone()[0]
-        conn.commit()
+        result.purge_id = _record_purge(conn, result, started_at, erased=erasure.kind)
     return result
 
 

@@ -24,18 +24,11 @@ from click.testing import CliRunner
 
 from loader.cli import main
 from loader.console import shown
-from loader.ingest.load import batch_files, load_file, validate_file
+from loader.ingest.load import batch_files, validate_file
 from loader.ingest.privacy import Privacy
 from loader.ingest.readers import MAX_DEPTH, BatchFile
+from tests.conftest import load
 from tests.factories import agent_event, marketplace_event
-
-
-def load(db, path, **options):
-    conn = db.connect()
-    try:
-        return load_file(conn, path, **options)
-    finally:
-        conn.close()
 
 
 def reconciles(result) -> bool:

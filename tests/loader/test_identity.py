@@ -14,19 +14,11 @@ from unittest import mock
 from click.testing import CliRunner
 
 from loader.cli import main
-from loader.ingest.load import load_file
 from loader.ingest.privacy import Privacy
+from tests.conftest import load
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 KEY = "a-token-key-of-at-least-16-bytes"
-
-
-def load(db, path, **options):
-    conn = db.connect()
-    try:
-        return load_file(conn, path, **options)
-    finally:
-        conn.close()
 
 
 def completion(publisher_id: str, cost_usd: float, **overrides):

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 
 from loader.ingest import load as load_module
-from loader.ingest.load import load_file
+from tests.conftest import load
 from tests.factories import (
     agent_event,
     marketplace_event,
@@ -18,14 +18,6 @@ from tests.factories import (
     write_events_document,
     write_ndjson,
 )
-
-
-def load(db, path, **options):
-    conn = db.connect()
-    try:
-        return load_file(conn, path, **options)
-    finally:
-        conn.close()
 
 
 def ledger(db):
