@@ -1,12 +1,8 @@
 """`agent-loader`: the command line. It parses options, calls the library and prints.
 
-Exit codes (also in docs/operating.md): 0 success; 1 the work found a problem (a file failed to
-load, `validate` found invalid records, `--fail-on-quarantine` saw quarantined records);
-2 usage error; 3 PostgreSQL unreachable, refused a statement or the connection was lost;
-4 another load holds the lock (`--no-wait`); 5 the raw schema is missing or out of date
-(run `agent-loader init`); 6 the load's privacy options or key differ from the warehouse's
-stored privacy settings; 130 / 143 the load was stopped by SIGINT (Ctrl-C) / SIGTERM (the
-file being loaded was rolled back and loads on the next run).
+Exit codes: 0 success, 1 a problem found, 2 usage, 3 PostgreSQL, 4 lock held, 5 schema out of
+date, 6 privacy settings differ, 130 / 143 stopped by a signal; each one's cases are listed once,
+in docs/operating.md ("Exit codes").
 """
 
 from __future__ import annotations
