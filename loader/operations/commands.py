@@ -1,5 +1,5 @@
 """Warehouse operations commands: purge (retention and erasure), roles, grant-tenant,
-grant-publisher, revoke, grants."""
+grant-publisher, revoke, grants, prices."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from loader.ingest.privacy import (
     PrivacyMismatch,
     warehouse_privacy,
 )
+from loader.operations.prices import PriceTableError, refresh
 from loader.operations.retention import (
     ArchiveResult,
     EraseResult,
@@ -429,3 +430,36 @@ def grants_command(
             f"{verb}{grant.login}\t{grant.scope}\t{grant.subject_id}"
             f"\t{grant.granted_at:%Y-%m-%d %H:%M}{mark}"
         )
+
+
+@click.command(name="prices")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--seed",
+    "seed_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("seeds/model_prices.csv"),
+    show_default=True,
+    help="The model price seed to refresh (kept: every row already there).",
+)
+@click.option(
+    "--source-commit",
+    required=True,
+    metavar="SHA",
+    help="The Langfuse commit the table comes from, recorded on each new row.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the row counts as JSON.")
+def prices_command(table: Path, seed_path: Path, source_commit: str, as_json: bool) -> None:
+    """Refresh the model price seed from a newer copy of Langfuse's price table (TABLE).
+
+    Rows whose prices changed upstream are added with their `updatedAt` date as `valid_from`;
+    no row is removed, so calls made before a change keep their price. Then `dbt seed`.
+    """
+    try:
+        before, after = refresh(table, seed_path, source_commit)
+    except PriceTableError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"seed": str(seed_path), "rows_before": before, "rows_after": after}))
+    else:
+        click.echo(f"{seed_path}: {before} rows before, {after} after")
