@@ -119,6 +119,22 @@ def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
     metavar="PUBLISHER",
     help="Plant unhappy users for a publisher (ratings mostly 1 and 2).",
 )
+@click.option(
+    "--llm-spans",
+    is_flag=True,
+    help="Also write the model calls as OpenTelemetry GenAI spans (spans-*.jsonl, OTLP JSON).",
+)
+@click.option(
+    "--cost-spike",
+    "cost_spike_tenant",
+    metavar="TENANT",
+    help="With --llm-spans: plant a cost spike (the tenant's calls loop on the last day).",
+)
+@click.option(
+    "--unpriced-agent",
+    metavar="AGENT",
+    help="With --llm-spans: this agent calls a model with no price in the price seed.",
+)
 @json_option
 def generate_command(
     out: Path,
@@ -133,6 +149,9 @@ def generate_command(
     slow_agents: tuple[str, ...],
     failing_tools: tuple[str, ...],
     unhappy: tuple[str, ...],
+    llm_spans: bool,
+    cost_spike_tenant: str | None,
+    unpriced_agent: str | None,
     as_json: bool,
 ) -> None:
     """Write synthetic batch files of both event kinds, deterministic for a --seed.
@@ -161,6 +180,9 @@ def generate_command(
         slow_agents=set(slow_agents),
         failing_tools=tools,
         unhappy_publishers=set(unhappy),
+        llm_spans=llm_spans,
+        cost_spike_tenant=cost_spike_tenant,
+        unpriced_agent=unpriced_agent,
     )
     written = generate(
         workload, out, progress=lambda n: click.echo(f"  {n:,} events written ...", err=True)
@@ -171,12 +193,15 @@ def generate_command(
             "duplicates": written.duplicates,
             "late": written.late,
             "files": [str(path) for path in written.files],
+            "spans": written.spans,
+            "span_files": [str(path) for path in written.span_files],
         }
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(
         f"wrote {written.events:,} events ({written.duplicates:,} duplicates,"
         f" {written.late:,} late) in {len(written.files)} files under {out}"
+        + (f", and {written.spans:,} spans in {len(written.span_files)} files" if llm_spans else "")
     )
 
 

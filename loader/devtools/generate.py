@@ -6,6 +6,8 @@ messages → tool calls → maybe a handoff or an error → completion → end; 
 stream to disk a file at a time, so memory does not grow with the number of events.
 Anomalies can be planted (a publisher's error rate, a slow publisher, a failing tool, unhappy
 users), and so can duplicate and late events, to give the insights something true to find.
+With `llm_spans`, the model calls behind the events are also written as OpenTelemetry GenAI
+spans (loader/devtools/spans.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from loader.devtools.spans import LOOPING_CALLS, Call, SpanWriter
+
 AGENTS = ("triage", "billing", "shipping", "tech_support", "returns")
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku")
+# What a provider answers for each requested model (the spans' response model).
+RESPONSE_MODELS = {
+    "gpt-4o-mini": ("gpt-4o-mini-2024-07-18", "openai"),
+    "gpt-4o": ("gpt-4o-2024-08-06", "openai"),
+    "claude-3-5-haiku": ("claude-3-5-haiku-20241022", "anthropic"),
+}
 ERROR_TYPES = (  # weighted: the first is the most common
     ("tool_timeout", 30),
     ("rate_limited", 20),
@@ -74,6 +84,10 @@ class Workload:
     slow_agents: set[str] = field(default_factory=set)  # durations around 16 s, not 1.3 s
     failing_tools: dict[tuple[str, str], float] = field(default_factory=dict)  # (pub, tool)
     unhappy_publishers: set[str] = field(default_factory=set)  # ratings mostly 1 and 2
+    # OpenTelemetry GenAI spans of the model calls behind the events (spans-*.jsonl files).
+    llm_spans: bool = False
+    cost_spike_tenant: str | None = None  # its calls loop on the last day
+    unpriced_agent: str | None = None  # calls a model with no price
 
     @property
     def start(self) -> datetime:
@@ -86,6 +100,8 @@ class Written:
     events: int = 0
     duplicates: int = 0
     late: int = 0
+    span_files: list[Path] = field(default_factory=list)
+    spans: int = 0
 
 
 class _Files:
@@ -132,8 +148,9 @@ class _Files:
 
 
 class Generator:
-    def __init__(self, workload: Workload) -> None:
+    def __init__(self, workload: Workload, spans: SpanWriter | None = None) -> None:
         self.w = workload
+        self.spans = spans
         self.rng = random.Random(workload.seed)
         self.publishers = [f"pub-{i + 1:02d}" for i in range(workload.publishers)]
         self.tenants = [f"tenant-{i + 1:03d}" for i in range(workload.tenants)]
@@ -190,7 +207,7 @@ class Generator:
                     break
             prompt = rng.randint(200, 1500)
             completion = rng.randint(20, 400)
-            yield event(
+            reply = event(
                 "message",
                 {"text": rng.choice(REPLIES), "role": "assistant"},
                 {
@@ -201,6 +218,22 @@ class Generator:
                     "latency_ms": round(rng.lognormvariate(6.8, 0.5), 1),
                 },
             )
+            if self.spans:
+                model = reply["metadata"]["model"]
+                self.spans.write(
+                    Call(
+                        started_at=at - timedelta(milliseconds=reply["metadata"]["latency_ms"]),
+                        duration_ms=reply["metadata"]["latency_ms"],
+                        input_tokens=prompt,
+                        output_tokens=completion,
+                        errored=False,
+                        agent=agent,
+                        user_id=user_id,
+                        conversation_id=conversation_id,
+                        model=(model, *RESPONSE_MODELS[model]),
+                    )
+                )
+            yield reply
             if turn == 0 and rng.random() < 0.12:
                 target = rng.choice([a for a in AGENTS if a != agent])
                 yield event("handoff", {"from_agent": agent, "to_agent": target, "reason": "skill"})
@@ -254,6 +287,21 @@ class Generator:
             "duration_ms": int(duration),
             "cost_usd": 0.0 if errored else round((input_tokens + 3 * output_tokens) * 2e-6, 6),
         }
+        if self.spans:
+            looping = tenant == w.cost_spike_tenant and at >= w.end - timedelta(days=1)
+            self.spans.write(
+                Call(
+                    started_at=at,
+                    duration_ms=int(duration),
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    errored=errored,
+                    agent=agent_id,
+                    tenant_id=tenant,
+                    model=self.spans.model_for(agent_id, w.unpriced_agent),
+                ),
+                calls=LOOPING_CALLS if looping else 1,
+            )
         at += timedelta(milliseconds=int(duration))
         yield event("agent_errored" if errored else "agent_completed", properties)
         if rng.random() < 0.15:
@@ -268,7 +316,8 @@ def generate(
 ) -> Written:
     """Write about `workload.events` events into batch files under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    generator = Generator(workload)
+    spans = SpanWriter(folder, workload.seed) if workload.llm_spans else None
+    generator = Generator(workload, spans)
     written = Written()
     files = _Files(folder, workload.events_per_file, written)
     rng = random.Random(workload.seed + 2)
@@ -296,6 +345,9 @@ def generate(
         written.late += _flush(files, held_back)
     finally:
         files.close()
+        if spans:
+            spans.close()
+            written.span_files, written.spans = spans.files, spans.spans
     return written
 
 
