@@ -13,6 +13,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +28,7 @@ import pytest
 from tests.conftest import Database, run_loader
 from tests.docs.blocks import REPO, code_blocks
 from tests.serve import reference_marketplace
-from tests.serve.conftest import ServeProcess, agent_event
+from tests.serve.conftest import ServeProcess, agent_event, free_port
 
 LIVE = REPO / "docs" / "live.md"
 DOCUMENTED_URL = "http://127.0.0.1:8000"
@@ -105,3 +111,77 @@ def test_the_endpoint_queue_snippet_delivers(serve: ServeProcess, db: Database) 
         )
     ]
     assert db.scalar("select count(*) from raw.quarantine") == 0
+
+
+def test_the_quick_start_block_runs_as_written(tmp_path: Path, empty_db: Database) -> None:
+    """The first ```sh block, in one shell: `init`, `serve` and `load --follow` in the
+    background, one POST whose answer is the one the block prints, and the event in raw.
+    Its `/data` is a temporary folder and port 8000 a free one (`--port`); the POST waits
+    for `/healthz`, as a reader typing it would. The background commands are stopped after."""
+    block = code_blocks(LIVE, "sh")[0]
+    assert block.startswith("agent-loader init\n")
+    documented = json.loads(re.search(r"^# (\{.*\})$", block, re.MULTILINE).group(1))
+    port = free_port()
+    script = (
+        block.replace("/data/", f"{tmp_path}/data/")
+        .replace("localhost:8000", f"127.0.0.1:{port}")
+        .replace(
+            "--landing " + f"{tmp_path}/data/landing &",
+            f"--landing {tmp_path}/data/landing --port {port} &",
+        )
+        .replace(
+            "\ncurl ",
+            f"\nuntil curl -sf 127.0.0.1:{port}/healthz >/dev/null; do sleep 0.1; done\ncurl ",
+            1,
+        )
+    )
+    assert f"--port {port} &" in script and "until curl" in script
+    env = {**empty_db.env, "AGENT_LOADER_INGEST_KEYS": "", "PATH": _path_with_the_cli()}
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        # A session of its own: the background commands stay in its process group.
+        shell = subprocess.Popen(
+            ["bash", "-c", "set -e\n" + script],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    try:
+        assert shell.wait(60) == 0, err.read_text()
+        printed = out.read_text()
+        answer, _ = json.JSONDecoder().raw_decode(printed, printed.index('{"records"'))
+        assert answer["file"].endswith(".ndjson")
+        assert {**answer, "file": None} == {**documented, "file": None}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _rows(empty_db):
+            time.sleep(0.2)
+        assert _rows(empty_db) == [("e-1", "install", "p-1")]
+    finally:
+        os.killpg(shell.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _group_alive(shell.pid):
+        time.sleep(0.1)
+    assert not _group_alive(shell.pid), "serve or load --follow did not stop on SIGTERM"
+    moved = [path.name for path in (tmp_path / "data" / "loaded").rglob("*.ndjson")]
+    assert moved == [answer["file"]], err.read_text()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _path_with_the_cli() -> str:
+    """PATH with this interpreter's scripts (`agent-loader`) first."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def _rows(database: Database) -> list[tuple]:
+    if not database.scalar("select to_regclass('raw.marketplace_events') is not null"):
+        return []
+    return database.query("select id, event_type, publisher_id from raw.marketplace_events")
