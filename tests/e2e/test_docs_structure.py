@@ -264,3 +264,20 @@ def test_evaluator_settings_name_what_exists(manifest: dict):
     }
     stale = [row["id_to_exclude"] for row in rows if row["id_to_exclude"] not in names]
     assert stale == []
+
+
+def test_the_evaluator_script_skips_without_packages_and_refuses_a_wrong_folder(tmp_path: Path):
+    """CI without the packages passes with a note; a folder without them fails, not skips."""
+    script = REPO / ".ci" / "evaluator"
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    skipped = subprocess.run([str(script)], env=env, capture_output=True, text=True)
+    assert skipped.returncode == 0
+    assert skipped.stdout.startswith("evaluator: skipped")
+    wrong = subprocess.run(
+        [str(script)],
+        env={**env, "EVALUATOR_PACKAGES": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2
+    assert "dbt_project_evaluator/dbt_project.yml not found" in wrong.stderr
