@@ -38,3 +38,18 @@
 {% macro avg_revenue_per_tenant(revenue_usd, tenants) -%}
     {{ revenue_usd }} / nullif({{ tenants }}, 0)
 {%- endmacro %}
+
+
+{#- Failed tool calls over the calls read from the tool events; null without calls. -#}
+{% macro tool_failure_rate(failures, calls) -%}
+    cast({{ failures }} as numeric) / nullif({{ calls }}, 0)
+{%- endmacro %}
+
+
+{#-
+    Revenue per invocation, errored invocations included (they earn nothing, so errors lower
+    it): revenue over invocations; null without invocations.
+-#}
+{% macro revenue_per_invocation(revenue_usd, invocations) -%}
+    {{ revenue_usd }} / nullif({{ invocations }}, 0)
+{%- endmacro %}

@@ -318,15 +318,15 @@ def test_resolution_time_per_agent(built) -> None:
         [
             "agent_conversations",
             "avg_resolution_seconds",
-            "median_resolution_seconds",
-            "p95_resolution_seconds",
+            "p50_resolution_seconds_interpolated",
+            "p95_resolution_seconds_interpolated",
         ],
         ["conversation_agent__agent_name"],
     )
     mart = database.query(
         """
-        select agent_name, conversations, avg_resolution_seconds, median_resolution_seconds,
-            p95_resolution_seconds
+        select agent_name, conversations, avg_resolution_seconds, p50_resolution_seconds_interpolated,
+            p95_resolution_seconds_interpolated
         from marts.agent_resolution_times
         """
     )
@@ -337,8 +337,8 @@ def test_resolution_time_per_agent(built) -> None:
         {
             "agent_conversations": 1,
             "avg_resolution_seconds": 2,
-            "median_resolution_seconds": 3,
-            "p95_resolution_seconds": 4,
+            "p50_resolution_seconds_interpolated": 3,
+            "p95_resolution_seconds_interpolated": 4,
         },
     )
 

@@ -77,7 +77,12 @@ final as (
         completed_conversations,
         avg_completed_resolution_seconds,
         median_completed_resolution_seconds,
-        p95_completed_resolution_seconds
+        p95_completed_resolution_seconds,
+        -- the names that say the method; the four above are deprecated (docs/models.md)
+        median_resolution_seconds as p50_resolution_seconds_interpolated,
+        p95_resolution_seconds as p95_resolution_seconds_interpolated,
+        median_completed_resolution_seconds as p50_completed_resolution_seconds_interpolated,
+        p95_completed_resolution_seconds as p95_completed_resolution_seconds_interpolated
 
     from agent_resolution
 

@@ -64,7 +64,7 @@ final as (
             else listed_in_completions + listed_in_errors
         end as calls,
         tool_failed_events as failures,
-        cast(tool_failed_events as numeric) / nullif(tool_event_calls, 0) as failure_rate,
+        {{ tool_failure_rate('tool_failed_events', 'tool_event_calls') }} as failure_rate,
         tool_event_calls,
         listed_in_completions,
         listed_in_errors,

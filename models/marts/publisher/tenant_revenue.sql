@@ -31,7 +31,7 @@ final as (
         count(*) as invocations,
         count(*) filter (where is_success) as completed_invocations,
         sum(revenue_usd) as revenue_usd,
-        sum(revenue_usd) / count(*) as revenue_per_invocation_usd,
+        {{ revenue_per_invocation('sum(revenue_usd)', 'count(*)') }} as revenue_per_invocation_usd,
         {{ marketplace_window_start_date() }} as window_start_date,
         {{ marketplace_as_of_date() }} as window_end_date
 

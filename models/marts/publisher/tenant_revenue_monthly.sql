@@ -35,7 +35,7 @@ final as (
         count(*) as invocations,
         count(*) filter (where is_success) as completed_invocations,
         sum(revenue_usd) as revenue_usd,
-        sum(revenue_usd) / count(*) as revenue_per_invocation_usd
+        {{ revenue_per_invocation('sum(revenue_usd)', 'count(*)') }} as revenue_per_invocation_usd
 
     from dated_invocations
     group by publisher_id, tenant_id, month_start_date
