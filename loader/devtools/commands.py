@@ -9,15 +9,14 @@ from pathlib import Path
 import click
 
 from loader.console import (
+    EXIT_INTERRUPTED,
     dsn_option,
     json_option,
     project_dir_option,
     resolve_dsn,
-    start_embedded_server,
 )
 from loader.devtools import demo, embedded
 from loader.devtools.generate import Workload, generate
-from loader.errors import EXIT_INTERRUPTED
 from loader.ingest import warehouse
 from loader.operations import dbt
 
@@ -290,7 +289,7 @@ def embedded_start(port: int | None, as_json: bool) -> None:
     reaches it when no PG* variable is set (both read $AGENT_ANALYTICS_PORT, default 15432).
     A port in use is refused (exit 2), never swapped for another.
     """
-    uri = start_embedded_server(port)
+    uri = embedded.start(port)
     if port and port != embedded.configured_port():
         click.echo(
             f"dbt's shipped profile reads ${embedded.PORT_VARIABLE} (default"

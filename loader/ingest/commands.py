@@ -13,6 +13,9 @@ from typing import Any
 import click
 
 from loader.console import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_TERMINATED,
     database_errors,
     dsn_option,
     file_line,
@@ -23,13 +26,7 @@ from loader.console import (
     resolve_dsn,
     shown,
 )
-from loader.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_PROBLEMS,
-    EXIT_TERMINATED,
-    MissingExtra,
-    PrivacySettingsDiffer,
-)
+from loader.errors import MissingExtra, PrivacySettingsDiffer
 from loader.ingest import warehouse
 from loader.ingest.load import (
     THREAD_SWITCH_SECONDS,

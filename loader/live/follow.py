@@ -410,7 +410,7 @@ def _follow_session(
             if not isinstance(error.__context__, TransactionRollbackError):
                 raise Lost(error) from None
             # Deadlocked every time `retry_rolled_back` tried: a failed file, retried later.
-            result = FileResult(shown_path(path), "failed", error=error.message)
+            result = FileResult(shown_path(path), "failed", error=str(error))
             record(started.loader, result)
             watch.failed[path] = (started.identity, time.monotonic() + retry_failed_after, result)
             return
