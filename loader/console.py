@@ -27,6 +27,7 @@ from loader.errors import (
 )
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult
+from loader.ingest.privacy import Privacy, PrivacyConfigError, PrivacyMismatch
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.shown import shown
 
@@ -53,6 +54,7 @@ EXIT_CODES: dict[type[LoaderError], int] = {
     LockBusy: EXIT_LOCK_BUSY,
     SchemaOutOfDate: EXIT_SCHEMA,
     PrivacySettingsDiffer: EXIT_PRIVACY,
+    LoaderError: EXIT_PROBLEMS,  # any other: "the work found a problem"
 }
 """The exit code of each of the library's expected failures (loader/errors.py)."""
 
@@ -62,7 +64,8 @@ class Failed(click.ClickException):
 
     def __init__(self, error: LoaderError) -> None:
         super().__init__(str(error))
-        self.exit_code = EXIT_CODES.get(type(error), EXIT_PROBLEMS)
+        kinds = type(error).__mro__
+        self.exit_code = next(EXIT_CODES[kind] for kind in kinds if kind in EXIT_CODES)
 
 
 class Commands(click.Group):
@@ -145,6 +148,17 @@ def check_connection_string(dsn: str) -> None:
     ports = params.get("port") or os.environ.get("PGPORT") or ""
     if any(not port.strip().isdigit() for port in ports.split(",")) and ports:
         raise MalformedConnectionString(f"{source} is {ports!r}, not a TCP port number")
+
+
+def privacy_errors(action: Callable[[], Privacy]) -> Privacy:
+    """`action`'s privacy settings; a bad option or key is a usage error (exit 2), settings
+    that differ from the warehouse's are PrivacySettingsDiffer (exit 6)."""
+    try:
+        return action()
+    except PrivacyConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except PrivacyMismatch as error:
+        raise PrivacySettingsDiffer(str(error)) from None
 
 
 def database_errors(command: F) -> F:
