@@ -166,10 +166,10 @@ def load(
     if lake is not None:
         if follow or dsn:
             raise click.UsageError("--lake loads into a folder: drop --follow and --dsn")
-        results = _load_lake(
+        in_lake = _load_lake(
             lake, paths, as_json, max_record_bytes, wait, rehash, tokenize_users, redact
         )
-        _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
+        _exit_status(in_lake, paths, fail_on_quarantine, fail_on_empty)
         return
     dsn = resolve_dsn(dsn)
     results: list[FileResult] = []

@@ -56,6 +56,7 @@ from loader.ingest.readers import (
     file_checksum,
     read_whole,
 )
+from loader.ingest.warehouse import one_row
 from loader.shown import shown, shown_path
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -691,7 +692,7 @@ def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
     """Read and validate a file without a database: what `load` would load and quarantine."""
     started = time.perf_counter()
     tally = Tally(NO_PRIVACY)
-    problems = []
+    problems: list[dict[str, Any]] = []
     with BatchFile(path, max_record_bytes) as batch:
         for record in batch.records():
             quarantined = tally.counts[QUARANTINE]
@@ -833,7 +834,11 @@ def load_file(
                 f"PostgreSQL rolled back the load of {result.path} ({_first_line(error)});"
                 " nothing of it was stored, it loads on the next run"
             ) from None
-        if isinstance(error, psycopg2.errors.UniqueViolation) and _is_ledger(error):
+        if (
+            isinstance(error, psycopg2.errors.UniqueViolation)
+            and _is_ledger(error)
+            and result.sha256 is not None  # always, once the ledger has refused its sha256
+        ):
             # A concurrent loader (without the lock) committed the same file first.
             result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
         else:
@@ -1041,7 +1046,7 @@ def _load_in_one_transaction(
                 "loader_version": __version__,
             },
         )
-        earlier, result.batch_id = cur.fetchone()
+        earlier, result.batch_id = one_row(cur)
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
@@ -1318,7 +1323,7 @@ def _record_failure(
                 __version__,
             ),
         )
-        result.batch_id = cur.fetchone()[0]
+        result.batch_id = one_row(cur)[0]
     conn.commit()
 
 

@@ -68,15 +68,24 @@ def connected(dsn: str) -> Iterator[psycopg2.extensions.connection]:
         conn.close()
 
 
+def one_row(cur: psycopg2.extensions.cursor) -> tuple[Any, ...]:
+    """The row of a statement that always returns one (an aggregate, `select exists`,
+    `insert ... returning` without `on conflict`): none is a bug, never a state to handle."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("a statement that returns one row returned none")
+    return row
+
+
 def schema_version(conn: psycopg2.extensions.connection) -> int:
     """The raw schema's applied version; 0 when `init` has never run."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass('raw.schema_migrations') is not null")
-        if not cur.fetchone()[0]:
+        if not one_row(cur)[0]:
             conn.rollback()
             return 0
         cur.execute("select coalesce(max(version), 0) from raw.schema_migrations")
-        version = cur.fetchone()[0]
+        version = one_row(cur)[0]
     conn.rollback()
     return version
 
@@ -93,7 +102,7 @@ def migrate(conn: psycopg2.extensions.connection) -> list[Migration]:
     """
     with conn.cursor() as cur:
         cur.execute("select to_regclass('raw.schema_migrations') is not null")
-        if not cur.fetchone()[0]:
+        if not one_row(cur)[0]:
             cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
             cur.execute("create schema if not exists raw")
             cur.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,10 +14,17 @@ import psycopg2.extensions
 
 from loader.console import EXIT_PROBLEMS, file_line, max_record_option, privacy_errors
 from loader.ingest import warehouse
-from loader.ingest.load import FileResult, load_file
+from loader.ingest.load import FileResult, _record_failure, load_file
 from loader.ingest.privacy import Privacy, warehouse_privacy
 from loader.limits import BODY_TIMEOUT_SECONDS, MAX_DECOMPRESSED_BYTES, MAX_REQUEST_BYTES
-from loader.live.follow import DEFAULT_SETTLE
+from loader.live.follow import (
+    DEFAULT_SETTLE,
+    Loader,
+    Session,
+    Stop,
+    follow,
+    retry_rolled_back,
+)
 from loader.shown import shown_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -227,37 +234,33 @@ def follow_files(
     (loader/live/follow.py): the schema, the lock and the privacy settings are checked again
     as at the start.
     """
-    from loader.ingest.load import _record_failure
-    from loader.live.follow import Loader, Session, Stop, follow, retry_rolled_back
 
     def report(result: FileResult) -> None:
         click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
 
+    def loader_on(connection: psycopg2.extensions.connection) -> Loader:
+        def load_one(path: Path) -> FileResult:
+            return load_file(connection, path, max_record_bytes, rehash, privacy)
+
+        def record_failure(result: FileResult) -> None:
+            _record_failure(connection, result, privacy)
+
+        return Loader(retry_rolled_back(connection, load_one), record_failure)
+
     def session_on(first: psycopg2.extensions.connection) -> Session:
         with ExitStack() as opening:  # all of them closed if one cannot be opened
             opening.callback(first.close)
-            more = [closing(warehouse.connect(dsn)) for _ in range(connections - 1)]
-            opened = [first] + [opening.enter_context(connection) for connection in more]
+            opened = [first]
+            for _ in range(connections - 1):
+                opened.append(opening.enter_context(warehouse.connected(dsn)))
             close = opening.pop_all().close  # the session's now
-        loaders = [
-            Loader(
-                retry_rolled_back(
-                    connection,
-                    lambda path, c=connection: load_file(
-                        c, path, max_record_bytes, rehash, privacy
-                    ),
-                ),
-                lambda result, c=connection: _record_failure(c, result, privacy),
-            )
-            for connection in opened
-        ]
-        return Session(loaders, close, privacy)
+        return Session([loader_on(connection) for connection in opened], close, privacy)
 
     held = [lock]  # the load lock's connection: replaced when a reconnect takes it again
 
     def reconnect() -> Session:
         with ExitStack() as checking:  # closed unless every check passes
-            first = checking.enter_context(closing(warehouse.connect(dsn)))
+            first = checking.enter_context(warehouse.connected(dsn))
             warehouse.require_current_schema(first)
             held[0] = warehouse.reacquire_load_lock(held[0], dsn)
             privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))

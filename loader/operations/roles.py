@@ -55,6 +55,8 @@ from typing import Any, Literal
 import psycopg2.extensions
 from psycopg2 import sql
 
+from loader.ingest.warehouse import one_row
+
 DEFAULT_PREFIX = "aa_"
 ROLE_SUFFIXES = (
     "loader",
@@ -169,7 +171,7 @@ def create_roles(
     ident = {suffix: sql.Identifier(name) for suffix, name in names.items()}
     with conn.cursor() as cur:
         cur.execute("select current_database()")
-        result.database = cur.fetchone()[0]
+        result.database = one_row(cur)[0]
         database = sql.Identifier(result.database)
         cur.execute(
             "select rolname, shobj_description(oid, 'pg_authid') from pg_roles"
@@ -249,7 +251,7 @@ def create_roles(
         )
         # The load lock (migration 0010) is the loader's alone.
         cur.execute("select to_regclass('raw.load_lock') is not null")
-        if cur.fetchone()[0]:
+        if one_row(cur)[0]:
             cur.execute(sql.SQL("revoke all on raw.load_lock from {}").format(ident["transformer"]))
         cur.execute(
             sql.SQL(
@@ -302,7 +304,7 @@ def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Iden
     upgraded database, the bootstrap superuser) can revoke it, once.
     """
     cur.execute("select to_regnamespace('public') is not null")
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         return
     cur.execute("revoke create on schema public from public")
     cur.execute(
@@ -312,7 +314,7 @@ def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Iden
         "select exists (select from pg_namespace, aclexplode(nspacl) as acl"
         " where nspname = 'public' and acl.grantee = 0 and acl.privilege_type = 'CREATE')"
     )
-    if cur.fetchone()[0]:
+    if one_row(cur)[0]:
         raise RoleRefused(
             "schema public is writable by every role (the default before PostgreSQL 15) and"
             " this role may not change that: run once, as the owner of schema public (a"
@@ -328,7 +330,7 @@ def _revoke_large_object_creation(cur: psycopg2.extensions.cursor) -> bool:
     another role this changes nothing and returns False (docs/security.md).
     """
     cur.execute("select rolsuper from pg_roles where rolname = current_user")
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         return False
     for function in LARGE_OBJECT_CREATORS:
         cur.execute(f"revoke execute on function pg_catalog.{function} from public")
@@ -362,7 +364,7 @@ def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.I
         "select exists (select from pg_attribute"
         " where attrelid = 'access.reader_grants'::regclass and attname = 'role_oid')"
     )
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         cur.execute(f"alter table {ACCESS_SCHEMA}.reader_grants add column role_oid oid")
         cur.execute(
             f"update {ACCESS_SCHEMA}.reader_grants as grants"
@@ -396,7 +398,7 @@ def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.I
 
 def _require_setup(cur: psycopg2.extensions.cursor, group: str) -> None:
     cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-    if cur.fetchone()[0] is None:
+    if one_row(cur)[0] is None:
         raise RoleRefused(
             f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
         )
@@ -439,7 +441,7 @@ def _refuse_non_reader(cur: psycopg2.extensions.cursor, login: str, names: dict[
             "select to_regrole(%s) is not null and pg_has_role(%s, to_regrole(%s), 'member')",
             (names[suffix], oid, names[suffix]),
         )
-        if cur.fetchone()[0]:
+        if one_row(cur)[0]:
             reasons.append(f"is a member of {names[suffix]} (it reads more than its rows)")
     if reasons:
         raise RoleRefused(
@@ -481,7 +483,7 @@ def grant_reader(
 
 def _require_grants_table(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-    if cur.fetchone()[0] is None:
+    if one_row(cur)[0] is None:
         raise RoleRefused(
             f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
         )
