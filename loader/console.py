@@ -31,7 +31,7 @@ from loader.ingest.privacy import Privacy, PrivacyConfigError, PrivacyMismatch
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.shown import shown
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Any])  # a command, as its decorators take and give it
 
 # The exit codes; each one's cases are listed once, in docs/operating.md ("Exit codes").
 EXIT_OK = 0

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import psycopg2.extensions
 
-from loader.console import EXIT_PROBLEMS, file_line, max_record_option, privacy_errors
+from loader.console import EXIT_PROBLEMS, F, file_line, max_record_option, privacy_errors
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult, _record_failure, load_file
 from loader.ingest.privacy import Privacy, warehouse_privacy
@@ -26,8 +24,6 @@ from loader.live.follow import (
     retry_rolled_back,
 )
 from loader.shown import shown_path
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 follow_option = click.option(
     "--follow",
