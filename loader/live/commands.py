@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import click
@@ -243,12 +243,14 @@ def follow_files(
 
         return Loader(retry_rolled_back(connection, load_one), record_failure)
 
+    # Connections handed on out of an ExitStack (`pop_all`) are wrapped in `closing`, never
+    # in `warehouse.connected`: a generator's context, once dropped, closes when collected.
     def session_on(first: psycopg2.extensions.connection) -> Session:
         with ExitStack() as opening:  # all of them closed if one cannot be opened
             opening.callback(first.close)
             opened = [first]
             for _ in range(connections - 1):
-                opened.append(opening.enter_context(warehouse.connected(dsn)))
+                opened.append(opening.enter_context(closing(warehouse.connect(dsn))))
             close = opening.pop_all().close  # the session's now
         return Session([loader_on(connection) for connection in opened], close, privacy)
 
@@ -256,7 +258,7 @@ def follow_files(
 
     def reconnect() -> Session:
         with ExitStack() as checking:  # closed unless every check passes
-            first = checking.enter_context(warehouse.connected(dsn))
+            first = checking.enter_context(closing(warehouse.connect(dsn)))
             warehouse.require_current_schema(first)
             held[0] = warehouse.reacquire_load_lock(held[0], dsn)
             privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))
