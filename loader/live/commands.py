@@ -268,8 +268,7 @@ def follow_files(
     stop = Stop()
     stop.install()
     followed = ", ".join(map(shown_path, paths))
-    say = f"following {followed} (SIGTERM stops after the files being loaded)"
-    click.echo(say, err=True)
+    click.echo(f"following {followed} (SIGTERM stops after the files being loaded)", err=True)
     try:
         failed = follow(
             paths,

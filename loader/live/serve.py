@@ -985,7 +985,9 @@ def create_app(config: ServeConfig) -> web.Application:
     return app
 
 
-async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
+async def _ingest(  # long: a POST's checks, in the order its client meets them
+    request: web.Request, state: dict[str, Any]
+) -> web.Response:
     """One POST: headers checked and the body read on the loop, its content in a worker."""
     config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]
