@@ -433,7 +433,7 @@ def grants_command(
     metavar="SHA",
     help="The Langfuse commit the table comes from, recorded on each new row.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the row counts as JSON.")
+@json_option
 def prices_command(table: Path, seed_path: Path, source_commit: str, as_json: bool) -> None:
     """Refresh the model price seed from a newer copy of Langfuse's price table (TABLE).
 
