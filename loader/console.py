@@ -65,7 +65,7 @@ class Failed(click.ClickException):
     def __init__(self, error: LoaderError) -> None:
         super().__init__(str(error))
         kinds = type(error).__mro__
-        # click reads the code from the instance; it declares it per class, one a class.
+        # click types `exit_code` as a class attribute; this one class carries every code.
         self.exit_code = next(EXIT_CODES[kind] for kind in kinds if kind in EXIT_CODES)  # type: ignore[misc]
 
 
