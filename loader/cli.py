@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from loader import __version__
+from loader.console import Commands
 from loader.devtools.commands import demo_command, embedded_group, generate_command
 from loader.ingest.commands import history, init, load, validate
 from loader.live.commands import serve_command
@@ -24,7 +25,7 @@ from loader.operations.commands import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="agent-loader")
 def main() -> None:
     """Load agent event batches into PostgreSQL, validated and exactly once.

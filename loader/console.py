@@ -1,4 +1,4 @@
-"""What every command shares: connection options, PostgreSQL errors, and printing results."""
+"""What every command shares: connection options, exit codes, errors, and printing results."""
 
 from __future__ import annotations
 
@@ -13,19 +13,72 @@ from typing import Any, TypeVar
 import click
 import psycopg2
 
-from loader.devtools import embedded
 from loader.errors import (
     DatabaseError,
     EmbeddedPortUnavailable,
+    LoaderError,
+    LockBusy,
     MalformedConnectionString,
+    MissingExtra,
     NoConnection,
+    PrivacySettingsDiffer,
+    ProjectNotFound,
+    SchemaOutOfDate,
 )
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult
+from loader.ingest.privacy import Privacy, PrivacyConfigError, PrivacyMismatch
 from loader.ingest.readers import DEFAULT_MAX_RECORD_BYTES
 from loader.shown import shown
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Any])  # a command, as its decorators take and give it
+
+# The exit codes; each one's cases are listed once, in docs/operating.md ("Exit codes").
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_LOCK_BUSY = 4
+EXIT_SCHEMA = 5
+EXIT_PRIVACY = 6
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
+
+EXIT_CODES: dict[type[LoaderError], int] = {
+    NoConnection: EXIT_USAGE,
+    MissingExtra: EXIT_USAGE,
+    EmbeddedPortUnavailable: EXIT_USAGE,
+    MalformedConnectionString: EXIT_USAGE,
+    ProjectNotFound: EXIT_USAGE,
+    DatabaseError: EXIT_DATABASE,
+    LockBusy: EXIT_LOCK_BUSY,
+    SchemaOutOfDate: EXIT_SCHEMA,
+    PrivacySettingsDiffer: EXIT_PRIVACY,
+    LoaderError: EXIT_PROBLEMS,  # any other: "the work found a problem"
+}
+"""The exit code of each of the library's expected failures (loader/errors.py)."""
+
+
+class Failed(click.ClickException):
+    """A LoaderError as click prints it: `Error: <message>` and its exit code."""
+
+    def __init__(self, error: LoaderError) -> None:
+        super().__init__(str(error))
+        kinds = type(error).__mro__
+        # click types `exit_code` as a class attribute; this one class carries every code.
+        self.exit_code = next(EXIT_CODES[kind] for kind in kinds if kind in EXIT_CODES)  # type: ignore[misc]
+
+
+class Commands(click.Group):
+    """The command group: the one place where the library's expected failures become one
+    line and an exit code, for every command and subcommand under it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LoaderError as error:
+            raise Failed(error) from None
+
 
 dsn_option = click.option(
     "--dsn",
@@ -66,6 +119,8 @@ def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
         return dsn
     if warehouse.libpq_configured():
         return ""
+    from loader.devtools import embedded  # imported here: only used with no server configured
+
     uri = embedded.running_uri()
     if uri is None and not start_embedded:
         raise NoConnection(
@@ -74,7 +129,7 @@ def resolve_dsn(dsn: str | None, start_embedded: bool = False) -> str:
             f" run `agent-loader embedded start` (data in {embedded.pgdata()})"
         )
     click.echo(f"Using the embedded PostgreSQL in {embedded.pgdata()}", err=True)
-    return uri or start_embedded_server()
+    return uri or embedded.start()
 
 
 def check_connection_string(dsn: str) -> None:
@@ -96,12 +151,15 @@ def check_connection_string(dsn: str) -> None:
         raise MalformedConnectionString(f"{source} is {ports!r}, not a TCP port number")
 
 
-def start_embedded_server(port: int | None = None) -> str:
-    """`embedded.start`, its refusal (port taken or malformed) made a usage error (exit 2)."""
+def privacy_errors(action: Callable[[], Privacy]) -> Privacy:
+    """`action`'s privacy settings; a bad option or key is a usage error (exit 2), settings
+    that differ from the warehouse's are PrivacySettingsDiffer (exit 6)."""
     try:
-        return embedded.start(port)
-    except embedded.PortUnavailable as error:
-        raise EmbeddedPortUnavailable(str(error)) from None
+        return action()
+    except PrivacyConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except PrivacyMismatch as error:
+        raise PrivacySettingsDiffer(str(error)) from None
 
 
 def database_errors(command: F) -> F:

@@ -1,68 +1,48 @@
-"""Expected failures, each with the exit code docs/operating.md documents.
+"""The library's expected failures: plain exceptions that say what failed.
 
-They are `click.ClickException`s so the CLI prints one line (`Error: ...`) and exits with
-the code below, never a traceback. Exit code 1 ("the work found a problem") and 2 (usage)
-come from the commands and from click itself.
+The library raises them and knows nothing of exit codes or click; the command line
+(loader/console.py) translates each into one line (`Error: ...`) and the exit code
+docs/operating.md documents, never a traceback.
 """
 
 from __future__ import annotations
 
-import click
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-EXIT_DATABASE = 3
-EXIT_LOCK_BUSY = 4
-EXIT_SCHEMA = 5
-EXIT_PRIVACY = 6
-EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
-EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
+class LoaderError(Exception):
+    """An expected failure; its message is the one line the command line prints."""
 
 
-class NoConnection(click.ClickException):
+class NoConnection(LoaderError):
     """No --dsn, no PG* variables and no running embedded server: a configuration error."""
 
-    exit_code = EXIT_USAGE
 
-
-class MissingExtra(click.ClickException):
+class MissingExtra(LoaderError):
     """The command needs an optional extra that is not installed (`load --lake`: [spark])."""
 
-    exit_code = EXIT_USAGE
 
-
-class DatabaseError(click.ClickException):
+class DatabaseError(LoaderError):
     """PostgreSQL cannot be reached, or refused a statement."""
 
-    exit_code = EXIT_DATABASE
 
-
-class LockBusy(click.ClickException):
+class LockBusy(LoaderError):
     """Another loader holds the load lock (only with --no-wait)."""
 
-    exit_code = EXIT_LOCK_BUSY
 
-
-class SchemaOutOfDate(click.ClickException):
+class SchemaOutOfDate(LoaderError):
     """The raw schema is missing or older than this loader: run `agent-loader init`."""
 
-    exit_code = EXIT_SCHEMA
 
-
-class PrivacySettingsDiffer(click.ClickException):
+class PrivacySettingsDiffer(LoaderError):
     """The load's privacy options or key differ from the warehouse's stored settings."""
 
-    exit_code = EXIT_PRIVACY
 
-
-class EmbeddedPortUnavailable(click.ClickException):
+class EmbeddedPortUnavailable(LoaderError):
     """The embedded server's port is taken or malformed: a configuration error."""
 
-    exit_code = EXIT_USAGE
 
-
-class MalformedConnectionString(click.ClickException):
+class MalformedConnectionString(LoaderError):
     """--dsn ($AGENT_ANALYTICS_DSN) or $PGPORT cannot be parsed: usage, not a server down."""
 
-    exit_code = EXIT_USAGE
+
+class ProjectNotFound(LoaderError):
+    """No dbt_project.yml where dbt would look (--project-dir, $DBT_PROJECT_DIR, the cwd)."""

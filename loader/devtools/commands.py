@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from loader.console import (
+    EXIT_INTERRUPTED,
+    F,
     dsn_option,
     json_option,
     project_dir_option,
     resolve_dsn,
-    start_embedded_server,
 )
 from loader.devtools import demo, embedded
 from loader.devtools.generate import Workload, generate
-from loader.errors import EXIT_INTERRUPTED
 from loader.ingest import warehouse
 from loader.operations import dbt
 
@@ -40,6 +41,31 @@ def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
     return parsed
 
 
+# The workload options `generate` and `demo` share: one default each.
+days_option = click.option(
+    "--days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Spread the events over this many days, ending now.",
+)
+seed_option = click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+
+
+def events_option(default: int, minimum: int, help: str) -> Callable[[F], F]:
+    """--events, whose default differs on purpose: `generate` writes a workload sized for
+    trying the loader (100,000); `demo` generates, loads and builds on a first run (its dbt
+    build takes about a minute) and needs enough events for the anomalies it plants to show
+    in the insights: 40,000 by default, at least 1,000."""
+    return click.option(
+        "--events",
+        default=default,
+        show_default=True,
+        type=click.IntRange(min=minimum),
+        help=help,
+    )
+
+
 @click.command(name="generate")
 @click.option(
     "--out",
@@ -48,21 +74,9 @@ def _rates(values: tuple[str, ...], option: str) -> dict[str, float]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the batch files into (created if missing).",
 )
-@click.option(
-    "--events",
-    default=100_000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="About how many events to write.",
-)
-@click.option(
-    "--days",
-    default=3,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Spread the events over this many days, ending now.",
-)
-@click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+@events_option(100_000, minimum=1, help="About how many events to write.")
+@days_option
+@seed_option
 @click.option(
     "--publishers",
     default=6,
@@ -207,21 +221,9 @@ def generate_command(
 
 @click.command(name="demo")
 @dsn_option
-@click.option(
-    "--events",
-    default=40_000,
-    show_default=True,
-    type=click.IntRange(min=1000),
-    help="Events to generate on the first run.",
-)
-@click.option(
-    "--days",
-    default=3,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Days the events span, ending now.",
-)
-@click.option("--seed", default=7, show_default=True, help="Generator seed.")
+@events_option(40_000, minimum=1000, help="Events to generate on the first run.")
+@days_option
+@seed_option
 @click.option(
     "--reset",
     is_flag=True,
@@ -290,7 +292,7 @@ def embedded_start(port: int | None, as_json: bool) -> None:
     reaches it when no PG* variable is set (both read $AGENT_ANALYTICS_PORT, default 15432).
     A port in use is refused (exit 2), never swapped for another.
     """
-    uri = start_embedded_server(port)
+    uri = embedded.start(port)
     if port and port != embedded.configured_port():
         click.echo(
             f"dbt's shipped profile reads ${embedded.PORT_VARIABLE} (default"

@@ -76,34 +76,33 @@ def run(
     project: Path | None = None,
 ) -> DemoResult:
     project = dbt.project_dir(project)  # before any work: a missing project is a usage error
-    conn = warehouse.connect(dsn)
     landing = embedded.home() / "landing" / f"seed-{seed}"
-    if fresh:
-        say("reset: dropping the raw, staging, intermediate, marts and seeds schemas")
-        reset(conn, landing)
-    applied = warehouse.migrate(conn)
-    say(
-        f"init: raw schema at version {warehouse.schema_version(conn)}"
-        + (f" (applied {len(applied)} migrations)" if applied else "")
-    )
-
-    result = DemoResult(landing, 0)
-    if any(landing.glob("batch-*")):
-        say(f"generate: reusing the batch files in {landing}")
-    else:
-        say(f"generate: {events:,} events over {days} days into {landing}")
-        written = generate(demo_workload(events, days, seed), landing)
-        result.generated = written.events
-    lock = warehouse.acquire_load_lock(dsn, wait=True)
-    for path in batch_files([landing]):
-        file_result = load_file(conn, path)
-        result.files.append(file_result)
+    with warehouse.connected(dsn) as conn:
+        if fresh:
+            say("reset: dropping the raw, staging, intermediate, marts and seeds schemas")
+            reset(conn, landing)
+        applied = warehouse.migrate(conn)
         say(
-            f"load: {path.name}: {file_result.status}, {file_result.loaded:,} loaded,"
-            f" {file_result.duplicates:,} duplicates, {file_result.quarantined:,} quarantined"
+            f"init: raw schema at version {warehouse.schema_version(conn)}"
+            + (f" (applied {len(applied)} migrations)" if applied else "")
         )
-    conn.close()
-    lock.close()
+
+        result = DemoResult(landing, 0)
+        if any(landing.glob("batch-*")):
+            say(f"generate: reusing the batch files in {landing}")
+        else:
+            say(f"generate: {events:,} events over {days} days into {landing}")
+            written = generate(demo_workload(events, days, seed), landing)
+            result.generated = written.events
+        with warehouse.load_lock(dsn, wait=True):
+            for path in batch_files([landing]):
+                file_result = load_file(conn, path)
+                result.files.append(file_result)
+                say(
+                    f"load: {path.name}: {file_result.status}, {file_result.loaded:,} loaded,"
+                    f" {file_result.duplicates:,} duplicates,"
+                    f" {file_result.quarantined:,} quarantined"
+                )
 
     say("dbt build: staging, intermediate and marts, with every test (about a minute) ...")
     built = dbt.run(["build"], dsn, project)
@@ -123,8 +122,7 @@ def _rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
 
 def report_data(dsn: str) -> dict[str, Any]:
     """What the demo's closing report shows, read from the ledger and the marts."""
-    conn = warehouse.connect(dsn)
-    try:
+    with warehouse.connected(dsn) as conn:
         files, read, loaded, duplicates, quarantined = _rows(
             conn,
             "select count(*), coalesce(sum(records_read), 0), coalesce(sum(loaded), 0),"
@@ -148,8 +146,6 @@ def report_data(dsn: str) -> dict[str, Any]:
             " order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end,"
             " publisher_id, title",
         )
-    finally:
-        conn.close()
     ledger = {
         "files": int(files),
         "read": int(read),

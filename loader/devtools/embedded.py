@@ -18,6 +18,8 @@ import socket
 import warnings
 from pathlib import Path
 
+from loader.errors import EmbeddedPortUnavailable
+
 HOME_VARIABLE = "AGENT_ANALYTICS_HOME"
 DEFAULT_HOME = ".agent-analytics"
 PORT_VARIABLE = "AGENT_ANALYTICS_PORT"
@@ -62,15 +64,11 @@ def _uri(port: int) -> str:
     return f"postgresql://postgres@{HOST}:{port}/postgres"
 
 
-class PortUnavailable(Exception):
-    """The embedded server's port is malformed or taken: the server is not started."""
-
-
 def configured_port() -> int:
     """$AGENT_ANALYTICS_PORT, else DEFAULT_PORT: the port dbt's shipped profile also reads."""
     value = os.environ.get(PORT_VARIABLE) or str(DEFAULT_PORT)
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise PortUnavailable(f"${PORT_VARIABLE} is {value!r}, not a TCP port (1-65535)")
+        raise EmbeddedPortUnavailable(f"${PORT_VARIABLE} is {value!r}, not a TCP port (1-65535)")
     return int(value)
 
 
@@ -114,7 +112,7 @@ def start(port: int | None = None) -> str:
     if _running_port() == chosen:
         return _uri(chosen)
     if not _port_is_free(chosen):
-        raise PortUnavailable(
+        raise EmbeddedPortUnavailable(
             f"port {chosen} on {HOST} is in use by another program, and dbt's shipped profile"
             f" would reach that one: choose a free port for the embedded server, the loader and"
             f" dbt alike with `export {PORT_VARIABLE}=N` (N a free port, e.g. 15433), or stop"

@@ -88,7 +88,8 @@ class SpanWriter:
     def write(self, call: Call, calls: int = 1) -> None:
         """The trace of one invocation or message: an agent span and `calls` model calls."""
         rng = self.rng
-        dialect = rng.choices(*zip(*DIALECTS, strict=True))[0]
+        names, weights = [name for name, _ in DIALECTS], [weight for _, weight in DIALECTS]
+        dialect = rng.choices(names, weights)[0]
         requested, responded, provider = call.model or PRICED_MODELS[0]
         trace_id, agent_span_id = self._hex(128), self._hex(64)
         end = call.started_at + timedelta(milliseconds=call.duration_ms)

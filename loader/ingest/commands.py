@@ -6,13 +6,15 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import click
 
 from loader.console import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_TERMINATED,
     database_errors,
     dsn_option,
     file_line,
@@ -20,16 +22,11 @@ from loader.console import (
     max_record_option,
     paths_argument,
     print_results,
+    privacy_errors,
     resolve_dsn,
     shown,
 )
-from loader.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_PROBLEMS,
-    EXIT_TERMINATED,
-    MissingExtra,
-    PrivacySettingsDiffer,
-)
+from loader.errors import MissingExtra
 from loader.ingest import warehouse
 from loader.ingest.load import (
     THREAD_SWITCH_SECONDS,
@@ -42,14 +39,8 @@ from loader.ingest.load import (
     stop_on_signals,
     validate_file,
 )
-from loader.ingest.privacy import (
-    Privacy,
-    PrivacyConfigError,
-    PrivacyMismatch,
-    store_settings,
-    warehouse_privacy,
-)
-from loader.live.follow import DEFAULT_SETTLE
+from loader.ingest.privacy import Privacy, store_settings, warehouse_privacy
+from loader.live.commands import follow_files, follow_options
 from loader.shown import shown_path
 
 tokenize_option = click.option(
@@ -75,15 +66,6 @@ redact_option = click.option(
 )
 
 
-def _privacy_errors(action: Callable[[], Privacy]) -> Privacy:
-    try:
-        return action()
-    except PrivacyConfigError as error:
-        raise click.UsageError(str(error)) from None
-    except PrivacyMismatch as error:
-        raise PrivacySettingsDiffer(str(error)) from None
-
-
 @click.command(name="init")
 @dsn_option
 @json_option
@@ -96,15 +78,11 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     With --tokenize-users and/or --redact, also store the warehouse's privacy settings,
     which every later load applies (refused once events are loaded under other settings).
     """
-    conn = warehouse.connect(resolve_dsn(dsn))
-    applied = warehouse.migrate(conn)
-    version = warehouse.schema_version(conn)
-    if tokenize_users is not None or redact is not None:
-        try:
-            _privacy_errors(lambda: store_settings(conn, bool(tokenize_users), redact or "none"))
-        finally:
-            conn.close()
-    conn.close()
+    with warehouse.connected(resolve_dsn(dsn)) as conn:
+        applied = warehouse.migrate(conn)
+        version = warehouse.schema_version(conn)
+        if tokenize_users is not None or redact is not None:
+            privacy_errors(lambda: store_settings(conn, bool(tokenize_users), redact or "none"))
     if as_json:
         click.echo(json.dumps({"schema_version": version, "applied": [m.version for m in applied]}))
     elif applied:
@@ -145,50 +123,7 @@ def init(dsn: str | None, as_json: bool, tokenize_users: bool | None, redact: st
     is_flag=True,
     help="Checksum every file, even one whose path, size and mtime match a loaded batch.",
 )
-@click.option(
-    "--follow",
-    is_flag=True,
-    help=(
-        "Keep running: load new files as they appear (polling), one transaction per file;"
-        " SIGTERM stops it after the files being loaded. Pairs with `agent-loader serve`."
-    ),
-)
-@click.option(
-    "--poll-interval",
-    type=click.FloatRange(min=0.01),
-    default=0.1,
-    show_default=True,
-    help="With --follow: seconds between looks for new files.",
-)
-@click.option(
-    "--settle",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_SETTLE,
-    show_default=True,
-    help=(
-        "With --follow: seconds a file's size and modification time must stay the same"
-        " before it loads (a collector writing in place is done). Files `serve` writes load"
-        " at once; 0 when every writer renames complete files into place."
-    ),
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 8),
-    default=2,
-    show_default=True,
-    help=(
-        "With --follow: files loaded at once, each in its own transaction on its own"
-        " connection (one is validated while the server stores another)."
-    ),
-)
-@click.option(
-    "--move-loaded-to",
-    type=click.Path(file_okay=False, path_type=Path),
-    help=(
-        "With --follow: move each loaded file into this folder after its commit, keeping the"
-        " landing folder (the spool `serve` limits) small."
-    ),
-)
+@follow_options
 @click.option(
     "--lake",
     type=click.Path(file_okay=False, path_type=Path),
@@ -227,70 +162,70 @@ def load(
     if move_loaded_to is not None and not follow:
         raise click.UsageError("--move-loaded-to works with --follow only")
     if tokenize_users:  # a missing key is a usage error before anything is opened
-        _privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
+        privacy_errors(lambda: Privacy.from_options(True, redact or "none"))
     if lake is not None:
         if follow or dsn:
             raise click.UsageError("--lake loads into a folder: drop --follow and --dsn")
-        results = _load_lake(
+        in_lake = _load_lake(
             lake, paths, as_json, max_record_bytes, wait, rehash, tokenize_users, redact
         )
-        _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
+        _exit_status(in_lake, paths, fail_on_quarantine, fail_on_empty)
         return
     dsn = resolve_dsn(dsn)
-    conn = warehouse.connect(dsn)
-    lock = None
     results: list[FileResult] = []
     sys.setswitchinterval(THREAD_SWITCH_SECONDS)
-    try:
+    with warehouse.connected(dsn) as conn:
         warehouse.require_current_schema(conn)
-        lock = warehouse.acquire_load_lock(dsn, wait)
-        privacy = _privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
-        if follow:  # SIGTERM finishes the current file, then stops (loader/live/follow.py)
-            _follow(
-                conn,
-                lock,
-                dsn,
-                connections,
-                paths,
-                max_record_bytes,
-                rehash,
-                privacy,
-                poll_interval,
-                settle,
-                move_loaded_to,
-                as_json,
-                tokenize_users,
-                redact,
-            )
-            return
-        known = known_files(conn, paths)  # one query: the unchanged files skip on a stat
-        ignored: list[Path] = []
-        with stop_on_signals():
-            for path in batch_files(paths, ignored):
-                result = load_file(conn, path, max_record_bytes, rehash, privacy, known)
-                results.append(result)
-                if not as_json:
-                    click.echo(file_line(result))
-        results.extend(_reported(ignored_files(ignored), as_json))
-    except Interrupted as interrupt:
-        print_results(results, as_json)
-        click.echo(
-            f"Error: interrupted by {interrupt}: the file being loaded was rolled back and"
-            " loads on the next run; the files listed above are done",
-            err=True,
-        )
-        # Exit now, without interpreter teardown: the validating thread may still be inside
-        # C code, and finalising around it can crash (SIGSEGV seen in CI). The transaction
-        # was never committed; the server rolls it back when the socket closes.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
-    finally:
-        conn.close()
-        if lock is not None:
-            lock.close()
+        with warehouse.load_lock(dsn, wait) as lock:
+            privacy = privacy_errors(lambda: warehouse_privacy(conn, tokenize_users, redact))
+            if follow:  # SIGTERM finishes the current file, then stops (loader/live/)
+                follow_files(
+                    conn,
+                    lock,
+                    dsn,
+                    connections,
+                    paths,
+                    max_record_bytes,
+                    rehash,
+                    privacy,
+                    poll_interval,
+                    settle,
+                    move_loaded_to,
+                    as_json,
+                    tokenize_users,
+                    redact,
+                )
+                return
+            try:
+                known = known_files(conn, paths)  # one query: the unchanged files skip on a stat
+                ignored: list[Path] = []
+                with stop_on_signals():
+                    for path in batch_files(paths, ignored):
+                        result = load_file(conn, path, max_record_bytes, rehash, privacy, known)
+                        results.append(result)
+                        if not as_json:
+                            click.echo(file_line(result))
+                results.extend(_reported(ignored_files(ignored), as_json))
+            except Interrupted as interrupt:
+                _interrupted(interrupt, results, as_json)
     print_results(results, as_json)
     _exit_status(results, paths, fail_on_quarantine, fail_on_empty)
+
+
+def _interrupted(interrupt: Interrupted, results: list[FileResult], as_json: bool) -> NoReturn:
+    """The files done so far, a line on stderr, and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    print_results(results, as_json)
+    click.echo(
+        f"Error: interrupted by {interrupt}: the file being loaded was rolled back and"
+        " loads on the next run; the files listed above are done",
+        err=True,
+    )
+    # Exit now, without interpreter teardown: the validating thread may still be inside
+    # C code, and finalising around it can crash (SIGSEGV seen in CI). The transaction
+    # was never committed; the server rolls it back when the socket closes.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_TERMINATED if interrupt.signum == signal.SIGTERM else EXIT_INTERRUPTED)
 
 
 def _reported(results: list[FileResult], as_json: bool) -> list[FileResult]:
@@ -348,7 +283,7 @@ def _load_lake(
     results: list[FileResult] = []
     ignored: list[Path] = []
     with open_lake(root, wait) as lake:
-        privacy = _privacy_errors(lambda: lake.privacy(tokenize_users, redact))
+        privacy = privacy_errors(lambda: lake.privacy(tokenize_users, redact))
         try:
             for path in batch_files(paths, ignored):
                 result = lake.load_file(path, max_record_bytes, rehash, privacy)
@@ -408,10 +343,9 @@ def validate(paths: tuple[Path, ...], as_json: bool, max_record_bytes: int) -> N
 @database_errors
 def history(dsn: str | None, as_json: bool, limit: int) -> None:
     """Show the newest rows of the load ledger (raw.load_batches)."""
-    conn = warehouse.connect(resolve_dsn(dsn))
-    warehouse.require_current_schema(conn)
-    rows = warehouse.recent_batches(conn, limit)
-    conn.close()
+    with warehouse.connected(resolve_dsn(dsn)) as conn:
+        warehouse.require_current_schema(conn)
+        rows = warehouse.recent_batches(conn, limit)
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
@@ -427,97 +361,3 @@ def history(dsn: str | None, as_json: bool, limit: int) -> None:
             f"{finished:<19}  {shown(row['path'])}"
             + (f"  ({shown(row['error'])})" if row["error"] else "")
         )
-
-
-def _follow(
-    conn: Any,
-    lock: Any,
-    dsn: str,
-    connections: int,
-    paths: tuple[Path, ...],
-    max_record_bytes: int,
-    rehash: bool,
-    privacy: Privacy,
-    poll_interval: float,
-    settle: float,
-    move_loaded_to: Path | None,
-    as_json: bool,
-    tokenize_users: bool | None,
-    redact: str | None,
-) -> None:
-    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
-
-    Prints a line per file as it is loaded (with --json: one JSON document per line). The
-    run's connection loads files too; `connections - 1` more are opened (the load lock has
-    a connection of its own). When PostgreSQL goes away the follower reconnects
-    (loader/live/follow.py): the schema, the lock and the privacy settings are checked again
-    as at the start.
-    """
-    from loader.ingest.load import _record_failure
-    from loader.live.follow import Loader, Session, Stop, follow, retry_rolled_back
-
-    def report(result: FileResult) -> None:
-        click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
-
-    def session_on(first: Any) -> Session:
-        opened = [first]
-        try:
-            opened += [warehouse.connect(dsn) for _ in range(connections - 1)]
-        except BaseException:
-            for connection in opened:
-                connection.close()
-            raise
-        loaders = [
-            Loader(
-                retry_rolled_back(
-                    connection,
-                    lambda path, c=connection: load_file(
-                        c, path, max_record_bytes, rehash, privacy
-                    ),
-                ),
-                lambda result, c=connection: _record_failure(c, result, privacy),
-            )
-            for connection in opened
-        ]
-
-        def close() -> None:
-            for connection in opened:
-                connection.close()
-
-        return Session(loaders, close, privacy)
-
-    held = [lock]  # the load lock's connection: replaced when a reconnect takes it again
-
-    def reconnect() -> Session:
-        first = warehouse.connect(dsn)
-        try:
-            warehouse.require_current_schema(first)
-            held[0] = warehouse.reacquire_load_lock(held[0], dsn)
-            _privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))
-        except BaseException:
-            first.close()
-            raise
-        return session_on(first)
-
-    stop = Stop()
-    stop.install()
-    followed = ", ".join(map(shown_path, paths))
-    say = f"following {followed} (SIGTERM stops after the files being loaded)"
-    click.echo(say, err=True)
-    try:
-        failed = follow(
-            paths,
-            session_on(conn),
-            report,
-            stop,
-            poll_interval,
-            move_loaded_to,
-            settle=settle,
-            reconnect=reconnect,
-            say=lambda line: click.echo(line, err=True),
-        )
-    finally:
-        held[0].close()
-    click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
-    if failed:
-        sys.exit(EXIT_PROBLEMS)

@@ -21,7 +21,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, NotRequired, Union, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -37,7 +37,7 @@ from pydantic import (
     create_model,
 )
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict  # typing's: Python 3.11+, 3.12+
 
 from loader.limits import MAX_COST_USD, MAX_COUNT, MAX_ID_BYTES, MAX_MILLISECONDS, MAX_NAME_BYTES
 from loader.shown import HIDDEN_CHARACTER
@@ -150,7 +150,7 @@ def _refresh_latest() -> None:
 
 def _latest_accepted() -> datetime:
     _refresh_latest()
-    return _latest[1]  # type: ignore[no-any-return]
+    return _latest[1]
 
 
 def _within_window(value: datetime) -> datetime:
@@ -447,16 +447,15 @@ def _by_event_type(base: type[BaseModel], body: str, bodies: dict[str, type[_Bod
     Validating envelope and body in one call (discriminated on `event_type`) is about twice
     as fast as validating them one after the other, and the loader does it per record.
     """
-    variants = tuple(
-        create_model(
-            f"{base.__name__}_{event_type}",
-            __base__=base,
-            event_type=(Literal[event_type], ...),
-            **{body: (model, ...)},
-        )
-        for event_type, model in bodies.items()
-    )
-    return TypeAdapter(Annotated[Union[variants], Field(discriminator="event_type")])  # noqa: UP007
+
+    def variant(event_type: str, model: type[_Body]) -> type[BaseModel]:
+        fields: dict[str, Any] = {"event_type": (Literal[event_type], ...), body: (model, ...)}
+        return create_model(f"{base.__name__}_{event_type}", __base__=base, **fields)
+
+    variants = tuple(variant(event_type, model) for event_type, model in bodies.items())
+    # A union of types built at run time, which no type checker can follow.
+    union = Annotated[Union[variants], Field(discriminator="event_type")]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(union)
 
 
 # Built on first use (`_built`): a load whose records all pass the fast check from their
@@ -509,8 +508,9 @@ def _as_typed_dict(
         annotation = overrides.get(name, hints[name])
         annotation = (types or {}).get(annotation, annotation)
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra"))
+    # Built at run time from `fields`, which a type checker cannot follow.
+    typed = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[misc]
+    typed.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra"))  # type: ignore[attr-defined]
     return typed
 
 
@@ -535,7 +535,8 @@ def _checker(
         )
         for event_type, model in bodies.items()
     )
-    union = Annotated[Union[variants], Field(discriminator="event_type")]  # noqa: UP007
+    # A union of types built at run time, which no type checker can follow.
+    union = Annotated[Union[variants], Field(discriminator="event_type")]  # type: ignore[valid-type]  # noqa: UP007
     return TypeAdapter(union, config=config)
 
 
@@ -638,6 +639,7 @@ def parse_event(record: Any, show_values: bool = True) -> AgentEvent | Marketpla
     if not isinstance(record, dict):
         kind = "an array" if isinstance(record, list) else f"a {type(record).__name__}"
         raise ContractError(f"record is {kind}, expected a JSON object")
+    event_types: tuple[str, ...]
     if "event_id" in record:
         adapter, event_types = _built("_AGENT_EVENT"), AGENT_EVENT_TYPES
     elif "id" in record:

@@ -413,6 +413,7 @@ class Lake:
                 elif identity in seen[kind] or identity in new_ids[kind]:
                     continue  # a duplicate: counted, not written
                 else:
+                    assert identity is not None  # only a quarantined record has none
                     new_ids[kind].add(identity)
                 writers[kind].add(row)
             for writer in writers.values():
@@ -452,8 +453,8 @@ def _row(
         raw = record.raw.replace("\x00", "\\x00")
         if privacy.active:
             raw = privacy.raw_text(raw, record.value)
-        row = (record.position, raw, record.size, error.reason, loaded_at)
-        return QUARANTINE, row, None, error.reason
+        quarantined = (record.position, raw, record.size, error.reason, loaded_at)
+        return QUARANTINE, quarantined, None, error.reason
     value = privacy.apply(value) if privacy.active else value
     stamp = event.timestamp.astimezone(timezone.utc)
     row = (*raw_columns(value, kind == AGENT, stamp), loaded_at)

@@ -56,6 +56,7 @@ from loader.ingest.readers import (
     file_checksum,
     read_whole,
 )
+from loader.ingest.warehouse import one_row
 from loader.shown import shown, shown_path
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -691,7 +692,7 @@ def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
     """Read and validate a file without a database: what `load` would load and quarantine."""
     started = time.perf_counter()
     tally = Tally(NO_PRIVACY)
-    problems = []
+    problems: list[dict[str, Any]] = []
     with BatchFile(path, max_record_bytes) as batch:
         for record in batch.records():
             quarantined = tally.counts[QUARANTINE]
@@ -759,27 +760,12 @@ def load_file(
     result = FileResult(shown_path(path), "failed")
     try:
         stat = os.lstat(path)
-        earlier = None
-        if rehash:
-            pass
-        elif known is not None:
-            earlier = known.batch(privacy.ledger_path(result.path), stat)
-        else:
-            earlier = _loaded_file(conn, privacy.ledger_path(result.path), stat)
-        data = None
-        checksum = None
-        if earlier is None:
-            if stat.st_size <= IN_MEMORY_BYTES:
-                data = read_whole(path, stat)
-                if data is None:
-                    raise FileChanged(_CHANGED)
-                result.sha256, result.bytes = hashlib.sha256(data).hexdigest(), len(data)
-            else:
-                checksum = _Checksum(path)
+        earlier = None if rehash else _loaded_before(conn, result, stat, privacy, known)
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
         else:
+            data, checksum = _read_or_checksum(path, stat, result)
             try:
                 _load_in_one_transaction(
                     conn,
@@ -801,46 +787,82 @@ def load_file(
                     result.sha256, result.bytes = checksum.result()
                 result = FileResult(result.path, "failed", result.sha256, result.bytes)
                 _load_in_one_transaction(
-                    conn,
-                    path,
-                    result,
-                    max_record_bytes,
-                    stat,
-                    privacy,
-                    careful=True,
-                    data=data,
+                    conn, path, result, max_record_bytes, stat, privacy, careful=True, data=data
                 )
     except (OSError, FileChanged) as error:
         conn.rollback()
         result.error = _describe_failure(error)
         _record_failure(conn, result, privacy)
     except psycopg2.Error as error:
-        if _signals_received:
-            if not conn.closed:
-                conn.rollback()
-            raise Interrupted(_signals_received[-1]) from None
-        if _connection_lost(conn, error):
-            raise DatabaseError(
-                f"lost the connection to PostgreSQL while loading {result.path}"
-                f" ({_first_line(error)}); that file was rolled back and loads on the next run"
-            ) from None
-        conn.rollback()
-        if isinstance(error, psycopg2.errors.TransactionRollbackError):
-            # Class 40 (a deadlock between two files loading at once): nothing of the file
-            # was stored and loading it again succeeds; `load --follow` does so at once
-            # (loader/live/follow.py, `retry_rolled_back`), a cron `load` on its next run.
-            raise DatabaseError(
-                f"PostgreSQL rolled back the load of {result.path} ({_first_line(error)});"
-                " nothing of it was stored, it loads on the next run"
-            ) from None
-        if isinstance(error, psycopg2.errors.UniqueViolation) and _is_ledger(error):
-            # A concurrent loader (without the lock) committed the same file first.
-            result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
-        else:
-            result.error = f"PostgreSQL refused the batch: {_first_line(error)}"
-            _record_failure(conn, result, privacy)
+        _database_failure(conn, result, error, privacy)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _read_or_checksum(
+    path: Path, stat: os.stat_result, result: FileResult
+) -> tuple[bytes | None, _Checksum | None]:
+    """A small file's bytes, read once and checksummed now (into `result`); for a large
+    one, no bytes and its checksum, computed on a thread while it loads."""
+    if stat.st_size > IN_MEMORY_BYTES:
+        return None, _Checksum(path)
+    data = read_whole(path, stat)
+    if data is None:
+        raise FileChanged(_CHANGED)
+    result.sha256, result.bytes = hashlib.sha256(data).hexdigest(), len(data)
+    return data, None
+
+
+def _loaded_before(
+    conn: psycopg2.extensions.connection,
+    result: FileResult,
+    stat: os.stat_result,
+    privacy: Privacy,
+    known: KnownFiles | None,
+) -> int | None:
+    """The batch that loaded this very file (path, size, times, inode), if one did."""
+    if known is not None:
+        return known.batch(privacy.ledger_path(result.path), stat)
+    return _loaded_file(conn, privacy.ledger_path(result.path), stat)
+
+
+def _database_failure(
+    conn: psycopg2.extensions.connection,
+    result: FileResult,
+    error: psycopg2.Error,
+    privacy: Privacy,
+) -> None:
+    """`load_file`'s answer to an error PostgreSQL raised: Interrupted (a signal came),
+    DatabaseError (the connection is lost, or the load rolled back: it loads again), a skip
+    (another loader committed the file first), else a failed file in the ledger."""
+    if _signals_received:
+        if not conn.closed:
+            conn.rollback()
+        raise Interrupted(_signals_received[-1]) from None
+    if _connection_lost(conn, error):
+        raise DatabaseError(
+            f"lost the connection to PostgreSQL while loading {result.path}"
+            f" ({_first_line(error)}); that file was rolled back and loads on the next run"
+        ) from None
+    conn.rollback()
+    if isinstance(error, psycopg2.errors.TransactionRollbackError):
+        # Class 40 (a deadlock between two files loading at once): nothing of the file
+        # was stored and loading it again succeeds; `load --follow` does so at once
+        # (loader/live/follow.py, `retry_rolled_back`), a cron `load` on its next run.
+        raise DatabaseError(
+            f"PostgreSQL rolled back the load of {result.path} ({_first_line(error)});"
+            " nothing of it was stored, it loads on the next run"
+        ) from None
+    if (
+        isinstance(error, psycopg2.errors.UniqueViolation)
+        and _is_ledger(error)
+        and result.sha256 is not None  # always, once the ledger has refused its sha256
+    ):
+        # A concurrent loader (without the lock) committed the same file first.
+        result.status, result.batch_id = "skipped", _loaded_batch(conn, result.sha256)
+    else:
+        result.error = f"PostgreSQL refused the batch: {_first_line(error)}"
+        _record_failure(conn, result, privacy)
 
 
 def _first_line(error: psycopg2.Error) -> str:
@@ -1011,7 +1033,7 @@ select (select batch_id from earlier limit 1), (select batch_id from inserted)
 """
 
 
-def _load_in_one_transaction(
+def _load_in_one_transaction(  # long: one transaction, from the ledger row to the commit
     conn: psycopg2.extensions.connection,
     path: Path,
     result: FileResult,
@@ -1041,7 +1063,7 @@ def _load_in_one_transaction(
                 "loader_version": __version__,
             },
         )
-        earlier, result.batch_id = cur.fetchone()
+        earlier, result.batch_id = one_row(cur)
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
@@ -1318,7 +1340,7 @@ def _record_failure(
                 __version__,
             ),
         )
-        result.batch_id = cur.fetchone()[0]
+        result.batch_id = one_row(cur)[0]
     conn.commit()
 
 

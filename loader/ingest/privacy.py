@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -36,10 +37,11 @@ import shutil
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from loader.ingest.contract import ContractError, checked_record
 from loader.ingest.readers import BatchFile, Record
+from loader.ingest.warehouse import one_row
 
 TOKEN_KEY_VARIABLE = "AGENT_ANALYTICS_TOKEN_KEY"
 MIN_KEY_BYTES = 16
@@ -232,7 +234,7 @@ class Privacy:
         if isinstance(value, (dict, list)) or (value is not None and self.redact != "none"):
             # Not a valid event: every string is masked, ids and event type included. The
             # token goes in after masking, so a run of digits in it is never masked.
-            protected = mask_tree(value) if self.redact != "none" else value
+            protected: Any = mask_tree(value) if self.redact != "none" else value
             if self.key is not None and isinstance(value, dict) and "user_id" in value:
                 protected = {**protected, "user_id": self.token(value["user_id"])}
             return json.dumps(protected, ensure_ascii=False, separators=(",", ":"))
@@ -288,7 +290,7 @@ def archive_file(source: Path, destination: Path, privacy: Privacy) -> None:
         return
     partial = destination.with_name(f".{destination.name}.partial")
     with BatchFile(source) as batch, open(partial, "wb") as raw:
-        out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if batch.compressed else raw
+        out: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="wb") if batch.compressed else raw
         with out:
             for record in batch.records():
                 line = privacy.protected_line(record)
@@ -330,7 +332,9 @@ class Erasure:
             *self.values,
             unicodedata.normalize("NFD", self.subject_id),
         }
-        return sorted({json.dumps(form, ensure_ascii=ascii) for form in forms for ascii in (1, 0)})
+        return sorted(
+            {json.dumps(form, ensure_ascii=ascii) for form in forms for ascii in (True, False)}
+        )
 
     def owns(self, record: Record) -> bool:
         """Whether a record of a batch file is the subject's, judged as in raw: a valid event
@@ -380,7 +384,7 @@ def store_settings(conn: Any, tokenize_users: bool, redact: str) -> Privacy:
             " and privacy is distinct from %s",
             (privacy.describe(),),
         )
-        loaded = cur.fetchone()[0]
+        loaded = one_row(cur)[0]
     if loaded:
         conn.rollback()
         current = _describe_settings(stored[0], stored[2]) if stored else "no protection"

@@ -278,7 +278,7 @@ def _translated(read: Any) -> Any:
 class _HashingReader(io.RawIOBase):
     """Counts and hashes the file's bytes as they are read, so one pass does both."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: io.FileIO | io.BytesIO) -> None:
         self._raw = raw
         self.sha256 = hashlib.sha256()
         self.bytes = 0
@@ -286,7 +286,7 @@ class _HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         count = self._raw.readinto(buffer)
         if count:
             self.sha256.update(memoryview(buffer)[:count])
@@ -304,7 +304,7 @@ class NotRegularFile(OSError):
     """The path is a symlink, a folder, a FIFO, a socket or a device: it is never read."""
 
 
-def open_regular(path: Path) -> BinaryIO:
+def open_regular(path: Path) -> io.FileIO:
     """Open a regular file for reading, never following a symlink and never blocking.
 
     Symlinks are not followed (a link to /proc/self/environ must not be read); FIFOs,
@@ -595,6 +595,12 @@ class BatchFile:
             yield scanner.rest(self._position, scanner.problem)
 
 
+def _after_whitespace(text: str, pos: int) -> int:
+    """The position of the first character at or after `pos` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, pos)
+    return match.end() if match else pos  # (the pattern matches the empty string too)
+
+
 class _DocumentScanner:
     """Splits a JSON array into its elements with the C JSON decoder, a chunk at a time."""
 
@@ -622,7 +628,7 @@ class _DocumentScanner:
     def _peek(self) -> str:
         """The next non-whitespace character ('' at the end of the file), not consumed."""
         while True:
-            self._pos = _WHITESPACE.match(self._buffer, self._pos).end()
+            self._pos = _after_whitespace(self._buffer, self._pos)
             if self._pos < len(self._buffer):
                 return self._buffer[self._pos]
             if not self._fill():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -55,15 +57,35 @@ def connect(dsn: str) -> psycopg2.extensions.connection:
     return conn
 
 
+@contextmanager
+def connected(dsn: str) -> Iterator[psycopg2.extensions.connection]:
+    """`connect`, closed when the block ends however it ends (psycopg2's own `with conn`
+    ends a transaction and leaves the connection open)."""
+    conn = connect(dsn)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def one_row(cur: psycopg2.extensions.cursor) -> tuple[Any, ...]:
+    """The row of a statement that always returns one (an aggregate, `select exists`,
+    `insert ... returning` without `on conflict`): none is a bug, never a state to handle."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("a statement that returns one row returned none")
+    return row
+
+
 def schema_version(conn: psycopg2.extensions.connection) -> int:
     """The raw schema's applied version; 0 when `init` has never run."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass('raw.schema_migrations') is not null")
-        if not cur.fetchone()[0]:
+        if not one_row(cur)[0]:
             conn.rollback()
             return 0
         cur.execute("select coalesce(max(version), 0) from raw.schema_migrations")
-        version = cur.fetchone()[0]
+        version = one_row(cur)[0]
     conn.rollback()
     return version
 
@@ -80,7 +102,7 @@ def migrate(conn: psycopg2.extensions.connection) -> list[Migration]:
     """
     with conn.cursor() as cur:
         cur.execute("select to_regclass('raw.schema_migrations') is not null")
-        if not cur.fetchone()[0]:
+        if not one_row(cur)[0]:
             cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
             cur.execute("create schema if not exists raw")
             cur.execute(
@@ -137,20 +159,32 @@ def acquire_load_lock(dsn: str, wait: bool) -> psycopg2.extensions.connection:
     else (no snapshot, no transaction id), so it does not hold back vacuum.
     """
     holder = connect(dsn)
-    with holder.cursor() as cur:
-        # Told apart from the connections that load in pg_stat_activity.
-        cur.execute("set application_name = 'agent-loader load lock'")
-        # An operator's timeouts must not end the lock (or the wait for it) midway.
-        cur.execute(
-            "set lock_timeout = 0; set statement_timeout = 0;"
-            " set idle_in_transaction_session_timeout = 0"
-        )
-        try:
+    try:
+        with holder.cursor() as cur:
+            # Told apart from the connections that load in pg_stat_activity.
+            cur.execute("set application_name = 'agent-loader load lock'")
+            # An operator's timeouts must not end the lock (or the wait for it) midway.
+            cur.execute(
+                "set lock_timeout = 0; set statement_timeout = 0;"
+                " set idle_in_transaction_session_timeout = 0"
+            )
             cur.execute("lock table raw.load_lock in exclusive mode" + ("" if wait else " nowait"))
-        except psycopg2.errors.LockNotAvailable:
-            holder.close()
+    except BaseException as error:  # the lock is not held: its connection goes
+        holder.close()
+        if isinstance(error, psycopg2.errors.LockNotAvailable):
             raise LockBusy("another `agent-loader load` is running; nothing was loaded") from None
+        raise
     return holder
+
+
+@contextmanager
+def load_lock(dsn: str, wait: bool) -> Iterator[psycopg2.extensions.connection]:
+    """`acquire_load_lock`, released when the block ends however it ends."""
+    holder = acquire_load_lock(dsn, wait)
+    try:
+        yield holder
+    finally:
+        holder.close()
 
 
 def reacquire_load_lock(

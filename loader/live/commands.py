@@ -1,13 +1,89 @@
-"""The live path's command: serve."""
+"""The live path's commands: serve, and `load --follow` (its options and its run)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import click
+import psycopg2.extensions
 
-from loader.console import max_record_option
+from loader.console import EXIT_PROBLEMS, F, file_line, max_record_option, privacy_errors
+from loader.ingest import warehouse
+from loader.ingest.load import FileResult, _record_failure, load_file
+from loader.ingest.privacy import Privacy, warehouse_privacy
 from loader.limits import BODY_TIMEOUT_SECONDS, MAX_DECOMPRESSED_BYTES, MAX_REQUEST_BYTES
+from loader.live.follow import (
+    DEFAULT_SETTLE,
+    Loader,
+    Session,
+    Stop,
+    follow,
+    retry_rolled_back,
+)
+from loader.shown import shown_path
+
+follow_option = click.option(
+    "--follow",
+    is_flag=True,
+    help=(
+        "Keep running: load new files as they appear (polling), one transaction per file;"
+        " SIGTERM stops it after the files being loaded. Pairs with `agent-loader serve`."
+    ),
+)
+poll_interval_option = click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.1,
+    show_default=True,
+    help="With --follow: seconds between looks for new files.",
+)
+settle_option = click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SETTLE,
+    show_default=True,
+    help=(
+        "With --follow: seconds a file's size and modification time must stay the same"
+        " before it loads (a collector writing in place is done). Files `serve` writes load"
+        " at once; 0 when every writer renames complete files into place."
+    ),
+)
+connections_option = click.option(
+    "--connections",
+    type=click.IntRange(1, 8),
+    default=2,
+    show_default=True,
+    help=(
+        "With --follow: files loaded at once, each in its own transaction on its own"
+        " connection (one is validated while the server stores another)."
+    ),
+)
+move_loaded_to_option = click.option(
+    "--move-loaded-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=(
+        "With --follow: move each loaded file into this folder after its commit, keeping the"
+        " landing folder (the spool `serve` limits) small."
+    ),
+)
+
+
+def follow_options(command: F) -> F:
+    """`load`'s --follow and the options that go with it, in --help order."""
+    for option in reversed(
+        (
+            follow_option,
+            poll_interval_option,
+            settle_option,
+            connections_option,
+            move_loaded_to_option,
+        )
+    ):
+        command = option(command)
+    return command
 
 
 @click.command(name="serve")
@@ -128,3 +204,85 @@ def serve_command(
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
     click.echo("stopped: in-flight requests answered", err=True)
+
+
+def follow_files(
+    conn: psycopg2.extensions.connection,
+    lock: psycopg2.extensions.connection,
+    dsn: str,
+    connections: int,
+    paths: tuple[Path, ...],
+    max_record_bytes: int,
+    rehash: bool,
+    privacy: Privacy,
+    poll_interval: float,
+    settle: float,
+    move_loaded_to: Path | None,
+    as_json: bool,
+    tokenize_users: bool | None,
+    redact: str | None,
+) -> None:
+    """`load --follow`: load new files until SIGTERM/SIGINT, then exit 0 (1 if files failed).
+
+    Prints a line per file as it is loaded (with --json: one JSON document per line). The
+    run's connection loads files too; `connections - 1` more are opened (the load lock has
+    a connection of its own). When PostgreSQL goes away the follower reconnects
+    (loader/live/follow.py): the schema, the lock and the privacy settings are checked again
+    as at the start.
+    """
+
+    def report(result: FileResult) -> None:
+        click.echo(json.dumps(result.as_dict()) if as_json else file_line(result))
+
+    def loader_on(connection: psycopg2.extensions.connection) -> Loader:
+        def load_one(path: Path) -> FileResult:
+            return load_file(connection, path, max_record_bytes, rehash, privacy)
+
+        def record_failure(result: FileResult) -> None:
+            _record_failure(connection, result, privacy)
+
+        return Loader(retry_rolled_back(connection, load_one), record_failure)
+
+    # Connections handed on out of an ExitStack (`pop_all`) are wrapped in `closing`, never
+    # in `warehouse.connected`: a generator's context, once dropped, closes when collected.
+    def session_on(first: psycopg2.extensions.connection) -> Session:
+        with ExitStack() as opening:  # all of them closed if one cannot be opened
+            opening.callback(first.close)
+            opened = [first]
+            for _ in range(connections - 1):
+                opened.append(opening.enter_context(closing(warehouse.connect(dsn))))
+            close = opening.pop_all().close  # the session's now
+        return Session([loader_on(connection) for connection in opened], close, privacy)
+
+    held = [lock]  # the load lock's connection: replaced when a reconnect takes it again
+
+    def reconnect() -> Session:
+        with ExitStack() as checking:  # closed unless every check passes
+            first = checking.enter_context(closing(warehouse.connect(dsn)))
+            warehouse.require_current_schema(first)
+            held[0] = warehouse.reacquire_load_lock(held[0], dsn)
+            privacy_errors(lambda: warehouse_privacy(first, tokenize_users, redact))
+            checking.pop_all()
+        return session_on(first)
+
+    stop = Stop()
+    stop.install()
+    followed = ", ".join(map(shown_path, paths))
+    click.echo(f"following {followed} (SIGTERM stops after the files being loaded)", err=True)
+    try:
+        failed = follow(
+            paths,
+            session_on(conn),
+            report,
+            stop,
+            poll_interval,
+            move_loaded_to,
+            settle=settle,
+            reconnect=reconnect,
+            say=lambda line: click.echo(line, err=True),
+        )
+    finally:
+        held[0].close()  # the lock a reconnect took again (`load` closes the first one)
+    click.echo(f"stopped; {len(failed)} file(s) still failing", err=True)
+    if failed:
+        sys.exit(EXIT_PROBLEMS)

@@ -314,7 +314,7 @@ def follow(
         try:
             while True:
                 try:
-                    _follow_session(
+                    _SessionFollower(
                         paths,
                         session,
                         report,
@@ -324,7 +324,7 @@ def follow(
                         retry_failed_after,
                         settle,
                         watch,
-                    )
+                    ).run()
                     break
                 except Lost as lost:
                     session.close()
@@ -372,66 +372,162 @@ def _inside(path: Path, folder: Path | None) -> bool:
     return folder is not None and path.resolve().is_relative_to(folder)
 
 
-def _follow_session(
-    paths: tuple[Path, ...],
-    session: Session,
-    report: Callable[[FileResult], None],
-    stop: Stop,
-    poll_interval: float,
-    move_to: Path | None,
-    retry_failed_after: float,
-    settle: float,
-    watch: _Watch,
-) -> None:
-    """Follow on one session's connections until stopped; raises Lost when one is lost."""
-    target = move_to.resolve() if move_to is not None else None
-    # Resolving every listed path costs a few syscalls each, at every look: only when the
-    # archive sits inside a followed folder can a listed file be in it.
-    archive_inside = target is not None and any(
-        target.is_relative_to(root.resolve()) for root in paths
-    )
-    idle = list(reversed(session.loaders))  # the first loader (the lock's) is used first
-    loading: dict[Future[FileResult], tuple[Path, _Loading]] = {}
-    lost: list[Lost] = []
+class _SessionFollower:
+    """Follows on one session's connections until stopped; `run` raises Lost when one is
+    lost. `watch` outlives it (the next session takes it over); the rest is this session's."""
 
-    def record(loader: Loader, failure: FileResult) -> None:
+    def __init__(
+        self,
+        paths: tuple[Path, ...],
+        session: Session,
+        report: Callable[[FileResult], None],
+        stop: Stop,
+        poll_interval: float,
+        move_to: Path | None,
+        retry_failed_after: float,
+        settle: float,
+        watch: _Watch,
+    ) -> None:
+        self.paths = paths
+        self.session = session
+        self.report = report
+        self.stop = stop
+        self.poll_interval = poll_interval
+        self.retry_failed_after = retry_failed_after
+        self.settle = settle
+        self.watch = watch
+        self.target = move_to.resolve() if move_to is not None else None
+        # Resolving every listed path costs a few syscalls each, at every look: only when
+        # the archive sits inside a followed folder can a listed file be in it.
+        self.archive_inside = self.target is not None and any(
+            self.target.is_relative_to(root.resolve()) for root in paths
+        )
+        self.idle = list(reversed(session.loaders))  # the first (the lock's) is used first
+        self.loading: dict[Future[FileResult], tuple[Path, _Loading]] = {}
+        self.lost: list[Lost] = []
+
+    def run(self) -> None:
+        with ThreadPoolExecutor(len(self.session.loaders), thread_name_prefix="load") as pool:
+            try:
+                while not self.stop.is_set() and not self.lost:
+                    self._look(pool)
+                    if self.lost:
+                        break
+                    if self.loading:
+                        self._wait_for_one(self.poll_interval)  # a file done, or look again
+                    else:
+                        self.stop.wait(self.poll_interval)
+            finally:
+                self._finish_loading()
+        if self.lost:
+            raise self.lost[0]
+
+    def _look(self, pool: ThreadPoolExecutor) -> None:
+        """One look at the followed paths: each file that may load goes to an idle loader
+        (waiting for one when all are busy)."""
+        watch = self.watch
+        busy = {path for path, _ in self.loading.values()}
+        listed: set[Path] = set()
+        for path in batch_files(self.paths):
+            if self.stop.is_set() or self.lost:
+                break
+            listed.add(path)
+            if path in busy:
+                continue
+            if self.archive_inside and _inside(path, self.target):
+                continue  # the archive may sit inside a folder being followed
+            now = identity(path)
+            seen = watch.seen.get(path)
+            if seen is not None:
+                if seen[0] == now:
+                    self._archive(path)  # waiting for its writer to close it
+                    continue
+                # Loaded (not yet moved, or left in place) and changed since: say so; it
+                # loads again (a new batch) once still.
+                del watch.seen[path]
+                self._wait_for_idle()
+                if self.lost:
+                    break
+                try:
+                    self._changed_after_load(self.idle[-1], path, seen[1], seen[0], now)
+                except Lost as error:
+                    self.lost.append(error)
+                    break
+            earlier = watch.failed.get(path)
+            if earlier and earlier[0] == now and time.monotonic() < earlier[1]:
+                continue
+            if not self._still(path, now, time.monotonic()):
+                continue
+            self._wait_for_idle()
+            if self.stop.is_set() or self.lost:
+                break
+            watch.still.pop(path, None)
+            loader = self.idle.pop()
+            self.loading[pool.submit(loader.load, path)] = (path, _Loading(loader, now))
+            busy.add(path)
+        for gone in [p for p in watch.still if p not in listed]:
+            del watch.still[gone]  # gone before it settled
+        for gone in [p for p in watch.seen if p not in listed]:
+            del watch.seen[gone]  # removed after it was loaded
+
+    def _finish_loading(self) -> None:
+        """Stopping (or a connection was lost): let the files being loaded finish and
+        report; the first other error is re-raised after them."""
+        errors: list[BaseException] = []
+        while self.loading:
+            for future in wait(list(self.loading))[0]:
+                try:
+                    self._finish(future)
+                except Lost as error:
+                    self.lost.append(error)
+                except BaseException as error:  # re-raised below, after the others
+                    errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def _record(self, loader: Loader, failure: FileResult) -> None:
         try:
             loader.record_failure(failure)
         except psycopg2.Error as error:
             raise Lost(error) from None
-        report(failure)
+        self.report(failure)
 
-    def finish(future: Future[FileResult]) -> None:
-        path, started = loading.pop(future)
-        idle.append(started.loader)
+    def _finish(self, future: Future[FileResult]) -> None:
+        path, started = self.loading.pop(future)
+        self.idle.append(started.loader)
         try:
             result = future.result()
         except DatabaseError as error:  # the file was rolled back: it loads again
             if not isinstance(error.__context__, TransactionRollbackError):
                 raise Lost(error) from None
             # Deadlocked every time `retry_rolled_back` tried: a failed file, retried later.
-            result = FileResult(shown_path(path), "failed", error=error.message)
-            record(started.loader, result)
-            watch.failed[path] = (started.identity, time.monotonic() + retry_failed_after, result)
+            result = FileResult(shown_path(path), "failed", error=str(error))
+            self._record(started.loader, result)
+            self._failed(path, started.identity, result)
             return
         if result.status == "failed":
-            report(result)
-            watch.failed[path] = (started.identity, time.monotonic() + retry_failed_after, result)
+            self.report(result)
+            self._failed(path, started.identity, result)
             return
-        report(result)
-        watch.failed.pop(path, None)
+        self.report(result)
+        self.watch.failed.pop(path, None)
         # Still the file that was loaded? A collector writing in place may have gone on.
         now = identity(path)
         changed = now != started.identity or (
             result.status == "loaded" and now is not None and now.size != result.bytes
         )
         if changed:
-            changed_after_load(started.loader, path, result, started.identity, now)
+            self._changed_after_load(started.loader, path, result, started.identity, now)
             return
-        watch.seen[path] = (now, result)
-        archive(path)
+        self.watch.seen[path] = (now, result)
+        self._archive(path)
 
-    def changed_after_load(
+    def _failed(self, path: Path, loaded: Identity | None, result: FileResult) -> None:
+        """A failed file: tried again once `retry_failed_after` has passed, or once changed."""
+        self.watch.failed[path] = (loaded, time.monotonic() + self.retry_failed_after, result)
+
+    def _changed_after_load(
+        self,
         loader: Loader,
         path: Path,
         result: FileResult,
@@ -439,111 +535,45 @@ def _follow_session(
         now: Identity | None,
     ) -> None:
         """Report a file that changed after it was loaded; it loads again once still."""
-        failure = _changed_after_load(path, result, loaded, now, target is not None)
-        record(loader, failure)
+        failure = _changed_after_load(path, result, loaded, now, self.target is not None)
+        self._record(loader, failure)
         if now is not None:  # loads again once still (settling starts now)
-            watch.failed[path] = (now, float("-inf"), failure)
+            self.watch.failed[path] = (now, float("-inf"), failure)
 
-    def archive(path: Path) -> None:
+    def _archive(self, path: Path) -> None:
         """Move a loaded file to the archive if it is still what was loaded and no process
         has it open for writing; else it stays in `seen` and is looked at again."""
-        if target is None:
+        if self.target is None:
             return
-        loaded = watch.seen[path][0]
+        loaded = self.watch.seen[path][0]
         with _unwritten(path) as free:
             if free is False or identity(path) != loaded:
                 return  # may still grow: the next look moves it, or reports a change
-            move_loaded(path, paths, target, privacy=session.privacy)
-        del watch.seen[path]
+            move_loaded(path, self.paths, self.target, privacy=self.session.privacy)
+        del self.watch.seen[path]
 
-    def wait_for_one(timeout: float | None) -> None:
-        done, _ = wait(list(loading), timeout=timeout, return_when=FIRST_COMPLETED)
+    def _wait_for_idle(self) -> None:
+        """Until a loader is idle (or a connection is lost)."""
+        while not self.idle and not self.lost:
+            self._wait_for_one(None)
+
+    def _wait_for_one(self, timeout: float | None) -> None:
+        done, _ = wait(list(self.loading), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             try:
-                finish(future)
+                self._finish(future)
             except Lost as error:
-                lost.append(error)
+                self.lost.append(error)
 
-    def still(path: Path, now: Identity | None, at: float) -> bool:
+    def _still(self, path: Path, now: Identity | None, at: float) -> bool:
         """True when the file may load: gone (the load says so), written by serve, or
         unchanged for `settle` seconds."""
-        if now is None or settle <= 0:
+        if now is None or self.settle <= 0:
             return True
-        if SERVE_NAME.fullmatch(path.name) and path not in watch.failed:
+        if SERVE_NAME.fullmatch(path.name) and path not in self.watch.failed:
             return True  # complete when renamed in (unless it changed after a load)
-        since = watch.still.get(path)
+        since = self.watch.still.get(path)
         if since is None or since[0] != now:
-            watch.still[path] = (now, at)
+            self.watch.still[path] = (now, at)
             return False
-        return at - since[1] >= settle
-
-    with ThreadPoolExecutor(len(session.loaders), thread_name_prefix="load") as pool:
-        try:
-            while not stop.is_set() and not lost:
-                busy = {path for path, _ in loading.values()}
-                listed: set[Path] = set()
-                for path in batch_files(paths):
-                    if stop.is_set() or lost:
-                        break
-                    listed.add(path)
-                    if path in busy:
-                        continue
-                    if archive_inside and _inside(path, target):
-                        continue  # the archive may sit inside a folder being followed
-                    now = identity(path)
-                    seen = watch.seen.get(path)
-                    if seen is not None:
-                        if seen[0] == now:
-                            archive(path)  # waiting for its writer to close it
-                            continue
-                        # Loaded (not yet moved, or left in place) and changed since: say
-                        # so; it loads again (a new batch) once still.
-                        del watch.seen[path]
-                        while not idle and not lost:
-                            wait_for_one(None)
-                        if lost:
-                            break
-                        try:
-                            changed_after_load(idle[-1], path, seen[1], seen[0], now)
-                        except Lost as error:
-                            lost.append(error)
-                            break
-                    earlier = watch.failed.get(path)
-                    if earlier and earlier[0] == now and time.monotonic() < earlier[1]:
-                        continue
-                    if not still(path, now, time.monotonic()):
-                        continue
-                    while not idle and not lost:
-                        wait_for_one(None)
-                    if stop.is_set() or lost:
-                        break
-                    watch.still.pop(path, None)
-                    loader = idle.pop()
-                    loading[pool.submit(loader.load, path)] = (path, _Loading(loader, now))
-                    busy.add(path)
-                for gone in [p for p in watch.still if p not in listed]:
-                    del watch.still[gone]  # gone before it settled
-                for gone in [p for p in watch.seen if p not in listed]:
-                    del watch.seen[gone]  # removed after it was loaded
-                if lost:
-                    break
-                if loading:
-                    wait_for_one(poll_interval)  # wake up when a file is done, or to look
-                else:
-                    stop.wait(poll_interval)
-        finally:
-            # Stopping (or a connection was lost): let the files being loaded finish and
-            # report; the first other error is re-raised after them.
-            errors: list[BaseException] = []
-            while loading:
-                for future in wait(list(loading))[0]:
-                    try:
-                        finish(future)
-                    except Lost as error:
-                        lost.append(error)
-                    except BaseException as error:  # re-raised below, after the others
-                        errors.append(error)
-            if errors:
-                raise errors[0]
-    if lost:
-        raise lost[0]
+        return at - since[1] >= self.settle

@@ -273,6 +273,14 @@ class BadBatch(Exception):
 _DOCUMENT_START = re.compile(r'\s*\{\s*"events"\s*:\s*\[')
 _ARRAY_START = re.compile(r"\s*\[")
 _SPACE = re.compile(r"\s*")
+
+
+def _after_space(text: str, pos: int) -> int:
+    """The position of the first character at or after `pos` that is not whitespace."""
+    match = _SPACE.match(text, pos)
+    return match.end() if match else pos  # (the pattern matches the empty string too)
+
+
 _DECODER = json.JSONDecoder()
 
 
@@ -356,7 +364,7 @@ def _split_document(text: str) -> list[tuple[str, Any]] | None:
     match = match or _ARRAY_START.match(text)
     if not match:
         return None
-    records, pos = [], _SPACE.match(text, match.end()).end()
+    records, pos = [], _after_space(text, match.end())
     if text.startswith("]", pos):
         pos += 1
     else:
@@ -366,27 +374,28 @@ def _split_document(text: str) -> list[tuple[str, Any]] | None:
             except json.JSONDecodeError:
                 return None
             except (RecursionError, ValueError):  # too deep, or an integer too long: valid
-                value, end = None, _value_end(text, pos)  # JSON, kept as text for `verdicts`
-                if end is None:
+                skipped = _value_end(text, pos)  # JSON, kept as text for `verdicts`
+                if skipped is None:
                     return None
+                value, end = None, skipped
                 raw = _LINE_BREAKS.sub(" ", text[pos:end])  # (only blanks: JSON strings
                 records.append((raw, value))  # hold no raw line breaks)
             else:
                 raw = text[pos:end]
                 records.append((_one_line(value) if "\n" in raw or "\r" in raw else raw, value))
-            pos = _SPACE.match(text, end).end()
+            pos = _after_space(text, end)
             if text.startswith(",", pos):
-                pos = _SPACE.match(text, pos + 1).end()
+                pos = _after_space(text, pos + 1)
             elif text.startswith("]", pos):
                 pos += 1
                 break
             else:
                 return None
-    pos = _SPACE.match(text, pos).end()
+    pos = _after_space(text, pos)
     if closing:
         if not text.startswith(closing, pos):
             return None
-        pos = _SPACE.match(text, pos + 1).end()
+        pos = _after_space(text, pos + 1)
     return records if pos == len(text) else None
 
 
@@ -599,7 +608,7 @@ def _more_records_than(body: bytes, content_type: str, limit: int) -> bool:
     match = _DOCUMENT_START.match(text) or _ARRAY_START.match(text)
     if not match:
         return False
-    pos, count = _SPACE.match(text, match.end()).end(), 0
+    pos, count = _after_space(text, match.end()), 0
     while True:
         try:
             _, end = _DECODER.raw_decode(text, pos)
@@ -608,10 +617,10 @@ def _more_records_than(body: bytes, content_type: str, limit: int) -> bool:
         count += 1
         if count > limit:
             return True
-        pos = _SPACE.match(text, end).end()
+        pos = _after_space(text, end)
         if not text.startswith(",", pos):
             return False
-        pos = _SPACE.match(text, pos + 1).end()
+        pos = _after_space(text, pos + 1)
 
 
 def _too_many_records(limit: int) -> BadBatch:
@@ -976,7 +985,9 @@ def create_app(config: ServeConfig) -> web.Application:
     return app
 
 
-async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
+async def _ingest(  # long: a POST's checks, in the order its client meets them
+    request: web.Request, state: dict[str, Any]
+) -> web.Response:
     """One POST: headers checked and the body read on the loop, its content in a worker."""
     config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]

@@ -4,6 +4,8 @@ grant-publisher, revoke, grants, prices."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -128,10 +130,9 @@ def purge_command(
         window = parse_duration(older_than)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--older-than") from None
-    conn = warehouse.connect(resolve_dsn(dsn))
-    warehouse.require_current_schema(conn)
-    result = purge(conn, window, batch_size, dry_run)
-    conn.close()
+    with warehouse.connected(resolve_dsn(dsn)) as conn:
+        warehouse.require_current_schema(conn)
+        result = purge(conn, window, batch_size, dry_run)
     if as_json:
         click.echo(json.dumps(result.as_dict(), default=str))
         return
@@ -161,14 +162,11 @@ def _erase(
             result = EraseResult(kind, dry_run, lake_rows=erased.records)
             privacy = NO_PRIVACY
         else:
-            conn = warehouse.connect(resolve_dsn(dsn))
-            try:
+            with warehouse.connected(resolve_dsn(dsn)) as conn:
                 warehouse.require_current_schema(conn)
                 # a tenant's rows are found by the clear id: no key needed
                 privacy = warehouse_privacy(conn, None, None) if kind == "user" else NO_PRIVACY
                 result = erase(conn, Erasure(kind, subject_id, privacy), batch_size, dry_run)  # type: ignore[arg-type]
-            finally:
-                conn.close()
     except LakeUnavailable as error:
         raise click.UsageError(str(error)) from None
     except PrivacyConfigError:
@@ -208,6 +206,18 @@ def _erase(
             " still holds the records",
             err=True,
         )
+
+
+@contextmanager
+def _role_errors() -> Iterator[None]:
+    """A malformed --prefix is a usage error (exit 2); a role or login the command refuses
+    to touch is a problem found (exit 1, the message says why)."""
+    try:
+        yield
+    except RoleConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--prefix") from None
+    except RoleRefused as error:
+        raise click.ClickException(str(error)) from None
 
 
 prefix_option = click.option(
@@ -250,16 +260,10 @@ def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: b
     writable by everyone (the message says the one-time fix). Run as the role that ran
     `agent-loader init`; the next `dbt build` grants the marts.
     """
-    conn = warehouse.connect(resolve_dsn(dsn))
-    warehouse.require_current_schema(conn)
-    try:
-        result = create_roles(conn, prefix, close_database=close_database)
-    except RoleConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--prefix") from None
-    except RoleRefused as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        conn.close()
+    with warehouse.connected(resolve_dsn(dsn)) as conn:
+        warehouse.require_current_schema(conn)
+        with _role_errors():
+            result = create_roles(conn, prefix, close_database=close_database)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
@@ -280,15 +284,8 @@ def roles_command(prefix: str, close_database: bool, dsn: str | None, as_json: b
 def _grant(
     login: str, scope: str, subject_id: str, prefix: str, dsn: str | None, as_json: bool
 ) -> None:
-    conn = warehouse.connect(resolve_dsn(dsn))
-    try:
+    with warehouse.connected(resolve_dsn(dsn)) as conn, _role_errors():
         grant, is_new = grant_reader(conn, login, scope, subject_id, prefix)  # type: ignore[arg-type]
-    except RoleConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--prefix") from None
-    except RoleRefused as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        conn.close()
     if as_json:
         click.echo(json.dumps({**grant.as_dict(), "created": is_new}))
         return
@@ -361,15 +358,8 @@ def revoke_command(
     if tenant_id is not None and publisher_id is not None:
         raise click.UsageError("give --tenant or --publisher, not both")
     scope = "tenant" if tenant_id is not None else "publisher" if publisher_id else None
-    conn = warehouse.connect(resolve_dsn(dsn))
-    try:
+    with warehouse.connected(resolve_dsn(dsn)) as conn, _role_errors():
         removed = revoke_reader(conn, login, scope, tenant_id or publisher_id, prefix)  # type: ignore[arg-type]
-    except RoleConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--prefix") from None
-    except RoleRefused as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        conn.close()
     if as_json:
         click.echo(json.dumps({"removed": [grant.as_dict() for grant in removed]}))
     else:
@@ -408,16 +398,11 @@ def grants_command(
     """
     if remove_orphaned and (login or orphaned):
         raise click.UsageError("--remove-orphaned takes no --login or --orphaned")
-    conn = warehouse.connect(resolve_dsn(dsn))
-    try:
+    with warehouse.connected(resolve_dsn(dsn)) as conn, _role_errors():
         if remove_orphaned:
             grants: list[ReaderGrant] = remove_orphaned_grants(conn)
         else:
             grants = list_grants(conn, login, orphaned)
-    except RoleRefused as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        conn.close()
     if as_json:
         click.echo(json.dumps([grant.as_dict() for grant in grants]))
         return
@@ -448,7 +433,7 @@ def grants_command(
     metavar="SHA",
     help="The Langfuse commit the table comes from, recorded on each new row.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the row counts as JSON.")
+@json_option
 def prices_command(table: Path, seed_path: Path, source_commit: str, as_json: bool) -> None:
     """Refresh the model price seed from a newer copy of Langfuse's price table (TABLE).
 

@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import psycopg2.extensions
 
-from loader.errors import EXIT_USAGE
+from loader.errors import ProjectNotFound
 
 PROJECT_DIR_VARIABLE = "DBT_PROJECT_DIR"
 
@@ -28,12 +27,6 @@ _LIBPQ_NAMES = {
     "password": "PGPASSWORD",
     "dbname": "PGDATABASE",
 }
-
-
-class ProjectNotFound(click.ClickException):
-    """No dbt_project.yml where dbt would look."""
-
-    exit_code = EXIT_USAGE
 
 
 def project_dir(explicit: Path | str | None = None) -> Path:

@@ -20,19 +20,21 @@ lake, its Parquet files (`erase_lake`).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg2.extensions
 
 from loader.ingest.load import batch_files
 from loader.ingest.privacy import Erasure
 from loader.ingest.readers import BatchFile
+from loader.ingest.warehouse import one_row
 from loader.shown import shown_path
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
@@ -85,7 +87,7 @@ def purge(
     """Delete (or with `dry_run`, count) every raw row older than now - `older_than`."""
     with conn.cursor() as cur:
         cur.execute("select now() - %s, now()", (older_than,))
-        cutoff, started_at = cur.fetchone()
+        cutoff, started_at = one_row(cur)
     conn.commit()
     result = PurgeResult(cutoff, dry_run)
     for table, key, time_column, ledger_column in _TARGETS:
@@ -129,7 +131,7 @@ def _record_purge(
                 started_at,
             ),
         )
-        purge_id = int(cur.fetchone()[0])
+        purge_id = int(one_row(cur)[0])
     conn.commit()
     return purge_id
 
@@ -149,7 +151,7 @@ def _delete_all(
     if dry_run:
         with conn.cursor() as cur:
             cur.execute(f"select count(*) from raw.{table} where {condition}", parameters)
-            count = int(cur.fetchone()[0])
+            count = int(one_row(cur)[0])
         conn.rollback()
         return count
     total = 0
@@ -193,7 +195,7 @@ def _delete_where(
             """,
             {**parameters, "batch_rows": batch_rows},
         )
-        deleted = int(cur.fetchone()[0])
+        deleted = int(one_row(cur)[0])
     conn.commit()
     return deleted
 
@@ -269,7 +271,7 @@ def erase(
     parameters = {"values": erasure.values, "mentions": erasure.mentions}
     with conn.cursor() as cur:
         cur.execute("select now()")
-        started_at = cur.fetchone()[0]
+        started_at = one_row(cur)[0]
     conn.commit()
     result = EraseResult(erasure.kind, dry_run)
     for table, key, condition, ledger_column in _ERASED[erasure.kind]:
@@ -317,7 +319,7 @@ def erase_archive(folder: Path, erasure: Erasure, dry_run: bool = False) -> Arch
             continue
         partial = path.with_name(f".{path.name}.partial")
         with open(partial, "wb") as raw:
-            out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if compressed else raw
+            out: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="wb") if compressed else raw
             with out:
                 for text in kept:
                     out.write(text.encode("utf-8", "backslashreplace") + b"\n")

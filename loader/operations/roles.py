@@ -55,6 +55,8 @@ from typing import Any, Literal
 import psycopg2.extensions
 from psycopg2 import sql
 
+from loader.ingest.warehouse import one_row
+
 DEFAULT_PREFIX = "aa_"
 ROLE_SUFFIXES = (
     "loader",
@@ -169,53 +171,16 @@ def create_roles(
     ident = {suffix: sql.Identifier(name) for suffix, name in names.items()}
     with conn.cursor() as cur:
         cur.execute("select current_database()")
-        result.database = cur.fetchone()[0]
-        database = sql.Identifier(result.database)
-        cur.execute(
-            "select rolname, shobj_description(oid, 'pg_authid') from pg_roles"
-            " where rolname = any(%s)",
-            (list(names.values()),),
-        )
-        foreign = sorted(name for name, comment in cur.fetchall() if comment != ROLE_MARKER)
-        if foreign:
-            raise RoleRefused(
-                f"role(s) {', '.join(foreign)} exist but were not created by agent-loader roles,"
-                " which never alters a role it did not create: choose another --prefix, or"
-                " drop or rename them. A role an earlier agent-loader created can be adopted"
-                f" with: comment on role NAME is '{ROLE_MARKER}'"
-            )
-        for suffix, name in names.items():
-            cur.execute("select 1 from pg_roles where rolname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("create role {} nologin").format(ident[suffix]))
-                cur.execute(
-                    sql.SQL("comment on role {} is {}").format(
-                        ident[suffix], sql.Literal(ROLE_MARKER)
-                    )
-                )
-                result.created.append(name)
-            # Repair a role of ours that was given too much power: none may bypass RLS.
-            cur.execute(
-                sql.SQL(
-                    "alter role {} nologin nosuperuser nocreatedb nocreaterole nobypassrls"
-                    " noreplication"
-                ).format(ident[suffix])
-            )
-        everyone = sql.SQL(", ").join(ident.values())
-        cur.execute(sql.SQL("grant connect on database {} to {}").format(database, everyone))
-        cur.execute(
-            sql.SQL("grant temporary on database {} to {}, {}").format(
-                database, ident["loader"], ident["transformer"]
-            )
-        )
-        # dbt creates its schemas (staging, intermediate, marts, seeds) when missing.
-        cur.execute(
-            sql.SQL("grant create on database {} to {}").format(database, ident["transformer"])
-        )
+        result.database = one_row(cur)[0]
+        _refuse_foreign_roles(cur, names)
+        result.created = _create_or_repair_roles(cur, names, ident)
+        _grant_database(cur, sql.Identifier(result.database), ident)
         if close_database:
             # Only the project's roles (granted above) and superusers may connect.
             cur.execute(
-                sql.SQL("revoke connect, temporary on database {} from public").format(database)
+                sql.SQL("revoke connect, temporary on database {} from public").format(
+                    sql.Identifier(result.database)
+                )
             )
             result.database_closed = True
             result.large_objects_closed = _revoke_large_object_creation(cur)
@@ -226,72 +191,127 @@ def create_roles(
                     ident[suffix], sql.SQL(", ").join(map(sql.Identifier, PINNED_SEARCH_PATH))
                 )
             )
-
-        # raw: the loader writes it, the transformer reads it, nobody else sees it.
-        cur.execute("revoke all on schema raw from public")
-        cur.execute(
-            sql.SQL("grant usage on schema raw to {}, {}").format(
-                ident["loader"], ident["transformer"]
-            )
-        )
-        cur.execute(
-            sql.SQL(
-                "grant select, insert, update, delete on all tables in schema raw to {}"
-            ).format(ident["loader"])
-        )
-        cur.execute(
-            sql.SQL("grant usage, select on all sequences in schema raw to {}").format(
-                ident["loader"]
-            )
-        )
-        cur.execute(
-            sql.SQL("grant select on all tables in schema raw to {}").format(ident["transformer"])
-        )
-        # The load lock (migration 0010) is the loader's alone.
-        cur.execute("select to_regclass('raw.load_lock') is not null")
-        if cur.fetchone()[0]:
-            cur.execute(sql.SQL("revoke all on raw.load_lock from {}").format(ident["transformer"]))
-        cur.execute(
-            sql.SQL(
-                "alter default privileges in schema raw"
-                " grant select, insert, update, delete on tables to {}"
-            ).format(ident["loader"])
-        )
-        cur.execute(
-            sql.SQL(
-                "alter default privileges in schema raw grant usage, select on sequences to {}"
-            ).format(ident["loader"])
-        )
-        cur.execute(
-            sql.SQL("alter default privileges in schema raw grant select on tables to {}").format(
-                ident["transformer"]
-            )
-        )
-
+        _grant_raw(cur, ident)
         _create_grants_table(cur, ident)
-
-        # The dbt schemas, if dbt already made them: the transformer builds in them, the BI
-        # roles may look into marts only (dbt's on-run-end hook grants the same each build).
-        cur.execute(
-            "select nspname from pg_namespace where nspname = any(%s)", (list(DBT_SCHEMAS),)
-        )
-        existing = {row[0] for row in cur.fetchall()}
-        for schema in DBT_SCHEMAS:
-            if schema not in existing:
-                continue
-            cur.execute(
-                sql.SQL("grant usage, create on schema {} to {}").format(
-                    sql.Identifier(schema), ident["transformer"]
-                )
-            )
-        if "marts" in existing:
-            cur.execute(
-                sql.SQL("grant usage on schema marts to {}").format(
-                    sql.SQL(", ").join(ident[suffix] for suffix in BI_SUFFIXES)
-                )
-            )
+        _grant_dbt_schemas(cur, ident)
     conn.commit()
     return result
+
+
+def _refuse_foreign_roles(cur: psycopg2.extensions.cursor, names: dict[str, str]) -> None:
+    """RoleRefused when a role of one of `names` exists without this command's mark."""
+    cur.execute(
+        "select rolname, shobj_description(oid, 'pg_authid') from pg_roles where rolname = any(%s)",
+        (list(names.values()),),
+    )
+    foreign = sorted(name for name, comment in cur.fetchall() if comment != ROLE_MARKER)
+    if foreign:
+        raise RoleRefused(
+            f"role(s) {', '.join(foreign)} exist but were not created by agent-loader roles,"
+            " which never alters a role it did not create: choose another --prefix, or"
+            " drop or rename them. A role an earlier agent-loader created can be adopted"
+            f" with: comment on role NAME is '{ROLE_MARKER}'"
+        )
+
+
+def _create_or_repair_roles(
+    cur: psycopg2.extensions.cursor, names: dict[str, str], ident: dict[str, sql.Identifier]
+) -> list[str]:
+    """Create the missing roles (marked as this command's) and strip every one of powers it
+    must not have; returns the names created."""
+    created = []
+    for suffix, name in names.items():
+        cur.execute("select 1 from pg_roles where rolname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("create role {} nologin").format(ident[suffix]))
+            cur.execute(
+                sql.SQL("comment on role {} is {}").format(ident[suffix], sql.Literal(ROLE_MARKER))
+            )
+            created.append(name)
+        # Repair a role of ours that was given too much power: none may bypass RLS.
+        cur.execute(
+            sql.SQL(
+                "alter role {} nologin nosuperuser nocreatedb nocreaterole nobypassrls"
+                " noreplication"
+            ).format(ident[suffix])
+        )
+    return created
+
+
+def _grant_database(
+    cur: psycopg2.extensions.cursor, database: sql.Identifier, ident: dict[str, sql.Identifier]
+) -> None:
+    """Every role connects; the loader and transformer make temporary tables; the
+    transformer creates dbt's schemas (staging, intermediate, marts, seeds) when missing."""
+    everyone = sql.SQL(", ").join(ident.values())
+    cur.execute(sql.SQL("grant connect on database {} to {}").format(database, everyone))
+    cur.execute(
+        sql.SQL("grant temporary on database {} to {}, {}").format(
+            database, ident["loader"], ident["transformer"]
+        )
+    )
+    cur.execute(sql.SQL("grant create on database {} to {}").format(database, ident["transformer"]))
+
+
+def _grant_raw(cur: psycopg2.extensions.cursor, ident: dict[str, sql.Identifier]) -> None:
+    """raw: the loader writes it, the transformer reads it, nobody else sees it; tables a
+    later migration adds are granted the same (default privileges)."""
+    cur.execute("revoke all on schema raw from public")
+    cur.execute(
+        sql.SQL("grant usage on schema raw to {}, {}").format(ident["loader"], ident["transformer"])
+    )
+    cur.execute(
+        sql.SQL("grant select, insert, update, delete on all tables in schema raw to {}").format(
+            ident["loader"]
+        )
+    )
+    cur.execute(
+        sql.SQL("grant usage, select on all sequences in schema raw to {}").format(ident["loader"])
+    )
+    cur.execute(
+        sql.SQL("grant select on all tables in schema raw to {}").format(ident["transformer"])
+    )
+    # The load lock (migration 0010) is the loader's alone.
+    cur.execute("select to_regclass('raw.load_lock') is not null")
+    if one_row(cur)[0]:
+        cur.execute(sql.SQL("revoke all on raw.load_lock from {}").format(ident["transformer"]))
+    cur.execute(
+        sql.SQL(
+            "alter default privileges in schema raw"
+            " grant select, insert, update, delete on tables to {}"
+        ).format(ident["loader"])
+    )
+    cur.execute(
+        sql.SQL(
+            "alter default privileges in schema raw grant usage, select on sequences to {}"
+        ).format(ident["loader"])
+    )
+    cur.execute(
+        sql.SQL("alter default privileges in schema raw grant select on tables to {}").format(
+            ident["transformer"]
+        )
+    )
+
+
+def _grant_dbt_schemas(cur: psycopg2.extensions.cursor, ident: dict[str, sql.Identifier]) -> None:
+    """The dbt schemas, if dbt already made them: the transformer builds in them, the BI
+    roles may look into marts only (dbt's on-run-end hook grants the same each build)."""
+    cur.execute("select nspname from pg_namespace where nspname = any(%s)", (list(DBT_SCHEMAS),))
+    existing = {row[0] for row in cur.fetchall()}
+    for schema in DBT_SCHEMAS:
+        if schema not in existing:
+            continue
+        cur.execute(
+            sql.SQL("grant usage, create on schema {} to {}").format(
+                sql.Identifier(schema), ident["transformer"]
+            )
+        )
+    if "marts" in existing:
+        cur.execute(
+            sql.SQL("grant usage on schema marts to {}").format(
+                sql.SQL(", ").join(ident[suffix] for suffix in BI_SUFFIXES)
+            )
+        )
 
 
 def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Identifier]) -> None:
@@ -302,7 +322,7 @@ def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Iden
     upgraded database, the bootstrap superuser) can revoke it, once.
     """
     cur.execute("select to_regnamespace('public') is not null")
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         return
     cur.execute("revoke create on schema public from public")
     cur.execute(
@@ -312,7 +332,7 @@ def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Iden
         "select exists (select from pg_namespace, aclexplode(nspacl) as acl"
         " where nspname = 'public' and acl.grantee = 0 and acl.privilege_type = 'CREATE')"
     )
-    if cur.fetchone()[0]:
+    if one_row(cur)[0]:
         raise RoleRefused(
             "schema public is writable by every role (the default before PostgreSQL 15) and"
             " this role may not change that: run once, as the owner of schema public (a"
@@ -328,7 +348,7 @@ def _revoke_large_object_creation(cur: psycopg2.extensions.cursor) -> bool:
     another role this changes nothing and returns False (docs/security.md).
     """
     cur.execute("select rolsuper from pg_roles where rolname = current_user")
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         return False
     for function in LARGE_OBJECT_CREATORS:
         cur.execute(f"revoke execute on function pg_catalog.{function} from public")
@@ -362,7 +382,7 @@ def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.I
         "select exists (select from pg_attribute"
         " where attrelid = 'access.reader_grants'::regclass and attname = 'role_oid')"
     )
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         cur.execute(f"alter table {ACCESS_SCHEMA}.reader_grants add column role_oid oid")
         cur.execute(
             f"update {ACCESS_SCHEMA}.reader_grants as grants"
@@ -396,7 +416,7 @@ def _create_grants_table(cur: psycopg2.extensions.cursor, ident: dict[str, sql.I
 
 def _require_setup(cur: psycopg2.extensions.cursor, group: str) -> None:
     cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-    if cur.fetchone()[0] is None:
+    if one_row(cur)[0] is None:
         raise RoleRefused(
             f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
         )
@@ -439,7 +459,7 @@ def _refuse_non_reader(cur: psycopg2.extensions.cursor, login: str, names: dict[
             "select to_regrole(%s) is not null and pg_has_role(%s, to_regrole(%s), 'member')",
             (names[suffix], oid, names[suffix]),
         )
-        if cur.fetchone()[0]:
+        if one_row(cur)[0]:
             reasons.append(f"is a member of {names[suffix]} (it reads more than its rows)")
     if reasons:
         raise RoleRefused(
@@ -481,7 +501,7 @@ def grant_reader(
 
 def _require_grants_table(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("select to_regclass(%s)", (f"{ACCESS_SCHEMA}.reader_grants",))
-    if cur.fetchone()[0] is None:
+    if one_row(cur)[0] is None:
         raise RoleRefused(
             f"table {ACCESS_SCHEMA}.reader_grants is missing: run `agent-loader roles` first"
         )

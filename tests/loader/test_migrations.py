@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from click.testing import CliRunner
+
+from loader.cli import main
 from loader.ingest import warehouse
 from tests.conftest import run_loader
 
@@ -34,3 +37,31 @@ def test_schema_at_version_1_migrates_to_current_keeping_its_rows(empty_db):
     assert empty_db.scalar("select count(*) from raw.schema_migrations") == len(
         warehouse.migrations()
     )
+
+
+def _open_connections(database) -> int:
+    """Sessions on `database` other than the one asking."""
+    return database.scalar(
+        "select count(*) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+        (database.name,),
+    )
+
+
+def test_failing_migration_in_init_leaves_no_connection_open(empty_db):
+    with empty_db.connect() as conn, conn.cursor() as cur:  # migration 0001 will collide
+        cur.execute("create schema raw; create table raw.load_batches (id integer)")
+    conn.close()
+
+    result = CliRunner().invoke(main, ["init", "--dsn", empty_db.dsn])  # in this process
+
+    assert result.exit_code == 3, result.output
+    assert 'relation "load_batches" already exists' in result.output
+    assert _open_connections(empty_db) == 0
+
+
+def test_init_with_privacy_options_leaves_no_connection_open(empty_db):
+    result = CliRunner().invoke(main, ["init", "--dsn", empty_db.dsn, "--redact", "mask"])
+
+    assert result.exit_code == 0, result.output
+    assert empty_db.scalar("select redact from raw.privacy_settings") == "mask"
+    assert _open_connections(empty_db) == 0
