@@ -604,8 +604,9 @@ def span_rows(
     except ContractError as error:
         return [(QUARANTINE, _quarantine_row(record, error.reason, privacy, layout), error.reason)]
     rows = []
+    suspect = _SUSPECT.search(record.raw) is not None  # else no value can hold what jsonb refuses
     for item in items:
-        if item.values is not None and (reason := unstorable(item.values)) is not None:
+        if suspect and item.values is not None and (reason := unstorable(item.values)):
             item.values, item.reason = None, f"span {reason}"
         if item.values is None:
             assert item.reason is not None

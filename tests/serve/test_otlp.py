@@ -261,7 +261,7 @@ def test_invalid_spans_are_answered_in_partial_success_and_quarantined_alone(
     assert reply.status == 200
     partial = reply.json["partialSuccess"]
     assert partial["rejectedSpans"] == "2"  # int64: a string in OTLP JSON
-    assert "spanId: not hex" in partial["errorMessage"]
+    assert "spanId: not 16 hex digits" in partial["errorMessage"]
     assert "ends before it starts" in partial["errorMessage"]
 
     # the same in protobuf: the answer is a protobuf ExportTraceServiceResponse
