@@ -590,6 +590,17 @@ def export_request(record: Record) -> tuple[Record, dict[str, Any]] | None:
     return None
 
 
+def _checked_spans(record: Record, request: dict[str, Any]) -> list[SpanItem]:
+    """The spans of an export request line, each with its values or its reason (the span
+    contract, then what jsonb cannot hold); ContractError when no span can be told apart."""
+    items = request_spans(request)
+    if _SUSPECT.search(record.raw) is not None:  # else no value can hold what jsonb refuses
+        for item in items:
+            if item.values is not None and (reason := unstorable(item.values)):
+                item.values, item.reason = None, f"span {reason}"
+    return items
+
+
 def span_rows(
     record: Record, request: dict[str, Any], privacy: Privacy, layout: Layout
 ) -> list[tuple[str, bytes, str | None]]:
@@ -600,14 +611,11 @@ def span_rows(
     broken, so that no span can be told apart, is one quarantined record, as an event is.
     """
     try:
-        items = request_spans(request)
+        items = _checked_spans(record, request)
     except ContractError as error:
         return [(QUARANTINE, _quarantine_row(record, error.reason, privacy, layout), error.reason)]
     rows = []
-    suspect = _SUSPECT.search(record.raw) is not None  # else no value can hold what jsonb refuses
     for item in items:
-        if suspect and item.values is not None and (reason := unstorable(item.values)):
-            item.values, item.reason = None, f"span {reason}"
         if item.values is None:
             assert item.reason is not None
             row = _span_quarantine_row(record, item, privacy, layout)
@@ -705,7 +713,10 @@ def span_verdicts(record: Record) -> list[str | None] | None:
     found = export_request(record)
     if found is None:
         return None
-    return [reason for _, _, reason in span_rows(found[0], found[1], NO_PRIVACY, Layout())]
+    try:  # `span_rows`' verdicts, without writing the rows
+        return [item.reason for item in _checked_spans(*found)]
+    except ContractError as error:
+        return [error.reason]
 
 
 class Tally:
