@@ -56,7 +56,7 @@ from loader.ingest.readers import (
     file_checksum,
     read_whole,
 )
-from loader.ingest.spans import SpanItem, is_export_request, request_spans
+from loader.ingest.spans import USER_ATTRIBUTES, SpanItem, is_export_request, request_spans
 from loader.shown import shown, shown_path
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
@@ -575,10 +575,6 @@ def verdict(record: Record, privacy: Privacy = NO_PRIVACY) -> str | None:
 
 # --- spans: one line of OTLP JSON, many records ---------------------------------------------
 
-USER_ATTRIBUTES = ("user.id", "enduser.id")
-"""The span and resource attributes that name a user: tokenized under `--tokenize-users`,
-and what `purge --user` looks for (loader/operations/retention.py)."""
-
 
 def export_request(record: Record) -> tuple[Record, dict[str, Any]] | None:
     """(the record decoded, its value) when a line is an OTLP export request, else None."""
@@ -681,12 +677,9 @@ def protected_span(values: dict[str, Any], privacy: Privacy) -> dict[str, Any]:
 def _span_quarantine_row(record: Record, item: SpanItem, privacy: Privacy, layout: Layout) -> bytes:
     """A quarantined span: its line's position, its span_index, and its text as a one-span
     export request (protected like any quarantined record's, user attributes tokenized)."""
-    request: Any = item.request
-    if privacy.key is not None:
-        request = _tokenized_users(request, privacy)
-    text = _json(request)
+    text = _json(item.request)
     if privacy.active:
-        text = privacy.raw_text(text, request)
+        text = privacy.raw_text(text, item.request)
     size = len(text.encode("utf-8", "surrogatepass"))
     text = text.replace("\x00", "\\x00")
     line = (
@@ -694,17 +687,6 @@ def _span_quarantine_row(record: Record, item: SpanItem, privacy: Privacy, layou
         f"{layout.suffix}"
     )
     return line.encode("utf-8", "backslashreplace")
-
-
-def _tokenized_users(value: Any, privacy: Privacy) -> Any:
-    """OTLP JSON with the value of every `USER_ATTRIBUTES` key-value pair tokenized."""
-    if isinstance(value, list):
-        return [_tokenized_users(item, privacy) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if value.get("key") in USER_ATTRIBUTES and "value" in value:
-        return {**value, "value": {"stringValue": privacy.token(value["value"])}}
-    return {key: _tokenized_users(item, privacy) for key, item in value.items()}
 
 
 def span_verdicts(record: Record) -> list[str | None] | None:

@@ -58,6 +58,12 @@ SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consum
 STATUS_CODES = ("unset", "ok", "error")
 """`Status.StatusCode` by number."""
 
+USER_ATTRIBUTES = ("user.id", "enduser.id")
+"""The span and resource attributes that name a user, in that order (docs/opentelemetry.md):
+tokenized under `--tokenize-users`, and what `purge --user` looks for."""
+TENANT_ATTRIBUTE = "tenant.id"
+"""The attribute that names a span's tenant, on the span or its resource."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_BIGINT = (1 << 63) - 1
 

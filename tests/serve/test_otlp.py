@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,7 +32,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tests.conftest import Database, run_loader
+from loader.ingest.privacy import TOKEN_KEY_VARIABLE, Privacy
+from tests.conftest import REPO, Database, run_loader
 from tests.serve.conftest import request
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -446,3 +449,38 @@ def test_retention_purges_spans_by_start_time(tmp_path: Path, db: Database) -> N
     purged = json.loads(run_loader(db, "purge", "--older-than", "5d", "--json").stdout)
     assert purged["spans"] == 1
     assert [row[0] for row in db.query("select span_id from raw.spans")] == ["0000000000000102"]
+
+
+def test_a_protected_warehouse_tokenizes_span_users_and_masks_their_text(
+    tmp_path: Path, db: Database
+) -> None:
+    key = "0123456789abcdef0123456789abcdef"
+    env = {**db.env, TOKEN_KEY_VARIABLE: key}
+
+    def loader(*args: str) -> dict:
+        command = [sys.executable, "-m", "loader", *args, "--json"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    loader("init", "--tokenize-users", "--redact", "mask")
+    private = [
+        {"key": "enduser.id", "value": {"stringValue": "u-private"}},
+        {"key": "prompt", "value": {"stringValue": "mail me at ana@example.com"}},
+    ]
+    valid = _json_span("0000000000000201", attributes=private)
+    broken = _json_span("0000000000000202", attributes=private, endTimeUnixNano="1")
+    _file(tmp_path / "p.json.gz", _json_request(valid, broken, user="u-resource"))
+    loader("load", str(tmp_path))
+
+    token = Privacy(key=key.encode()).token
+    attributes, resource = db.query("select attributes, resource_attributes from raw.spans")[0]
+    assert attributes["enduser.id"] == token("u-private")
+    assert attributes["prompt"] == "mail me at [EMAIL]"
+    assert resource["user.id"] == token("u-resource")
+    quarantined = db.scalar("select raw_text from raw.quarantine")
+    assert "u-private" not in quarantined and "ana@example.com" not in quarantined
+    assert token("u-private") in quarantined
+    # the clear id still finds the user's spans and quarantined spans
+    erased = loader("purge", "--user", "u-private")
+    assert (erased["spans"], erased["quarantine"]) == (1, 1)
