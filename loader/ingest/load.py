@@ -782,7 +782,8 @@ class RowStream(Tally):
             # The server waits for the first segment and Python for nothing after it: a
             # small first segment lets the server start sooner; segments then grow fourfold.
             segment_rows = self.FIRST_SEGMENT_ROWS
-            # The usual record takes `_plain_row`, the others `row`: the same rows either way.
+            # The usual record takes `_plain_row`, the others `rows` (a line of spans gives
+            # a row per span): the same rows either way.
             plain = not (self.privacy.active or all_in_one)
             suffix, counts = self.layout.suffix, self.counts
             for record in records:
@@ -790,15 +791,15 @@ class RowStream(Tally):
                 if plain and isinstance(record.value, Undecoded):
                     row = _plain_row(record.raw, suffix)
                 if row is None:
-                    for kind, line in self.rows(record):
+                    produced = self.rows(record)
+                    for kind, line in produced:
                         parts[kind].append(line)
-                        rows += 1
-                    rows -= 1  # counted below
+                    rows += len(produced)
                 else:
                     kind, line = row
                     counts[kind] += 1
                     parts[kind].append(line)
-                rows += 1
+                    rows += 1
                 if rows >= segment_rows:
                     self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
                     parts = self._parts()
