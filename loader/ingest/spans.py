@@ -3,8 +3,8 @@
 Spans arrive as OTLP export requests (`ExportTraceServiceRequest`): from `agent-loader
 serve` (`POST /v1/traces`, protobuf or JSON), which writes each request it accepts as OTLP
 JSON lines, and from the OpenTelemetry Collector's `file` exporter, which writes one request
-per line. Both are read here, from the same OTLP JSON, with the project's OTLP bindings
-(`opentelemetry-proto`):
+per line. Both are read here, from the same OTLP JSON; protobuf is decoded by the project's
+OTLP bindings (`opentelemetry-proto`), never by hand:
 
 - OTLP JSON is protobuf's JSON mapping with one difference that matters: trace and span
   ids are hex, not base64 (`bytesValue` attributes stay base64). Each span is read from it
@@ -16,7 +16,7 @@ per line. Both are read here, from the same OTLP JSON, with the project's OTLP b
   same OTLP JSON: the landing folder only ever holds OTLP JSON, and a file is
   self-describing.
 
-Each span is a record: it is validated on its own (`span_values`, then the pydantic model
+Each span is a record: it is validated on its own (`json_span_values`, then the pydantic model
 `SpanRecord`) and a span that breaks the contract is quarantined alone, the other spans of
 its request loaded. What a span carries that raw.spans has no column for (links, dropped
 counts, flags, trace state, schema URLs) is not kept.

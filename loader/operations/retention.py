@@ -35,6 +35,7 @@ import psycopg2.extensions
 from loader.ingest.load import batch_files
 from loader.ingest.privacy import Erasure
 from loader.ingest.readers import BatchFile
+from loader.ingest.spans import TENANT_ATTRIBUTE, USER_ATTRIBUTES
 from loader.shown import shown_path
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
@@ -237,10 +238,9 @@ def _span_owner(attributes: tuple[str, ...], in_conflict: bool = False) -> str:
     )
 
 
-# A span's user is `user.id`, then `enduser.id`; its tenant `tenant.id` (docs/opentelemetry.md,
-# loader/ingest/load.py USER_ATTRIBUTES).
-_SPAN_USER = _span_owner(("user.id", "enduser.id"))
-_SPAN_TENANT = _span_owner(("tenant.id",))
+# A span's user is `user.id`, then `enduser.id`; its tenant `tenant.id` (docs/opentelemetry.md).
+_SPAN_USER = _span_owner(USER_ATTRIBUTES)
+_SPAN_TENANT = _span_owner((TENANT_ATTRIBUTE,))
 _ERASED = {
     "user": (
         ("agent_events", _AGENT_KEY, "user_id = any(%(values)s)", "purged_events"),
@@ -250,7 +250,7 @@ _ERASED = {
             "conflicts",
             ("conflict_id",),
             "record->>'user_id' = any(%(values)s) or "
-            + _span_owner(("user.id", "enduser.id"), in_conflict=True),
+            + _span_owner(USER_ATTRIBUTES, in_conflict=True),
             None,
         ),
     ),
@@ -262,7 +262,7 @@ _ERASED = {
             "conflicts",
             ("conflict_id",),
             "record->>'tenant_id' = any(%(values)s) or "
-            + _span_owner(("tenant.id",), in_conflict=True),
+            + _span_owner((TENANT_ATTRIBUTE,), in_conflict=True),
             None,
         ),
     ),
