@@ -68,6 +68,7 @@ from loader.live.traces import (
     BadTraces,
     CheckedTraces,
     decode_request,
+    error_response,
     export_response,
     line_verdicts,
     request_lines,
@@ -1016,9 +1017,10 @@ def create_app(config: ServeConfig) -> web.Application:
         try:
             response = await _ingest_traces(request, state)
         except BadBatch as error:
-            response = web.json_response(
-                {"error": error.message}, status=error.status, headers=error.headers
-            )
+            protobuf = request.content_type.lower() == PROTOBUF
+            body, answer_type = error_response(error.status, error.message, protobuf)
+            headers = {**error.headers, "Content-Type": answer_type}
+            response = web.Response(body=body, status=error.status, headers=headers)
             if not request.content.is_eof():
                 await _answer_and_close(request, response)
         metrics.requests.labels("/v1/traces", str(response.status)).inc()

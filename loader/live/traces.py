@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -150,3 +151,17 @@ def export_response(rejected: int, message: str, protobuf: bool) -> tuple[bytes,
     if protobuf:
         return response.SerializeToString(), PROTOBUF
     return orjson.dumps(json_format.MessageToDict(response)), "application/json"
+
+
+# gRPC status codes (google.rpc.Code) for the HTTP statuses a refusal has, as OTLP/HTTP's
+# `Status` body carries them.
+_GRPC_CODES = {400: 3, 401: 16, 408: 4, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+def error_response(status: int, message: str, protobuf: bool) -> tuple[bytes, str]:
+    """The body of a refused export request: a `google.rpc.Status` in the request's
+    encoding (OTLP/HTTP), its message the same text `/v1/events` answers with."""
+    answer = Status(code=_GRPC_CODES.get(status, 2), message=message)  # 2: UNKNOWN
+    if protobuf:
+        return answer.SerializeToString(), PROTOBUF
+    return orjson.dumps(json_format.MessageToDict(answer)), "application/json"

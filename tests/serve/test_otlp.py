@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.rpc.status_pb2 import Status as RpcStatus
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -316,7 +317,15 @@ def test_a_body_that_is_no_export_request_gets_400(
     server = start_serve()
     reply = _post(server, body, content_type)
     assert reply.status == 400
-    assert fragment in reply.json["error"]
+    assert reply.headers["Content-Type"] == content_type
+    if content_type == "application/json":
+        assert reply.json["code"] == 3  # INVALID_ARGUMENT
+        message = reply.json["message"]
+    else:  # a protobuf google.rpc.Status, as OTLP/HTTP asks
+        answer = RpcStatus.FromString(reply.body)
+        assert answer.code == 3
+        message = answer.message
+    assert fragment in message
     assert server.batch_files() == []
 
 
@@ -333,7 +342,7 @@ def test_bodies_over_the_limits_get_413(start_serve) -> None:
         spans.add(trace_id=bytes.fromhex(TRACE), span_id=(n + 1).to_bytes(8, "big"))
     reply = _post(server, message.SerializeToString(), "application/x-protobuf")
     assert reply.status == 413
-    assert "more than 10000 records" in reply.json["error"]
+    assert "more than 10000 records" in RpcStatus.FromString(reply.body).message
     assert server.batch_files() == []
 
 
