@@ -493,3 +493,13 @@ def test_a_protected_warehouse_tokenizes_span_users_and_masks_their_text(
     # the clear id still finds the user's spans and quarantined spans
     erased = loader("purge", "--user", "u-private")
     assert (erased["spans"], erased["quarantine"]) == (1, 1)
+
+
+def test_a_full_landing_folder_answers_503_with_retry_after(start_serve) -> None:
+    server = start_serve("--max-spool-bytes", "0")  # every byte is too many
+    body = json.dumps(_json_request(_json_span("0000000000000301"))).encode()
+    reply = _post(server, body)
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "2"  # OTLP exporters retry after it
+    assert reply.json["code"] == 14  # UNAVAILABLE
+    assert server.batch_files() == []
