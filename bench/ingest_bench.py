@@ -4,6 +4,7 @@
     python bench/ingest_bench.py --rate 0              # saturation only
     python bench/ingest_bench.py --rate 30000 --seconds 30 --json report.json
     python bench/ingest_bench.py --heavy-only --heavy-seconds 30   # /healthz under attack
+    python bench/ingest_bench.py --spans --rate 0 --rate 5000 --heavy-seconds 0   # OTLP spans
 
 Everything runs on this machine: a `serve` subprocess writing into a temporary landing
 folder, a `load --follow --move-loaded-to` subprocess loading into a throwaway database, and
@@ -41,6 +42,12 @@ For each rate phase it prints:
   backlog                 acknowledged events not yet in raw when the clients stop, and the
                           seconds until raw holds them all;
   reconciliation          every acknowledged event is in raw exactly once at the end.
+
+With `--spans` the clients send OpenTelemetry spans instead: 50-span OTLP/HTTP protobuf
+bodies (`application/x-protobuf`, as the SDKs' exporters send them) to `POST /v1/traces`,
+each span an LLM call with the GenAI attributes and a span id of its own; the figures are
+then spans acknowledged per second and ack-to-raw into raw.spans (target from issue 26:
+>= 10,000 spans/s acknowledged, ack-to-raw p95 <= 2 s at a stated sustained rate).
 
 Connection: the PG* variables, or the embedded server.
 """
@@ -105,6 +112,59 @@ def _event_template() -> bytes:
     return json.dumps({"events": events}).encode()
 
 
+_SPAN_ID_PREFIX = b"\xa7@@@@@"
+"""Six bytes in the span template that each request replaces with a prefix of its own."""
+
+
+def _span_template() -> bytes:
+    """A 50-span OTLP protobuf body; span i's id is `_SPAN_ID_PREFIX` + i (two bytes)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def attribute(key: str, value: object) -> KeyValue:
+        if isinstance(value, str):
+            return KeyValue(key=key, value=AnyValue(string_value=value))
+        return KeyValue(key=key, value=AnyValue(int_value=int(value)))  # type: ignore[call-overload]
+
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(
+        [attribute("service.name", "support-agent"), attribute("tenant.id", "t-bench")]
+    )
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "opentelemetry.instrumentation.openai_v2"
+    scope_spans.scope.version = "2.1b0"
+    end = time.time_ns()
+    for i in range(50):
+        span = scope_spans.spans.add()
+        span.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+        span.span_id = _SPAN_ID_PREFIX + i.to_bytes(2, "big")
+        span.name = "chat gpt-4o-mini"
+        span.kind = 3  # client
+        span.start_time_unix_nano = end - 850_000_000
+        span.end_time_unix_nano = end
+        span.attributes.extend(
+            [
+                attribute("gen_ai.operation.name", "chat"),
+                attribute("gen_ai.provider.name", "openai"),
+                attribute("gen_ai.request.model", "gpt-4o-mini"),
+                attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+                attribute("gen_ai.usage.input_tokens", 1200 + i),
+                attribute("gen_ai.usage.output_tokens", 240),
+                attribute("gen_ai.conversation.id", "conv-bench"),
+                attribute("user.id", f"user-{i % 7}"),
+            ]
+        )
+    return request.SerializeToString()
+
+
+def _span_prefix(worker: int, task: int, n: int) -> bytes:
+    """A request's own six bytes: worker, task and request number (never all zero)."""
+    return bytes([0xB0 | (worker & 0x0F), task & 0xFF]) + n.to_bytes(4, "big")
+
+
 def _client_process(
     url: str,
     worker: int,
@@ -116,6 +176,7 @@ def _client_process(
     start_at: float,
     out: multiprocessing.Queue,
     live: multiprocessing.Queue,
+    spans: bool = False,
 ) -> None:
     """One client process: `tasks` concurrent posters; reports latencies and its CPU.
 
@@ -128,7 +189,7 @@ def _client_process(
     """
     import aiohttp
 
-    template = _event_template()
+    template = _span_template() if spans else _event_template()
 
     async def run() -> tuple[int, int, list[float], float]:
         acked = failed = 0
@@ -142,7 +203,8 @@ def _client_process(
             async def poster(task: int) -> None:
                 nonlocal acked, failed
                 n = 0
-                headers = {"Content-Type": "application/json"}
+                kind = "application/x-protobuf" if spans else "application/json"
+                headers = {"Content-Type": kind}
                 interval = 50 * total_tasks / rate if rate else 0.0
                 due = start_at + (first_task + task) * 50 / rate if rate else 0.0
                 while time.time() < stop_at:
@@ -155,7 +217,13 @@ def _client_process(
                         due += interval
                     n += 1
                     prefix = f"w{worker}t{task}n{n}"
-                    body = template.replace(b"@@", prefix.encode())
+                    if spans:
+                        span_prefix = _span_prefix(worker, task, n)
+                        body = template.replace(_SPAN_ID_PREFIX, span_prefix)
+                        sample = (span_prefix + (49).to_bytes(2, "big")).hex()
+                    else:
+                        body = template.replace(b"@@", prefix.encode())
+                        sample = f"{prefix}-49"
                     sent = time.perf_counter()
                     async with session.post(url, data=body, headers=headers) as reply:
                         await reply.read()
@@ -164,7 +232,7 @@ def _client_process(
                     if status == 200:
                         acked += 50
                         if acked % (50 * SAMPLE_EVERY) == 0:
-                            live.put((f"{prefix}-49", time.time()))
+                            live.put((sample, time.time()))
                     else:
                         failed += 1
 
@@ -250,9 +318,14 @@ class RawWatcher(threading.Thread):
     acknowledged; records how long after its acknowledgement each became visible (the
     time after the poll that found it: an upper bound, by at most one poll)."""
 
-    def __init__(self, dsn: str, live: multiprocessing.Queue) -> None:
+    def __init__(self, dsn: str, live: multiprocessing.Queue, spans: bool = False) -> None:
         super().__init__(daemon=True)
         self.dsn = dsn
+        self.query = (
+            "select span_id from raw.spans where span_id = any(%s)"
+            if spans
+            else "select event_id from raw.agent_events where event_id = any(%s)"
+        )
         self.live = live
         self.pending: dict[str, float] = {}  # event id -> acknowledged at (epoch seconds)
         self.delays: list[float] = []
@@ -275,10 +348,7 @@ class RawWatcher(threading.Thread):
             self._take_new_samples()
             if self.pending:
                 with conn.cursor() as cur:
-                    cur.execute(
-                        "select event_id from raw.agent_events where event_id = any(%s)",
-                        (list(self.pending),),
-                    )
+                    cur.execute(self.query, (list(self.pending),))
                     seen_at = time.time()
                     for (event_id,) in cur.fetchall():
                         acknowledged_at = self.pending.pop(event_id)
@@ -298,8 +368,11 @@ def run_phase(
     seconds: float,
     commit_interval: float,
     connections: int,
+    spans: bool = False,
 ) -> dict:
-    """One phase: fresh servers and database, clients offering `rate` events/s (0: flat out)."""
+    """One phase: fresh servers and database, clients offering `rate` events/s (0: flat out);
+    `spans`: OTLP protobuf spans to /v1/traces, counted in raw.spans."""
+    table, key = ("raw.spans", "span_id") if spans else ("raw.agent_events", "event_id")
     db = Scratch(server_dsn)
     tmp = Path(tempfile.mkdtemp(prefix="aa-ingest-"))
     landing, archive = tmp / "landing", tmp / "archive"
@@ -326,7 +399,7 @@ def run_phase(
     )
     backends = _backend_pids(db, connections)
     live: multiprocessing.Queue = multiprocessing.Queue()
-    watcher = RawWatcher(db.dsn, live)
+    watcher = RawWatcher(db.dsn, live, spans)
     watcher.start()
     try:
         out: multiprocessing.Queue = multiprocessing.Queue()
@@ -336,7 +409,7 @@ def run_phase(
             multiprocessing.Process(
                 target=_client_process,
                 args=(
-                    url + "/v1/events",
+                    url + ("/v1/traces" if spans else "/v1/events"),
                     w,
                     n,
                     sum(per_process[:w]),
@@ -346,6 +419,7 @@ def run_phase(
                     start_at,
                     out,
                     live,
+                    spans,
                 ),
             )
             for w, n in enumerate(per_process)
@@ -376,7 +450,7 @@ def run_phase(
         backlog = None
         while time.monotonic() - drain_started < 120:
             with psycopg2.connect(db.dsn) as conn, conn.cursor() as cur:
-                cur.execute("select count(*) from raw.agent_events")
+                cur.execute(f"select count(*) from {table}")
                 in_raw = cur.fetchone()[0]
             if backlog is None:
                 backlog = acked - in_raw  # when the clients stopped
@@ -390,7 +464,7 @@ def run_phase(
         watcher.done.set()
         watcher.join(60)
         with psycopg2.connect(db.dsn) as conn, conn.cursor() as cur:
-            cur.execute("select count(*), count(distinct event_id) from raw.agent_events")
+            cur.execute(f"select count(*), count(distinct {key}) from {table}")
             in_raw, distinct = cur.fetchone()
             cur.execute("select count(*), coalesce(sum(quarantined), 0) from raw.load_batches")
             files, quarantined = cur.fetchone()
@@ -405,7 +479,9 @@ def run_phase(
     latencies.sort()
     delays = sorted(watcher.delays)
     return {
-        "phase": f"sustained {rate:g} events/s offered" if rate else "saturation",
+        "phase": (f"sustained {rate:g} events/s offered" if rate else "saturation")
+        + (" (OTLP spans)" if spans else ""),
+        "records": "spans" if spans else "events",
         "offered_events_per_second": rate or None,
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "clients": clients,
@@ -445,7 +521,11 @@ def _summary(report: dict) -> str:
     rate = report["offered_events_per_second"]
     if rate:
         heading = f"sustained: {rate:,.0f} events/s offered"
-        latency_note = "(target <= 2 s at >= 20,000 events/s sustained)"
+        latency_note = (
+            "(target <= 2 s at a stated sustained rate)"
+            if report["records"] == "spans"
+            else "(target <= 2 s at >= 20,000 events/s sustained)"
+        )
         if not report["rate_sustained"]:
             heading += (
                 " -- NOT SUSTAINED: fewer acknowledged than offered, so this latency is not"
@@ -457,7 +537,8 @@ def _summary(report: dict) -> str:
     by_second = list(report["ack_to_raw_by_second"].values())
     return (
         f"--- {heading}\n"
-        f"acknowledged  {report['events_per_second']:>9,} events/s   (target >= 20,000)\n"
+        f"acknowledged  {report['events_per_second']:>9,} {report['records']}/s"
+        f"   (target >= {'10,000' if report['records'] == 'spans' else '20,000'})\n"
         f"answer        p50 {report['answer_p50_ms']} ms, p99 {report['answer_p99_ms']} ms\n"
         f"ack-to-raw    p50 {report['ack_to_raw_p50_s']} s, p95 {report['ack_to_raw_p95_s']} s"
         f" over {report['ack_to_raw_samples']} samples   {latency_note}\n"
@@ -770,6 +851,11 @@ def _heavy_summary(report: dict) -> str:
 )
 @click.option("--heavy-clients", default=2, show_default=True, help="Heavy senders at once.")
 @click.option("--heavy-only", is_flag=True, help="Run the heavy phase alone (no --rate phases).")
+@click.option(
+    "--spans",
+    is_flag=True,
+    help="Send OTLP protobuf spans to /v1/traces (50 a request) instead of events.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 def main(
     rates: tuple[float, ...],
@@ -781,6 +867,7 @@ def main(
     heavy_seconds: float,
     heavy_clients: int,
     heavy_only: bool,
+    spans: bool,
     json_path: Path | None,
 ) -> None:
     """Acknowledged events/s, answer latency and ack-to-raw latency of the live path."""
@@ -788,7 +875,7 @@ def main(
     phases = []
     for rate in () if heavy_only else rates:
         report = run_phase(
-            server_dsn, rate, clients, processes, seconds, commit_interval, connections
+            server_dsn, rate, clients, processes, seconds, commit_interval, connections, spans
         )
         click.echo(_summary(report))
         phases.append(report)

@@ -89,3 +89,15 @@ count, so a request of 10,000 bad records gets an answer of a few kB, not megaby
 
 BODY_TIMEOUT_SECONDS = 30.0
 """Seconds a client may take to send its request body before it gets 408."""
+
+# --- OpenTelemetry spans (`POST /v1/traces`, OTLP JSON lines) -----------------------------
+
+MAX_SPAN_ATTRIBUTES = 128
+"""Most attributes on one span, on its resource, or on one of its events; a span over it is
+quarantined. 128 is the OpenTelemetry SDKs' own default attribute count limit
+(`OTEL_ATTRIBUTE_COUNT_LIMIT`), so a span an SDK sends as configured by default always fits;
+the GenAI conventions put about 20 on an LLM call."""
+
+MAX_SPAN_EVENTS = 128
+"""Most events on one span (the SDKs' default `OTEL_SPAN_EVENT_COUNT_LIMIT`); more are
+quarantined with the span."""

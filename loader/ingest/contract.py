@@ -168,6 +168,9 @@ def _within_window(value: datetime) -> datetime:
     return value
 
 
+check_window = _within_window
+"""The window every timestamp must fall in (raises ValueError), for the span contract."""
+
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_within_window)]
 
 # The timestamp forms nearly every collector writes (seed 000's `utcnow().isoformat()`): a

@@ -46,7 +46,7 @@ from loader.ingest.contract import (
     checked_record,
     parse_event,
 )
-from loader.ingest.privacy import NO_PRIVACY, Privacy
+from loader.ingest.privacy import NO_PRIVACY, Privacy, mask_text, mask_tree
 from loader.ingest.readers import (
     DEFAULT_MAX_RECORD_BYTES,
     BatchFile,
@@ -56,10 +56,13 @@ from loader.ingest.readers import (
     file_checksum,
     read_whole,
 )
+from loader.ingest.spans import USER_ATTRIBUTES, SpanItem, is_export_request, request_spans
 from loader.ingest.warehouse import one_row
 from loader.shown import shown, shown_path
 
 AGENT, MARKETPLACE, QUARANTINE = "a", "m", "q"
+SPAN, SPAN_QUARANTINE = "s", "t"
+"""Kinds of rows: raw.spans rows, and quarantine rows of single spans (with a span_index)."""
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -78,10 +81,19 @@ _AGENT_COLUMNS = (
 _MARKETPLACE_COLUMNS = (
     "id, event_type, agent_id, publisher_id, tenant_id, event_ts, properties, batch_id, loaded_at"
 )
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, start_time, end_time, duration_ns,"
+    " status_code, status_message, attributes, resource_attributes, scope_name, scope_version,"
+    " events, batch_id, loaded_at"
+)
 _QUARANTINE_COLUMNS = "position, raw_text, raw_bytes, reason, batch_id, quarantined_at"
+_SPAN_QUARANTINE_COLUMNS = (
+    "position, span_index, raw_text, raw_bytes, reason, batch_id, quarantined_at"
+)
 _TABLES = {
     AGENT: ("raw.agent_events", _AGENT_COLUMNS),
     MARKETPLACE: ("raw.marketplace_events", _MARKETPLACE_COLUMNS),
+    SPAN: ("raw.spans", _SPAN_COLUMNS),
 }
 
 # An event's identity (migration 0008): its id within its sender's name, so one sender's id
@@ -94,6 +106,14 @@ _IDENTITY = {
         "conversation_id, session_id, event_type, event_ts, user_id, payload, metadata",
     ),
     MARKETPLACE: ("id", "publisher_id", "event_type, agent_id, tenant_id, event_ts, properties"),
+    # A span is the same span when its trace and span ids match (migration 0012); in
+    # raw.conflicts its span id is the `event_id` and its trace id the `sender`.
+    SPAN: (
+        "span_id",
+        "trace_id",
+        "parent_span_id, name, kind, start_time, end_time, duration_ns, status_code,"
+        " status_message, attributes, resource_attributes, scope_name, scope_version, events",
+    ),
 }
 
 # Careful mode, after PostgreSQL refused a value of the file: every row goes into
@@ -283,6 +303,7 @@ class FileResult:
     quarantined: int = 0
     agent_events_loaded: int = 0
     marketplace_events_loaded: int = 0
+    spans_loaded: int = 0
     error: str | None = None
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -553,16 +574,145 @@ def verdict(record: Record, privacy: Privacy = NO_PRIVACY) -> str | None:
     return copy_row(record, privacy)[2]
 
 
+# --- spans: one line of OTLP JSON, many records ---------------------------------------------
+
+
+def export_request(record: Record) -> tuple[Record, dict[str, Any]] | None:
+    """(the record decoded, its value) when a line is an OTLP export request, else None."""
+    if '"resourceSpans"' not in record.raw:
+        return None
+    record = decoded(record)
+    if record.error is None and is_export_request(record.value):
+        return record, record.value
+    return None
+
+
+def _checked_spans(record: Record, request: dict[str, Any]) -> list[SpanItem]:
+    """The spans of an export request line, each with its values or its reason (the span
+    contract, then what jsonb cannot hold); ContractError when no span can be told apart."""
+    items = request_spans(request)
+    if _SUSPECT.search(record.raw) is not None:  # else no value can hold what jsonb refuses
+        for item in items:
+            if item.values is not None and (reason := unstorable(item.values)):
+                item.values, item.reason = None, f"span {reason}"
+    return items
+
+
+def span_rows(
+    record: Record, request: dict[str, Any], privacy: Privacy, layout: Layout
+) -> list[tuple[str, bytes, str | None]]:
+    """(kind, COPY row, quarantine reason or None) for each span of an export request line.
+
+    Each span is a record: a valid one becomes a raw.spans row, an invalid one a quarantine
+    row of its own (its line's position and its `span_index`). A line whose layout is
+    broken, so that no span can be told apart, is one quarantined record, as an event is.
+    """
+    try:
+        items = _checked_spans(record, request)
+    except ContractError as error:
+        return [(QUARANTINE, _quarantine_row(record, error.reason, privacy, layout), error.reason)]
+    rows: list[tuple[str, bytes, str | None]] = []
+    for item in items:
+        if item.values is None:
+            assert item.reason is not None
+            row = _span_quarantine_row(record, item, privacy, layout)
+            rows.append((SPAN_QUARANTINE, row, item.reason))
+        else:
+            rows.append((SPAN, _span_row(item.values, privacy, layout), None))
+    return rows
+
+
+def _nullable(value: str | None) -> str:
+    return "\\N" if value is None else _text(value)
+
+
+def _span_row(values: dict[str, Any], privacy: Privacy, layout: Layout) -> bytes:
+    """A valid span as a raw.spans COPY row (times in UTC: `span_values` makes them so)."""
+    if privacy.active:
+        values = protected_span(values, privacy)
+    columns = (
+        _text(values["trace_id"]),
+        _text(values["span_id"]),
+        _nullable(values["parent_span_id"]),
+        _text(values["name"]),
+        values["kind"],
+        values["start_time"].isoformat(),
+        values["end_time"].isoformat(),
+        str(values["duration_ns"]),
+        values["status_code"],
+        _nullable(values["status_message"]),
+        _text(_json(values["attributes"], False)),
+        _text(_json(values["resource_attributes"], False)),
+        _nullable(values["scope_name"]),
+        _nullable(values["scope_version"]),
+        _text(_json(values["events"], False)),
+    )
+    return ("\t".join(columns) + layout.suffix).encode("utf-8")
+
+
+def protected_span(values: dict[str, Any], privacy: Privacy) -> dict[str, Any]:
+    """A span's values with user ids tokenized (`USER_ATTRIBUTES`, on the span and on its
+    resource) and, under any redaction mode, every string of its attributes, events and
+    status message masked (`--redact drop` masks too: a span has no free-text field the
+    contract knows)."""
+    values = dict(values)
+    for column in ("attributes", "resource_attributes"):
+        attributes = dict(values[column])
+        if privacy.key is not None:
+            for name in USER_ATTRIBUTES:
+                if name in attributes:
+                    attributes[name] = privacy.token(attributes[name])
+        if privacy.redact != "none":
+            attributes = {
+                name: value if name in USER_ATTRIBUTES and privacy.key else mask_tree(value)
+                for name, value in attributes.items()
+            }
+        values[column] = attributes
+    if privacy.redact != "none":
+        values["events"] = mask_tree(values["events"])
+        if values["status_message"] is not None:
+            values["status_message"] = mask_text(values["status_message"])
+    return values
+
+
+def _span_quarantine_row(record: Record, item: SpanItem, privacy: Privacy, layout: Layout) -> bytes:
+    """A quarantined span: its line's position, its span_index, and its text as a one-span
+    export request (protected like any quarantined record's, user attributes tokenized)."""
+    text = _json(item.request)
+    if privacy.active:
+        text = privacy.raw_text(text, item.request)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    text = text.replace("\x00", "\\x00")
+    line = (
+        f"{record.position}\t{item.index}\t{_text(text)}\t{size}\t{_text(item.reason or '')}"
+        f"{layout.suffix}"
+    )
+    return line.encode("utf-8", "backslashreplace")
+
+
+def span_verdicts(record: Record) -> list[str | None] | None:
+    """The loader's verdict on each span of an export request line (None: it loads), or
+    None when the line is not one. `agent-loader serve` answers `POST /v1/traces` by it."""
+    found = export_request(record)
+    if found is None:
+        return None
+    try:  # `span_rows`' verdicts, without writing the rows
+        return [item.reason for item in _checked_spans(*found)]
+    except ContractError as error:
+        return [error.reason]
+
+
 class Tally:
     """Records per kind, and quarantine reasons by family, as rows are produced."""
 
     def __init__(self, privacy: Privacy = NO_PRIVACY, layout: Layout = Layout()) -> None:
         self.privacy = privacy
         self.layout = layout
-        self.counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
+        self.counts = {AGENT: 0, MARKETPLACE: 0, SPAN: 0, QUARANTINE: 0}
         self.reasons: dict[str, int] = {}
         self.last_reason: str | None = None
         self.last_kind = QUARANTINE
+        self.last_problems: list[tuple[int | None, str]] = []  # `rows`: (span_index, reason)
 
     def row(self, record: Record) -> bytes:
         kind, line, reason = copy_row(record, self.privacy, self.layout)
@@ -573,6 +723,28 @@ class Tally:
             family = reason_kind(reason)
             self.reasons[family] = self.reasons.get(family, 0) + 1
         return line
+
+    def rows(self, record: Record) -> list[tuple[str, bytes]]:
+        """`row` for any record: a line of OTLP gives a row per span, (kind, row) each;
+        a quarantined span's kind is SPAN_QUARANTINE and it counts as quarantined."""
+        found = export_request(record)
+        if found is None:
+            line = self.row(record)
+            self.last_problems = [] if self.last_reason is None else [(None, self.last_reason)]
+            return [(QUARANTINE if self.layout.careful else self.last_kind, line)]
+        rows = []
+        self.last_problems = []
+        for index, (kind, line, reason) in enumerate(
+            span_rows(found[0], found[1], self.privacy, self.layout), start=1
+        ):
+            self.counts[QUARANTINE if reason is not None else SPAN] += 1
+            self.last_reason = reason
+            if reason is not None:
+                family = reason_kind(reason)
+                self.reasons[family] = self.reasons.get(family, 0) + 1
+                self.last_problems.append((index if kind == SPAN_QUARANTINE else None, reason))
+            rows.append((kind, line))
+        return rows
 
 
 _END = object()
@@ -605,13 +777,14 @@ class RowStream(Tally):
 
     def _produce(self, records: Iterable[Record]) -> None:
         try:
-            parts: dict[str, list[bytes]] = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
+            parts: dict[str, list[bytes]] = self._parts()
             all_in_one = self.layout.careful
             rows = 0
             # The server waits for the first segment and Python for nothing after it: a
             # small first segment lets the server start sooner; segments then grow fourfold.
             segment_rows = self.FIRST_SEGMENT_ROWS
-            # The usual record takes `_plain_row`, the others `row`: the same rows either way.
+            # The usual record takes `_plain_row`, the others `rows` (a line of spans gives
+            # a row per span): the same rows either way.
             plain = not (self.privacy.active or all_in_one)
             suffix, counts = self.layout.suffix, self.counts
             for record in records:
@@ -619,16 +792,18 @@ class RowStream(Tally):
                 if plain and isinstance(record.value, Undecoded):
                     row = _plain_row(record.raw, suffix)
                 if row is None:
-                    line = self.row(record)
-                    parts[QUARANTINE if all_in_one else self.last_kind].append(line)
+                    produced = self.rows(record)
+                    for kind, line in produced:
+                        parts[kind].append(line)
+                    rows += len(produced)
                 else:
                     kind, line = row
                     counts[kind] += 1
                     parts[kind].append(line)
-                rows += 1
+                    rows += 1
                 if rows >= segment_rows:
                     self._put({kind: b"".join(lines) for kind, lines in parts.items() if lines})
-                    parts = {AGENT: [], MARKETPLACE: [], QUARANTINE: []}
+                    parts = self._parts()
                     rows = 0
                     segment_rows = min(segment_rows * 4, self.SEGMENT_ROWS)
             if rows:
@@ -638,6 +813,10 @@ class RowStream(Tally):
             pass
         except BaseException as error:  # handed to the loading thread, which re-raises it
             self._put(error)
+
+    @staticmethod
+    def _parts() -> dict[str, list[bytes]]:
+        return {AGENT: [], MARKETPLACE: [], SPAN: [], QUARANTINE: [], SPAN_QUARANTINE: []}
 
     def _put(self, item: object) -> None:
         while True:
@@ -695,13 +874,16 @@ def validate_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
     problems: list[dict[str, Any]] = []
     with BatchFile(path, max_record_bytes) as batch:
         for record in batch.records():
-            quarantined = tally.counts[QUARANTINE]
-            tally.row(record)
-            if tally.counts[QUARANTINE] > quarantined and len(problems) < MAX_PROBLEMS_SHOWN:
-                problems.append({"position": record.position, "reason": tally.last_reason})
+            tally.rows(record)
+            for span_index, reason in tally.last_problems:
+                if len(problems) < MAX_PROBLEMS_SHOWN:
+                    problem: dict[str, Any] = {"position": record.position, "reason": reason}
+                    if span_index is not None:
+                        problem["span_index"] = span_index
+                    problems.append(problem)
         result = FileResult(shown_path(path), "validated", batch.sha256, batch.bytes, batch.format)
     _fill_counts(result, tally)
-    result.valid = tally.counts[AGENT] + tally.counts[MARKETPLACE]
+    result.valid = tally.counts[AGENT] + tally.counts[MARKETPLACE] + tally.counts[SPAN]
     result.problems = problems
     result.seconds = time.perf_counter() - started
     return result
@@ -1071,7 +1253,8 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
         ids = {"batch_id": result.batch_id}
         if careful:
             cur.execute(_CREATE_LOAD_RECORDS)
-            layout = Layout(careful=True)
+            # (spans go straight to raw.spans in careful mode too: their rows need the suffix)
+            layout = Layout(suffix=f"\t{result.batch_id}\tnow\n", careful=True)
         else:
             layout = Layout(suffix=f"\t{result.batch_id}\tnow\n")
         stream = RowStream(batch.records(decode=False), privacy, layout)
@@ -1079,8 +1262,19 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
         savepoint = _Savepoint()
         try:
             for segment in stream.segments():
+                if SPAN_QUARANTINE in segment:
+                    cur.copy_expert(
+                        f"copy raw.quarantine ({_SPAN_QUARANTINE_COLUMNS}) from stdin",
+                        io.BytesIO(segment[SPAN_QUARANTINE]),
+                        size=_COPY_BUFFER,
+                    )
                 if careful:
-                    _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
+                    # Spans the idempotent way; a value PostgreSQL refuses in a span (the
+                    # contract is meant to leave none) fails the file.
+                    if SPAN in segment:
+                        _store_idempotently(cur, {SPAN: segment[SPAN]}, result)
+                    if QUARANTINE in segment:
+                        _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
                     continue
                 if direct:
                     direct = _store_directly(cur, segment, result, savepoint)
@@ -1100,8 +1294,12 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
             raise FileChanged(_CHANGED)
         result.file_format = batch.format + (".gz" if batch.compressed else "")
         _fill_counts(result, stream)
-        result.loaded = result.agent_events_loaded + result.marketplace_events_loaded
-        result.duplicates = stream.counts[AGENT] + stream.counts[MARKETPLACE] - result.loaded
+        result.loaded = (
+            result.agent_events_loaded + result.marketplace_events_loaded + result.spans_loaded
+        )
+        result.duplicates = (
+            stream.counts[AGENT] + stream.counts[MARKETPLACE] + stream.counts[SPAN] - result.loaded
+        )
         cur.execute(
             savepoint.release()
             + """
@@ -1116,6 +1314,7 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
                 quarantined = %(quarantined)s,
                 agent_events_loaded = %(agent_events_loaded)s,
                 marketplace_events_loaded = %(marketplace_events_loaded)s,
+                spans_loaded = %(spans_loaded)s,
                 finished_at = clock_timestamp()
             where batch_id = %(batch_id)s
             """,
@@ -1153,6 +1352,8 @@ def _copy(cur: psycopg2.extensions.cursor, table: str, rows: bytes, before: str 
 def _count_loaded(result: FileResult, kind: str, count: int) -> None:
     if kind == AGENT:
         result.agent_events_loaded += count
+    elif kind == SPAN:
+        result.spans_loaded += count
     else:
         result.marketplace_events_loaded += count
 

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from loader.ingest.contract import ContractError, checked_record
 from loader.ingest.readers import BatchFile, Record
+from loader.ingest.spans import USER_ATTRIBUTES, is_export_request
 from loader.ingest.warehouse import one_row
 
 TOKEN_KEY_VARIABLE = "AGENT_ANALYTICS_TOKEN_KEY"
@@ -231,6 +232,9 @@ class Privacy:
         tokenized, and with any redaction mode the whole text is masked (`drop` cannot tell
         free text apart in a broken record).
         """
+        if is_export_request(value):  # spans: protected as raw keeps them (`protected_request`)
+            request = self.protected_request(value)
+            return json.dumps(request, ensure_ascii=False, separators=(",", ":"))
         if isinstance(value, (dict, list)) or (value is not None and self.redact != "none"):
             # Not a valid event: every string is masked, ids and event type included. The
             # token goes in after masking, so a run of digits in it is never masked.
@@ -255,6 +259,28 @@ class Privacy:
         if self.redact != "none":
             text = mask_text(text)
         return re.sub("\x00(\\d+)\x00", lambda m: tokens[int(m.group(1))], text)
+
+    def protected_request(self, value: Any, parent: str | None = None) -> Any:
+        """OTLP JSON (an export request) as raw keeps its spans: the value of each
+        `USER_ATTRIBUTES` pair tokenized, and under any redaction mode every `stringValue`
+        and status message masked; ids, times and names stay as they are, so the text still
+        loads (the `--move-loaded-to` archive is what a warehouse is rebuilt from)."""
+        if isinstance(value, list):
+            return [self.protected_request(item, parent) for item in value]
+        if not isinstance(value, dict):
+            return value
+        inner = value.get("value")
+        if self.key is not None and value.get("key") in USER_ATTRIBUTES and inner is not None:
+            clear = inner.get("stringValue", inner) if isinstance(inner, dict) else inner
+            return {**value, "value": {"stringValue": self.token(clear)}}
+        protected = {}
+        for name, item in value.items():
+            masked = name == "stringValue" or (name == "message" and parent == "status")
+            if masked and isinstance(item, str) and self.redact != "none":
+                protected[name] = mask_text(item)
+            else:
+                protected[name] = self.protected_request(item, name)
+        return protected
 
 
 _USER_ID_STRING = re.compile(r'("user_id"\s*:\s*")((?:[^"\\]|\\.)*)(")')

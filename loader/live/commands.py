@@ -163,10 +163,12 @@ def serve_command(
     commit_interval: float,
     max_record_bytes: int,
 ) -> None:
-    """Receive events over HTTP (POST /v1/events) into durable batch files.
+    """Receive events over HTTP (POST /v1/events) and OpenTelemetry spans (POST /v1/traces,
+    OTLP/HTTP) into durable batch files.
 
     A 2xx answer means the batch is fsync'd in the landing folder; the answer lists the
-    records the loader will quarantine and why. GET /healthz and GET /metrics (Prometheus).
+    records the loader will quarantine and why (for spans, OTLP's partialSuccess).
+    GET /healthz and GET /metrics (Prometheus).
     SIGTERM stops accepting, finishes in-flight requests and exits 0.
     """
     from loader.live import serve
@@ -196,7 +198,7 @@ def serve_command(
         serve.run(
             config,
             ready=lambda _: click.echo(
-                f"serving http://{host}:{port}/v1/events into {landing}"
+                f"serving http://{host}:{port}/v1/events and /v1/traces into {landing}"
                 f" ({len(keys)} ingest key(s)); SIGTERM stops",
                 err=True,
             ),

@@ -62,6 +62,17 @@ from loader.limits import (
     MAX_RECORDS_PER_REQUEST,
     MAX_REQUEST_BYTES,
 )
+from loader.live.traces import (
+    PROTOBUF,
+    TRACE_TYPES,
+    BadTraces,
+    CheckedTraces,
+    decode_request,
+    error_response,
+    export_response,
+    line_verdicts,
+    request_lines,
+)
 
 DEFAULT_MAX_SPOOL_BYTES = 1 << 30
 """Landing-folder bytes (files not yet moved away by `load --follow`) above which POSTs get 503."""
@@ -539,6 +550,36 @@ def check_body(
     )
 
 
+def check_traces(
+    body: bytes,
+    content_type: str,
+    gzipped: bool,
+    limits: BodyLimits,
+    scope: KeyScope | None = None,
+    label: str = ANONYMOUS,
+) -> CheckedTraces:
+    """`check_body` for an OTLP export request (`POST /v1/traces`, loader/live/traces.py):
+    the same size, gzip and record limits (a span is a record), BadBatch(400) for a body that
+    is not an export request. A key bound to senders (`scope`) may not write spans."""
+    if gzipped:
+        body = gunzip(body, limits.max_body_bytes, limits.max_gzip_members)
+    elif len(body) > limits.max_body_bytes:
+        raise _too_large(limits.max_body_bytes)
+    try:
+        lines, spans = request_lines(
+            decode_request(body, content_type), limits.max_record_bytes // 2
+        )
+    except BadTraces as error:
+        raise BadBatch(400, str(error)) from None
+    if spans > limits.max_records:
+        raise _too_many_records(limits.max_records)
+    if scope is not None:
+        message = f"ingest key {label!r} is bound to senders and may not write spans"
+        return CheckedTraces([], spans, spans, message, refused=True)
+    rejected, message = line_verdicts(lines, limits.max_record_bytes)
+    return CheckedTraces(lines, spans, rejected, message)
+
+
 def gunzip(data: bytes, max_bytes: int, max_members: int) -> bytes:
     """A gzip body decoded, member after member, or BadBatch: 413 past `max_bytes` of output
     (a gzip bomb stops there) or `max_members` members, 400 if it is not gzip or truncated.
@@ -894,14 +935,16 @@ class CheckPool:
         limits: BodyLimits,
         scope: KeyScope | None = None,
         label: str = ANONYMOUS,
-    ) -> Checked:
+        check: Any = check_body,
+    ) -> Any:
+        """`check(body, ...)`: `check_body` (Checked), or `check_traces` (CheckedTraces)."""
         loop = asyncio.get_running_loop()
         arguments = (body, content_type, gzipped, limits, scope, label)
         if not gzipped and len(body) <= SMALL_BODY_BYTES:
-            return await loop.run_in_executor(self._threads, check_body, *arguments)
+            return await loop.run_in_executor(self._threads, check, *arguments)
         executor = self._executor
         try:
-            return await loop.run_in_executor(executor, check_body, *arguments)
+            return await loop.run_in_executor(executor, check, *arguments)
         except concurrent.futures.BrokenExecutor:
             if self._executor is executor:  # a worker died (killed, out of memory): new ones
                 self._executor = self._start()
@@ -937,7 +980,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def create_app(config: ServeConfig) -> web.Application:
-    """The aiohttp application: /v1/events, /healthz and /metrics."""
+    """The aiohttp application: /v1/events, /v1/traces, /healthz and /metrics."""
     metrics = Metrics()
     app = web.Application(client_max_size=config.max_request_bytes)
     state: dict[str, Any] = {"config": config, "metrics": metrics}
@@ -979,7 +1022,21 @@ def create_app(config: ServeConfig) -> web.Application:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def traces(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await _ingest_traces(request, state)
+        except BadBatch as error:
+            protobuf = request.content_type.lower() == PROTOBUF
+            body, answer_type = error_response(error.status, error.message, protobuf)
+            headers = {**error.headers, "Content-Type": answer_type}
+            response = web.Response(body=body, status=error.status, headers=headers)
+            if not request.content.is_eof():
+                await _answer_and_close(request, response)
+        metrics.requests.labels("/v1/traces", str(response.status)).inc()
+        return response
+
     app.router.add_post("/v1/events", events)
+    app.router.add_post("/v1/traces", traces)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     return app
@@ -1071,6 +1128,78 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
             "first_line": first_line,
         }
     )
+
+
+async def _ingest_traces(request: web.Request, state: dict[str, Any]) -> web.Response:
+    """One OTLP/HTTP export (`POST /v1/traces`): checked like `_ingest`, answered in OTLP.
+
+    The same keys, limits, back-pressure and durability as `/v1/events`: the answer is sent
+    once the file holding the request's spans is durable.
+    """
+    config: ServeConfig = state["config"]
+    metrics: Metrics = state["metrics"]
+    spool: Spool = state["spool"]
+
+    label = _key_label(config.keys, request.headers.get("Authorization"))
+    if label is None:
+        raise BadBatch(
+            401,
+            "missing or unknown ingest key: send Authorization: Bearer <key>"
+            " (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<key>)",
+            {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
+        )
+    content_type = request.content_type.lower()
+    if content_type not in TRACE_TYPES:
+        raise BadBatch(
+            415,
+            f"Content-Type {content_type!r} is not accepted: send application/x-protobuf"
+            " or application/json (OTLP/HTTP)",
+        )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
+    gzipped = encoding != "identity"
+    limit = (
+        config.max_request_bytes
+        if gzipped
+        else min(config.max_request_bytes, config.max_body_bytes)
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, "as sent" if gzipped else None)
+    _check_room(spool, config)
+
+    body = await _read_body(request, limit, config.body_timeout, gzipped)
+    limits = BodyLimits(config.max_body_bytes, config.max_record_bytes)
+    started = time.perf_counter()
+    try:
+        scope = config.scopes.get(label)
+        checked: CheckedTraces = await state["pool"].check(
+            body, content_type, gzipped, limits, scope, label, check_traces
+        )
+    finally:
+        metrics.check_seconds.observe(time.perf_counter() - started)
+    del body
+    if checked.lines:
+        try:
+            _check_room(spool, config)
+            await spool.submit(label, checked.lines)
+        except BadBatch:
+            metrics.rejected.inc(checked.spans)
+            raise
+        except OSError as error:
+            metrics.rejected.inc(checked.spans)
+            raise BadBatch(
+                503,
+                f"the spans could not be stored ({error.strerror or error}); retry later",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+    if checked.refused:
+        metrics.refused.inc(checked.spans)
+    else:
+        metrics.accepted.inc(checked.spans - checked.rejected)
+        metrics.quarantined.inc(checked.rejected)
+    body, answer_type = export_response(checked.rejected, checked.message, content_type == PROTOBUF)
+    return web.Response(body=body, headers={"Content-Type": answer_type})
 
 
 async def _answer_and_close(request: web.Request, response: web.Response) -> None:

@@ -139,7 +139,8 @@ def purge_command(
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {result.agent_events:,} agent events, {result.marketplace_events:,}"
-        f" marketplace events and {result.quarantine:,} quarantine rows older than"
+        f" marketplace events, {result.spans:,} spans and {result.quarantine:,} quarantine"
+        " rows older than"
         f" {result.cutoff:%Y-%m-%d %H:%M:%S %Z}"
     )
 
@@ -192,8 +193,9 @@ def _erase(
         events = result.agent_events if kind == "user" else result.marketplace_events
         what = "conversation" if kind == "user" else "marketplace"
         click.echo(
-            f"{verb} the {kind}'s {events:,} {what} events and {result.quarantine:,} quarantine"
-            " rows; the next `dbt build` removes them from every model"
+            f"{verb} the {kind}'s {events:,} {what} events, {result.spans:,} spans and"
+            f" {result.quarantine:,} quarantine rows; the next `dbt build` removes them from"
+            " every model"
         )
     if archives:
         click.echo(

@@ -8,8 +8,10 @@ batch adds what it deleted to its load batches' `purged_events` / `purged_quaran
 the ledger still reconciles; the purge as a whole is recorded in `raw.purges`, which the dbt
 models read to drop purged events from their incremental tables.
 
-An erasure deletes the subject's events from both event tables (a user's by `user_id`, clear
-or tokenized; a tenant's by `tenant_id`) and the quarantine rows whose text mentions the id
+Spans (raw.spans) go by their start time. An erasure deletes the subject's events from both
+event tables (a user's by `user_id`, clear or tokenized; a tenant's by `tenant_id`), their
+spans (a user's by the `user.id` or `enduser.id` attribute, a tenant's by `tenant.id`, on the
+span or on its resource) and the quarantine rows whose text mentions the id
 (`Erasure`, loader/ingest/privacy.py), and records itself in `raw.purges` with an infinite
 cutoff: any row may have gone, so the next build checks every row (as after a retention
 purge, the build after an erasure costs about a full build). It also rewrites the files of
@@ -34,6 +36,7 @@ import psycopg2.extensions
 from loader.ingest.load import batch_files
 from loader.ingest.privacy import Erasure
 from loader.ingest.readers import BatchFile
+from loader.ingest.spans import TENANT_ATTRIBUTE, USER_ATTRIBUTES
 from loader.ingest.warehouse import one_row
 from loader.shown import shown_path
 
@@ -44,6 +47,7 @@ _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 # take another sender's event with the same id along.
 _AGENT_KEY = ("event_id", "agent_name")
 _MARKETPLACE_KEY = ("id", "publisher_id")
+_SPAN_KEY = ("trace_id", "span_id")
 
 # table, its key, its time column, the ledger column that counts its purged rows (none: the
 # conflicts, copies of events that differed from the stored one, go with the window but are
@@ -51,6 +55,7 @@ _MARKETPLACE_KEY = ("id", "publisher_id")
 _TARGETS = (
     ("agent_events", _AGENT_KEY, "event_ts", "purged_events"),
     ("marketplace_events", _MARKETPLACE_KEY, "event_ts", "purged_events"),
+    ("spans", _SPAN_KEY, "start_time", "purged_events"),
     ("quarantine", ("quarantine_id",), "quarantined_at", "purged_quarantined"),
     ("conflicts", ("conflict_id",), "detected_at", None),
 )
@@ -70,6 +75,7 @@ class PurgeResult:
     dry_run: bool
     agent_events: int = 0
     marketplace_events: int = 0
+    spans: int = 0
     quarantine: int = 0
     conflicts: int = 0
     purge_id: int | None = None
@@ -115,10 +121,10 @@ def _record_purge(
         cur.execute(
             """
             insert into raw.purges (
-                older_than, erased, cutoff, agent_events, marketplace_events, quarantine,
-                started_at, finished_at
+                older_than, erased, cutoff, agent_events, marketplace_events, spans,
+                quarantine, started_at, finished_at
             )
-            values (%s, %s, %s, %s, %s, %s, %s, clock_timestamp())
+            values (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
             returning purge_id
             """,
             (
@@ -127,6 +133,7 @@ def _record_purge(
                 cutoff,
                 result.agent_events,
                 result.marketplace_events,
+                result.spans,
                 result.quarantine,
                 started_at,
             ),
@@ -220,16 +227,46 @@ def _credited(ledger_column: str | None) -> str:
 _QUARANTINE_MENTIONS = (
     "exists (select from unnest(%(mentions)s::text[]) as m where strpos(raw_text, m) > 0)"
 )
+
+
+def _span_owner(attributes: tuple[str, ...], in_conflict: bool = False) -> str:
+    """A span is the subject's when one of these attributes, on the span or on its resource,
+    is the id (`in_conflict`: the span is a raw.conflicts `record`). Every one is looked at,
+    not only the first present: an erasure takes whatever names the subject."""
+    return " or ".join(
+        f"{f'record->{column!r}' if in_conflict else column}->>'{name}' = any(%(values)s)"
+        for column in ("attributes", "resource_attributes")
+        for name in attributes
+    )
+
+
+# A span's user is `user.id`, then `enduser.id`; its tenant `tenant.id` (docs/opentelemetry.md).
+_SPAN_USER = _span_owner(USER_ATTRIBUTES)
+_SPAN_TENANT = _span_owner((TENANT_ATTRIBUTE,))
 _ERASED = {
     "user": (
         ("agent_events", _AGENT_KEY, "user_id = any(%(values)s)", "purged_events"),
+        ("spans", _SPAN_KEY, _SPAN_USER, "purged_events"),
         ("quarantine", ("quarantine_id",), _QUARANTINE_MENTIONS, "purged_quarantined"),
-        ("conflicts", ("conflict_id",), "record->>'user_id' = any(%(values)s)", None),
+        (
+            "conflicts",
+            ("conflict_id",),
+            "record->>'user_id' = any(%(values)s) or "
+            + _span_owner(USER_ATTRIBUTES, in_conflict=True),
+            None,
+        ),
     ),
     "tenant": (
         ("marketplace_events", _MARKETPLACE_KEY, "tenant_id = any(%(values)s)", "purged_events"),
+        ("spans", _SPAN_KEY, _SPAN_TENANT, "purged_events"),
         ("quarantine", ("quarantine_id",), _QUARANTINE_MENTIONS, "purged_quarantined"),
-        ("conflicts", ("conflict_id",), "record->>'tenant_id' = any(%(values)s)", None),
+        (
+            "conflicts",
+            ("conflict_id",),
+            "record->>'tenant_id' = any(%(values)s) or "
+            + _span_owner((TENANT_ATTRIBUTE,), in_conflict=True),
+            None,
+        ),
     ),
 }
 
@@ -249,6 +286,7 @@ class EraseResult:
     dry_run: bool
     agent_events: int = 0
     marketplace_events: int = 0
+    spans: int = 0
     quarantine: int = 0
     conflicts: int = 0
     purge_id: int | None = None

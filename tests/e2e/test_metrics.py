@@ -325,8 +325,8 @@ def test_resolution_time_per_agent(built) -> None:
     )
     mart = database.query(
         """
-        select agent_name, conversations, avg_resolution_seconds, p50_resolution_seconds_interpolated,
-            p95_resolution_seconds_interpolated
+        select agent_name, conversations, avg_resolution_seconds,
+            p50_resolution_seconds_interpolated, p95_resolution_seconds_interpolated
         from marts.agent_resolution_times
         """
     )

@@ -16,6 +16,7 @@ def test_fresh_database_has_the_raw_schema(db):
         "purges",
         "quarantine",
         "schema_migrations",
+        "spans",
     ]
 
 

@@ -74,3 +74,26 @@ def test_ingest_bench_short_run_reconciles(db: Database, tmp_path: Path) -> None
         assert set(statuses) <= {status}, (kind, statuses)
     assert any(heavy["requests"][kind]["requests"] for kind in expected)
     assert "/healthz while the heaviest allowed requests arrive" in result.stdout
+
+
+@pytest.mark.dbt  # slow like the dbt suites: it runs serve, load --follow and the clients
+def test_ingest_bench_spans_run_reconciles(db: Database, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    command = [sys.executable, str(REPO / "bench" / "ingest_bench.py"), "--spans"]
+    command += ["--clients", "4", "--seconds", "3", "--rate", "0", "--heavy-seconds", "0"]
+    result = subprocess.run(
+        [*command, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=db.env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (report,) = json.loads(out.read_text())["phases"]
+    assert report["records"] == "spans" and report["phase"] == "saturation (OTLP spans)"
+    assert report["events_acknowledged"] > 0 and report["events_acknowledged"] % 50 == 0
+    assert report["events_in_raw"] == report["events_acknowledged"]  # counted in raw.spans
+    assert report["reconciled"] is True
+    assert report["ack_to_raw_samples"] > 0
+    assert "spans/s" in result.stdout

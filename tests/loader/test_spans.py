@@ -1,0 +1,138 @@
+"""The span contract's reading of OTLP: protobuf written as the OTLP bindings' own JSON
+mapping, and OTLP JSON read with the types that mapping defines."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from loader.ingest.contract import ContractError
+from loader.ingest.spans import checked_json_span, decode_protobuf
+
+
+def _every_field() -> ExportTraceServiceRequest:
+    """A request using every field the OTLP trace protos have, and every AnyValue kind."""
+    now = time.time_ns()
+    values = [
+        KeyValue(key="s", value=AnyValue(string_value="text")),
+        KeyValue(key="b", value=AnyValue(bool_value=True)),
+        KeyValue(key="i", value=AnyValue(int_value=-(1 << 63))),
+        KeyValue(key="d", value=AnyValue(double_value=0.1)),
+        KeyValue(key="nan", value=AnyValue(double_value=float("nan"))),
+        KeyValue(key="inf", value=AnyValue(double_value=float("-inf"))),
+        KeyValue(key="bytes", value=AnyValue(bytes_value=b"\x00\xff")),
+        KeyValue(key="empty", value=AnyValue()),
+    ]
+    values.append(
+        KeyValue(
+            key="nested",
+            value=AnyValue(array_value={"values": [AnyValue(kvlist_value={"values": values[:3]})]}),
+        )
+    )
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add(schema_url="https://r")
+    resource_spans.resource.attributes.extend(values[:2])
+    resource_spans.resource.dropped_attributes_count = 3
+    scope_spans = resource_spans.scope_spans.add(schema_url="https://s")
+    scope_spans.scope.name, scope_spans.scope.version = "scope", "1.0"
+    scope_spans.scope.attributes.extend(values[:1])
+    span = scope_spans.spans.add(
+        trace_id=bytes(range(16)),
+        span_id=bytes(range(8, 16)),
+        parent_span_id=bytes(range(1, 9)),
+        trace_state="k=v",
+        flags=257,
+        name="span",
+        kind=5,
+        start_time_unix_nano=now - 10,
+        end_time_unix_nano=now,
+        dropped_attributes_count=1,
+        dropped_events_count=2,
+        dropped_links_count=4,
+    )
+    span.attributes.extend(values)
+    span.events.add(time_unix_nano=now - 5, name="event", dropped_attributes_count=7)
+    span.events[0].attributes.extend(values[:2])
+    span.links.add(trace_id=bytes(16), span_id=bytes(8), trace_state="x", flags=1)
+    span.status.code, span.status.message = 2, "failed"
+    scope_spans.spans.add(span_id=b"\x01" * 8)  # defaults everywhere, no status
+    request.resource_spans.add()  # empty
+    return request
+
+
+def _hex_ids(value: object) -> object:
+    """MessageToDict's output with ids hex, as OTLP JSON writes them."""
+    if isinstance(value, list):
+        return [_hex_ids(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: base64.b64decode(item).hex()
+        if key in ("traceId", "spanId", "parentSpanId")
+        else _hex_ids(item)
+        for key, item in value.items()
+    }
+
+
+def test_protobuf_is_written_as_the_bindings_json_mapping_with_hex_ids() -> None:
+    request = _every_field()
+    expected = _hex_ids(json_format.MessageToDict(request, use_integers_for_enums=True))
+    assert decode_protobuf(request.SerializeToString()) == expected
+
+
+def test_garbage_is_not_an_export_request() -> None:
+    with pytest.raises(ValueError, match="not a protobuf ExportTraceServiceRequest"):
+        decode_protobuf(b"\xff\xff\xff\xff")
+
+
+def _span(**changes: object) -> dict:
+    now = time.time_ns()
+    span = {
+        "traceId": "5B8EFFF798038103D269B633813FC60C",  # hex is case-insensitive in OTLP JSON
+        "spanId": "00f067aa0ba902b7",
+        "name": "chat",
+        "kind": "SPAN_KIND_CLIENT",  # an enum by name, as protobuf's JSON mapping allows
+        "startTimeUnixNano": now - 1000,  # a JSON integer as well as a string
+        "endTimeUnixNano": str(now),
+        "status": {"code": "STATUS_CODE_ERROR"},
+    }
+    span.update(changes)
+    return span
+
+
+def test_otlp_json_reads_enum_names_integers_and_hex_in_any_case() -> None:
+    values = checked_json_span({}, {}, _span())
+    assert values["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert (values["kind"], values["status_code"], values["duration_ns"]) == (
+        "client",
+        "error",
+        1000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"kind": 9}, "kind"),
+        ({"startTimeUnixNano": "12x"}, "startTimeUnixNano: expected an integer"),
+        ({"startTimeUnixNano": True}, "startTimeUnixNano: expected an integer"),
+        ({"name": 5}, "name: expected a string"),
+        ({"attributes": [{"key": "k", "value": {"intValue": "1" * 20}}]}, "intValue"),
+        ({"attributes": [{"key": "k", "value": {"doubleValue": "NaN"}}]}, "doubleValue"),
+        ({"attributes": [{"key": "k", "value": {"bytesValue": "%%%"}}]}, "not base64"),
+        ({"attributes": {"k": "v"}}, "expected a JSON array"),
+        ({"spanId": "0000000000000000"}, "all-zero"),
+        ({"name": "a\u200bb"}, "U\\+200B"),
+        ({"attributes": [{"key": f"k{n}", "value": {}} for n in range(129)]}, "more than 128"),
+        ({"events": [{"name": "e", "timeUnixNano": "1"}] * 129}, "at most 128"),
+        ({"startTimeUnixNano": "1", "endTimeUnixNano": "2"}, "before 2000-01-01"),
+    ],
+)
+def test_a_span_breaking_the_contract_says_why(changes: dict, fragment: str) -> None:
+    with pytest.raises(ContractError, match=fragment):
+        checked_json_span({}, {}, _span(**changes))
