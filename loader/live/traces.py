@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
-from google.rpc.status_pb2 import Status
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]  # no stubs on PyPI
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
