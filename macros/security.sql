@@ -273,13 +273,9 @@
        average, rate and percentile to its own step (vars `publish_*_step`), so any
        difference of published figures (between cells, or between two builds) is a whole
        number of steps, never one tenant's exact contribution.
+
+    Which column of which mart gets which: one mapping per mart, macros/shared_marts.sql.
 -#}
-{% macro suppress_below_min_tenants(expression, tenants) -%}
-    case
-        when {{ tenants }} >= {{ var('min_tenants_per_aggregate') | int }}
-            then {{ expression }}
-    end
-{%- endmacro %}
 
 
 {#- The expression when the condition holds, else null. -#}

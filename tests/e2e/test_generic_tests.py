@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import re
 
+# A shared mart's mapping (macros/shared_marts.sql), as a Jinja literal.
+MAPPING = (
+    "{'base': 'b', 'columns':"
+    " {'a': 'shown', 'b': 'withheld', 'c': {'coarsen': 'count'}, 'd': 'shown'}}"
+)
+
 CASES = {
     # name (dbt show cuts cells at 20 characters): (macro call, expected failing rows)
     "range_pass": (
@@ -51,6 +57,25 @@ CASES = {
     "expr_condition": (
         "test_expression_is_true(model='(values (1, 2), (4, 3)) as m (a, b)',"
         " expression='a <= b', condition='a < 4')",
+        0,
+    ),
+    # maps_every_base_column (macros/shared_marts.sql): mapping a -> shown, b -> withheld,
+    # c -> coarsened, d -> shown (a column only the shared mart has)
+    "mapping_pass": (
+        f"shared_mart_mapping_problems('m', {MAPPING}, ['a', 'b', 'c'], ['a', 'c', 'd'])",
+        0,
+    ),
+    "mapping_new_base_col": (
+        f"shared_mart_mapping_problems('m', {MAPPING}, ['a', 'b', 'c', 'e'], ['a', 'c', 'd'])",
+        1,
+    ),
+    "mapping_mismatch": (
+        # b is withheld but shared, x is shared but unmapped, d is mapped but in neither
+        f"shared_mart_mapping_problems('m', {MAPPING}, ['a', 'b', 'c'], ['a', 'b', 'c', 'x'])",
+        3,
+    ),
+    "mapping_real_marts": (
+        "test_maps_every_base_column(model=api.Relation.create(identifier='publisher_daily_shared'))",
         0,
     ),
 }

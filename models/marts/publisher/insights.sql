@@ -30,49 +30,28 @@ publisher_tool_usage as (
 
 metrics as (
 
-    -- one row per publisher (or publisher and tool) and metric, with the sample behind it
-    select
-        publisher_id,
-        cast(null as {{ text_type() }}) as agent_id,
-        cast(null as {{ text_type() }}) as tool_name,
-        'error_rate' as metric_name,
-        error_rate as metric_value,
-        total_invocations as sample_size
-    from publisher_dashboard
-
-    union all
-
-    select
-        publisher_id,
-        cast(null as {{ text_type() }}) as agent_id,
-        cast(null as {{ text_type() }}) as tool_name,
-        'p95_response_time_ms' as metric_name,
-        p95_response_time_ms as metric_value,
-        completed_invocations as sample_size
-    from publisher_dashboard
-
-    union all
-
-    select
-        publisher_id,
-        cast(null as {{ text_type() }}) as agent_id,
-        cast(null as {{ text_type() }}) as tool_name,
-        'avg_satisfaction' as metric_name,
-        avg_satisfaction as metric_value,
-        rating_count as sample_size
-    from publisher_dashboard
-
-    union all
-
-    select
-        publisher_id,
-        cast(null as {{ text_type() }}) as agent_id,
-        tool_name,
-        'tool_failure_rate' as metric_name,
-        failure_rate as metric_value,
-        calls as sample_size
-    from publisher_tool_usage
-    where has_tool_events
+    -- one row per publisher (or publisher and tool) and metric of insight_metrics(), with the
+    -- sample behind it; a tool's metrics only when it has tool events
+    {%- for metric in insight_metrics() %}
+        {% if not loop.first %}
+            union all
+        {% endif %}
+        select
+            publisher_id,
+            cast(null as {{ text_type() }}) as agent_id,
+            {% if metric.mart == 'publisher_tool_usage' -%}
+                tool_name,
+            {%- else -%}
+                cast(null as {{ text_type() }}) as tool_name,
+            {%- endif %}
+            '{{ metric.metric_name }}' as metric_name,
+            {{ metric.value }} as metric_value,
+            {{ metric.sample }} as sample_size
+        from {{ metric.mart }}
+        {%- if metric.mart == 'publisher_tool_usage' %}
+            where has_tool_events
+        {%- endif %}
+    {%- endfor %}
 
 ),
 
@@ -115,15 +94,8 @@ formatted as (
 
     select
         *,
-        case value_format
-            when 'percent' then {{ number_text('metric_value * 100', 'FM999999990.0') }} || '%'
-            when 'milliseconds' then {{ number_text('round(metric_value)', 'FM999999999990') }}
-            when 'rating' then {{ number_text('round(metric_value, 2)', 'FM990.09') }}
-        end as metric_value_text,
-        case value_format
-            when 'percent' then {{ trimmed_number_text('threshold * 100') }} || '%'
-            else {{ trimmed_number_text('threshold') }}
-        end as threshold_text
+        {{ insight_value_text('metric_value', 'value_format') }} as metric_value_text,
+        {{ insight_threshold_text('threshold', 'value_format') }} as threshold_text
 
     from findings
 

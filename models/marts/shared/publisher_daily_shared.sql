@@ -14,6 +14,8 @@
     - existence: a day on which no group is published (fewer than `min_tenants_per_aggregate`
       tenants in each, or hidden by complementary suppression) is not a row at all, like a
       day without activity, so the rows never say on which days a few tenants were active.
+
+    Which column is published how: its mapping in macros/shared_marts.sql.
 -#}
 {{
     config(
@@ -155,7 +157,7 @@ thin_rating_tenants as (
 
 published as (
 
-    -- which groups of which days a publisher may see
+    -- which groups of which days a publisher may see (the `when` of the mapping)
     select
         daily_with_tenants.*,
         daily_with_tenants.active_tenants >= {{ min_tenants }}
@@ -185,54 +187,27 @@ published as (
 
 ),
 
-final as (
+published_days as (
 
+    -- a day on which no group is published is not a row
     select
-        publisher_id,
-        {{ suppress_unless(coarsen_count('invocations'), 'is_invocations_published') }}
-            as invocations,
-        {{ suppress_unless(coarsen_count('completed_invocations'), 'is_invocations_published') }}
-            as completed_invocations,
-        {{ suppress_unless(coarsen_count('errored_invocations'), 'is_invocations_published') }}
-            as errored_invocations,
-        {{ suppress_unless(
-            coarsen('error_rate', 'publish_rate_step'), 'is_invocations_published'
-        ) }} as error_rate,
-        {{ suppress_unless(coarsen_count('active_tenants'), 'is_invocations_published') }}
-            as active_tenants,
-        {{ suppress_unless(
-            coarsen('revenue_usd', 'publish_usd_step'), 'is_invocations_published'
-        ) }} as revenue_usd,
-        {{ suppress_unless(
-            coarsen('avg_response_time_ms', 'publish_ms_step'), 'is_completions_published'
-        ) }} as avg_response_time_ms,
-        {{ suppress_unless(
-            coarsen('p50_response_time_ms', 'publish_ms_step'), 'is_completions_published'
-        ) }} as p50_response_time_ms,
-        {{ suppress_unless(
-            coarsen('p90_response_time_ms', 'publish_ms_step'), 'is_completions_published'
-        ) }} as p90_response_time_ms,
-        {{ suppress_unless(
-            coarsen('p95_response_time_ms', 'publish_ms_step'), 'is_completions_published'
-        ) }} as p95_response_time_ms,
-        {{ suppress_unless(
-            coarsen('p99_response_time_ms', 'publish_ms_step'), 'is_completions_published'
-        ) }} as p99_response_time_ms,
-        {{ suppress_unless(coarsen_count('rating_count'), 'is_ratings_published') }}
-            as rating_count,
-        {{ suppress_unless(coarsen_count('rating_sum'), 'is_ratings_published') }}
-            as rating_sum,
-        {{ suppress_unless(
-            coarsen('avg_satisfaction', 'publish_rating_step'), 'is_ratings_published'
-        ) }} as avg_satisfaction,
+        *,
         not is_invocations_published
         or not is_completions_published
-        or not is_ratings_published as has_suppressed_metrics,
-        is_in_dashboard_window,
-        date_day
+        or not is_ratings_published as has_suppressed_metrics
 
     from published
     where is_invocations_published or is_completions_published or is_ratings_published
+
+),
+
+final as (
+
+    -- the columns of its mapping (macros/shared_marts.sql)
+    select
+        {{ shared_mart_columns('publisher_daily_shared') }}
+
+    from published_days
 
 )
 

@@ -4,7 +4,8 @@
     fewer than `min_tenants_per_aggregate` tenants (the invocation metrics over the tenants
     that invoked, the response times over those with a completion that reports a duration, the
     satisfaction over those that rated, the active installs over those with an installed
-    agent), and every figure coarsened to its step (macros/security.sql).
+    agent), and every figure coarsened to its step (macros/security.sql). Which column is
+    published how: its mapping in macros/shared_marts.sql.
 -#}
 {{
     config(
@@ -13,6 +14,8 @@
         ],
     )
 }}
+
+{%- set min_tenants = var('min_tenants_per_aggregate') | int %}
 
 with
 
@@ -102,50 +105,33 @@ dashboard_with_tenants as (
 
 ),
 
-final as (
+published as (
 
+    -- which groups of metrics a publisher may see (the `when` of the mapping)
     select
-        publisher_id,
-        {{ suppress_below_min_tenants(coarsen_count('total_invocations'), 'invoking_tenants') }}
-            as total_invocations,
-        {{ suppress_below_min_tenants(coarsen_count('completed_invocations'), 'invoking_tenants') }}
-            as completed_invocations,
-        {{ suppress_below_min_tenants(coarsen_count('errored_invocations'), 'invoking_tenants') }}
-            as errored_invocations,
-        {{ suppress_below_min_tenants(coarsen_count('unique_tenants'), 'invoking_tenants') }}
-            as unique_tenants,
-        {{ suppress_below_min_tenants(coarsen_count('active_installs'), 'installed_tenants') }}
-            as active_installs,
-        {{ suppress_below_min_tenants(coarsen_count('rating_count'), 'rating_tenants') }}
-            as rating_count,
-        {{ suppress_below_min_tenants(
-            coarsen('avg_satisfaction', 'publish_rating_step'), 'rating_tenants'
-        ) }} as avg_satisfaction,
-        {{ suppress_below_min_tenants(
-            coarsen('error_rate', 'publish_rate_step'), 'invoking_tenants'
-        ) }} as error_rate,
-        {{ suppress_below_min_tenants(
-            coarsen('avg_response_time_ms', 'publish_ms_step'), 'completing_tenants'
-        ) }} as avg_response_time_ms,
-        {{ suppress_below_min_tenants(
-            coarsen('p95_response_time_ms', 'publish_ms_step'), 'completing_tenants'
-        ) }} as p95_response_time_ms,
-        {{ suppress_below_min_tenants(
-            coarsen('total_revenue', 'publish_usd_step'), 'invoking_tenants'
-        ) }} as total_revenue,
-        {{ suppress_below_min_tenants(
-            coarsen('avg_revenue_per_tenant', 'publish_usd_step'), 'invoking_tenants'
-        ) }} as avg_revenue_per_tenant,
+        *,
+        invoking_tenants >= {{ min_tenants }} as is_invocations_published,
+        completing_tenants >= {{ min_tenants }} as is_completions_published,
+        rating_tenants >= {{ min_tenants }} as is_ratings_published,
+        installed_tenants >= {{ min_tenants }} as is_installs_published,
         least(
             invoking_tenants,
             completing_tenants,
             rating_tenants,
             installed_tenants
-        ) < {{ var('min_tenants_per_aggregate') | int }} as has_suppressed_metrics,
-        window_start_date,
-        window_end_date
+        ) < {{ min_tenants }} as has_suppressed_metrics
 
     from dashboard_with_tenants
+
+),
+
+final as (
+
+    -- the columns of its mapping (macros/shared_marts.sql)
+    select
+        {{ shared_mart_columns('publisher_dashboard_shared') }}
+
+    from published
 
 )
 

@@ -7,7 +7,8 @@
     events come from fewer tenants, and then the tool reads as one without events
     (`has_tool_events` false, `calls` the list entries); the list counts are null when the
     listing invocations come from fewer tenants. Every figure coarsened to its step
-    (macros/security.sql).
+    (macros/security.sql). Which column is published how: its mapping in
+    macros/shared_marts.sql.
 -#}
 {{
     config(
@@ -64,37 +65,32 @@ usage_with_tenants as (
 
 ),
 
-final as (
+published as (
 
     -- calls: the tool events when they are published; otherwise the list entries, as for a
-    -- tool without events (so a null never says that a few tenants sent events)
+    -- tool without events (so a null never says that a few tenants sent events); a tool
+    -- below the threshold in both groups is not a row
     select
-        publisher_id,
-        tool_name,
+        *,
         case
-            when has_tool_events and is_events_published
-                then {{ coarsen_count('tool_event_calls') }}
-            when is_listing_published
-                then {{ coarsen_count('listed_in_completions + listed_in_errors') }}
-        end as calls,
-        {{ suppress_unless(coarsen_count('failures'), 'is_events_published') }} as failures,
-        {{ suppress_unless(
-            coarsen('failure_rate', 'publish_rate_step'), 'is_events_published'
-        ) }} as failure_rate,
-        {{ suppress_unless(coarsen_count('tool_event_calls'), 'is_events_published') }}
-            as tool_event_calls,
-        {{ suppress_unless(coarsen_count('listed_in_completions'), 'is_listing_published') }}
-            as listed_in_completions,
-        {{ suppress_unless(coarsen_count('listed_in_errors'), 'is_listing_published') }}
-            as listed_in_errors,
-        has_tool_events and is_events_published as has_tool_events,
-        not is_events_published or not is_listing_published as has_suppressed_metrics,
-        window_start_date,
-        window_end_date
+            when has_tool_events and is_events_published then tool_event_calls
+            when is_listing_published then listed_in_completions + listed_in_errors
+        end as published_calls,
+        has_tool_events and is_events_published as published_has_tool_events,
+        not is_events_published or not is_listing_published as has_suppressed_metrics
 
     from usage_with_tenants
-    -- a tool below the threshold in both groups is not a row
     where is_events_published or is_listing_published
+
+),
+
+final as (
+
+    -- the columns of its mapping (macros/shared_marts.sql)
+    select
+        {{ shared_mart_columns('publisher_tool_usage_shared') }}
+
+    from published
 
 )
 
