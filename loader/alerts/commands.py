@@ -1,0 +1,129 @@
+"""The `alerts` command: evaluate the alert rules and notify the receivers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from loader.alerts import deliver, rules, service
+from loader.alerts.routes import RoutesInvalid, load_routes, read_secret
+from loader.console import database_errors, dsn_option, resolve_dsn
+from loader.errors import EXIT_SCHEMA, EXIT_USAGE
+from loader.ingest import warehouse
+
+
+class AlertsConfigInvalid(click.ClickException):
+    """The routing file, a secret or an option is unusable: a configuration error."""
+
+    exit_code = EXIT_USAGE
+
+
+class AlertsNotBuilt(click.ClickException):
+    """The rules seed or the operational mart is not built: run dbt first."""
+
+    exit_code = EXIT_SCHEMA
+
+
+@click.command(name="alerts")
+@click.option("--once", is_flag=True, help="Evaluate once, send, retry, exit (for cron).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds between evaluations when long-running (systemd).",
+)
+@click.option(
+    "--webhook",
+    envvar="AGENT_ANALYTICS_WEBHOOK_URL",
+    help="The operator's receiver: every alert, with values (env AGENT_ANALYTICS_WEBHOOK_URL).",
+)
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The --webhook signing secret; else $AGENT_ANALYTICS_WEBHOOK_SECRET.",
+)
+@click.option(
+    "--webhook-format", type=click.Choice(["json", "slack"]), default="json", show_default=True
+)
+@click.option(
+    "--routes",
+    "routes_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="AGENT_ANALYTICS_ALERT_ROUTES",
+    help="YAML or JSON routing file: each publisher's or tenant's webhook (docs/alerts.md).",
+)
+@click.option(
+    "--metrics-relation",
+    default=rules.METRICS_RELATION,
+    show_default=True,
+    help="The relation the rules read (the operational mart's columns).",
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds before the first retry; doubled for each next one.",
+)
+@dsn_option
+@database_errors
+def alerts_command(
+    once: bool,
+    interval: float,
+    webhook: str | None,
+    webhook_secret_file: Path | None,
+    webhook_format: str,
+    routes_file: Path | None,
+    metrics_relation: str,
+    timeout: float,
+    max_attempts: int,
+    backoff: float,
+    dsn: str | None,
+) -> None:
+    """Evaluate the alert rules (seed `alert_rules`) on the operational mart and send each
+    firing and resolved alert once, signed, to its receivers; without any receiver, print
+    it. Needs `agent-loader init`, `dbt seed` and the realtime build (docs/alerts.md)."""
+    try:
+        secret = None
+        if webhook:
+            secret = read_secret(
+                str(webhook_secret_file) if webhook_secret_file else None,
+                "AGENT_ANALYTICS_WEBHOOK_SECRET",
+                "--webhook",
+            )
+        routes = load_routes(routes_file, webhook, secret, webhook_format)
+    except RoutesInvalid as error:
+        raise AlertsConfigInvalid(str(error)) from None
+    policy = deliver.Policy(timeout, max_attempts, backoff)
+    conn = warehouse.connect(resolve_dsn(dsn))
+    try:
+        warehouse.require_current_schema(conn)
+        if once:
+            result = service.run_once(conn, routes, policy, metrics_relation)
+            _report(result)
+        else:
+            service.run_forever(conn, routes, policy, interval, metrics_relation, report=_report)
+    except rules.RulesMissing as error:
+        raise AlertsNotBuilt(str(error)) from None
+    finally:
+        conn.close()
+
+
+def _report(result: service.CycleResult) -> None:
+    for transition in result.transitions:
+        click.echo(
+            f"{transition.kind}: {transition.facts['alert_id']} -> "
+            f"{', '.join(transition.receivers)}",
+            err=True,
+        )
+    for attempt in result.attempts:
+        detail = attempt.error or f"HTTP {attempt.status_code}"
+        click.echo(
+            f"delivery {attempt.transition_id}-{attempt.receiver} attempt {attempt.attempt}:"
+            f" {detail} ({attempt.outcome})",
+            err=True,
+        )
