@@ -260,10 +260,11 @@ def seconds_to_next_retry(conn: psycopg2.extensions.connection) -> float | None:
     with conn.cursor() as cur:
         cur.execute(
             """
-            select greatest(0, extract(epoch from min(next_attempt_at) - now()))
+            -- greatest() skips nulls: with nothing pending, min() is null and so is this
+            select extract(epoch from min(next_attempt_at) - now())
             from alerts.deliveries where status = 'pending'
             """
         )
         value = cur.fetchone()[0]
     conn.commit()
-    return None if value is None else float(value)
+    return None if value is None else max(0.0, float(value))
