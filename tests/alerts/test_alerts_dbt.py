@@ -1,0 +1,96 @@
+"""An error spike from loaded events to a publisher's webhook, through the realtime build.
+
+As operated: events are loaded (`agent-loader load`), the realtime cadence builds
+`marts.operational_health` (`dbt build --selector realtime`), and `agent-loader alerts
+--once` evaluates the seed's rules on it. The spike's notification must reach the
+publisher's receiver within 60 s of the load that brought its first bad event, and only that
+publisher's receiver; the recovery resolves it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.alerts.receiver import running_receiver
+from tests.conftest import Database, Dbt, run_loader
+from tests.factories import marketplace_event, write_ndjson
+
+pytestmark = pytest.mark.dbt
+
+SPIKE = {"publisher_id": "pub-spike", "tenant_id": "tenant-1", "agent_id": "spiky"}
+CALM = {"publisher_id": "pub-calm", "tenant_id": "tenant-2", "agent_id": "calm"}
+KEY = "error_rate_critical/publisher:pub-spike/spiky"
+
+
+def invocations(who: dict, count: int, errored: int, ending: datetime, tag: str) -> list[dict]:
+    """`count` invocations one second apart up to `ending`, the first `errored` of them failed."""
+    return [
+        marketplace_event(
+            id=f"{tag}-{index}",
+            event_type="agent_errored" if index < errored else "agent_completed",
+            timestamp=(ending - timedelta(seconds=count - index)).isoformat(),
+            properties={"input_tokens": 10, "output_tokens": 5, "duration_ms": 200 + index},
+            **who,
+        )
+        for index in range(count)
+    ]
+
+
+def test_spike_reaches_its_publisher_within_a_minute_and_resolves(
+    module_db: Database, dbt: Dbt, tmp_path: Path
+) -> None:
+    dbt("seed", "--select", "alert_rules")
+    # pub-spike's own threshold row: resolved as soon as its rule is clear (no cool-down)
+    module_db.query(
+        "insert into seeds.alert_rules select rule_id, metric, comparison, threshold,"
+        " window_minutes, min_samples, severity, for_minutes, 0, scope, 'pub-spike'"
+        " from seeds.alert_rules where rule_id = 'error_rate_critical'"
+    )
+    now = datetime.now(timezone.utc)
+    calm = invocations(CALM, 40, 1, now, "calm")
+    run_loader(module_db, "load", str(write_ndjson(tmp_path / "0.ndjson", calm)))
+    dbt("build", "--selector", "realtime")
+    (tmp_path / "spike.secret").write_text("spike-secret")
+    (tmp_path / "calm.secret").write_text("calm-secret")
+    with running_receiver() as spike_hook, running_receiver() as calm_hook:
+        routes = tmp_path / "routes.json"
+        routes.write_text(
+            '{"routes": ['
+            f'{{"scope": "publisher", "subject_id": "pub-spike", "url": "{spike_hook.url}",'
+            f' "secret_file": "{tmp_path / "spike.secret"}"}},'
+            f'{{"scope": "publisher", "subject_id": "pub-calm", "url": "{calm_hook.url}",'
+            f' "secret_file": "{tmp_path / "calm.secret"}"}}]}}'
+        )
+        # 30 invocations, 20 errored (0.67 > 0.25 on more than 20): the first bad event is
+        # the first one loaded
+        spike = invocations(SPIKE, 30, 20, datetime.now(timezone.utc), "spike")
+        started = time.time()
+        run_loader(module_db, "load", str(write_ndjson(tmp_path / "1.ndjson", spike)))
+        dbt("build", "--selector", "realtime")
+        run_loader(module_db, "alerts", "--once", "--routes", str(routes))
+        assert spike_hook.alert_ids == [(KEY, "firing")]
+        delivered_after = spike_hook.requests[0].received_at - started
+        assert delivered_after < 60, delivered_after
+        assert spike_hook.requests[0].signed_with(b"spike-secret")
+        firing = spike_hook.requests[0].document["alert"]
+        assert (firing["severity"], firing["metric"], firing["window_minutes"]) == (
+            "critical",
+            "error_rate",
+            15,
+        )
+
+        # recovery: 200 completions after the spike: 20 / 230 < 0.25
+        recovery = invocations(SPIKE, 200, 0, datetime.now(timezone.utc), "recovery")
+        run_loader(module_db, "load", str(write_ndjson(tmp_path / "2.ndjson", recovery)))
+        dbt("build", "--selector", "realtime")
+        run_loader(module_db, "alerts", "--once", "--routes", str(routes))
+        assert spike_hook.alert_ids == [(KEY, "firing"), (KEY, "resolved")]
+        # an evaluation with nothing new sends nothing
+        run_loader(module_db, "alerts", "--once", "--routes", str(routes))
+    assert len(spike_hook.requests) == 2
+    assert calm_hook.requests == []
+    print(f"spike delivered {delivered_after:.1f} s after its load started")
