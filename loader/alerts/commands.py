@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from loader.alerts import deliver, rules, service
 from loader.alerts.routes import RoutesInvalid, load_routes, read_secret
-from loader.console import database_errors, dsn_option, resolve_dsn
+from loader.console import database_errors, dsn_option, json_option, resolve_dsn
 from loader.errors import EXIT_SCHEMA, EXIT_USAGE
 from loader.ingest import warehouse
 
@@ -69,6 +71,7 @@ class AlertsNotBuilt(click.ClickException):
     show_default=True,
     help="Seconds before the first retry; doubled for each next one.",
 )
+@json_option
 @dsn_option
 @database_errors
 def alerts_command(
@@ -82,11 +85,15 @@ def alerts_command(
     timeout: float,
     max_attempts: int,
     backoff: float,
+    as_json: bool,
     dsn: str | None,
 ) -> None:
     """Evaluate the alert rules (seed `alert_rules`) on the operational mart and send each
     firing and resolved alert once, signed, to its receivers; without any receiver, print
-    it. Needs `agent-loader init`, `dbt seed` and the realtime build (docs/alerts.md)."""
+    it. Needs `agent-loader init`, `dbt seed` and the realtime build (docs/alerts.md).
+
+    Each cycle's transitions and delivery attempts go to stderr, or with --json to stdout,
+    one JSON document a line."""
     try:
         secret = None
         if webhook:
@@ -99,14 +106,15 @@ def alerts_command(
     except RoutesInvalid as error:
         raise AlertsConfigInvalid(str(error)) from None
     policy = deliver.Policy(timeout, max_attempts, backoff)
+    report = _report_json if as_json else _report
     conn = warehouse.connect(resolve_dsn(dsn))
     try:
         warehouse.require_current_schema(conn)
         if once:
             result = service.run_once(conn, routes, policy, metrics_relation)
-            _report(result)
+            report(result)
         else:
-            service.run_forever(conn, routes, policy, interval, metrics_relation, report=_report)
+            service.run_forever(conn, routes, policy, interval, metrics_relation, report=report)
     except rules.RulesMissing as error:
         raise AlertsNotBuilt(str(error)) from None
     finally:
@@ -127,3 +135,15 @@ def _report(result: service.CycleResult) -> None:
             f" {detail} ({attempt.outcome})",
             err=True,
         )
+
+
+def _report_json(result: service.CycleResult) -> None:
+    document = {
+        "transitions": [
+            {"transition_id": t.transition_id, "kind": t.kind, "alert_id": t.facts["alert_id"],
+             "receivers": t.receivers}
+            for t in result.transitions
+        ],
+        "attempts": [asdict(attempt) for attempt in result.attempts],
+    }  # fmt: skip
+    click.echo(json.dumps(document, sort_keys=True))

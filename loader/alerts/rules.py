@@ -1,7 +1,8 @@
 """The alert rules (seed `alert_rules`) and the metric values they are evaluated on.
 
-The metrics are read, never computed here: `marts.operational_health` holds them with the
-formulas of macros/metrics.sql, the same as every other mart.
+The metrics are read, never computed here: `marts.operational_health_live` (a view over the
+raw tail, fresh as soon as a load commits) holds them with the formulas of macros/metrics.sql,
+the same as every other mart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg2.extensions
 import psycopg2.sql
 
 RULES_RELATION = "seeds.alert_rules"
-METRICS_RELATION = "marts.operational_health"
+METRICS_RELATION = "marts.operational_health_live"
 
 # metric -> the column counting its sample, in the metrics relation
 SAMPLE_COLUMNS: dict[str, str] = {
@@ -117,7 +118,7 @@ def read_observations(
 ) -> list[Observation]:
     """Every row of the operational mart (per publisher, agent and window)."""
     if not _exists(conn, relation):
-        raise RulesMissing(f"{relation} is missing: run `dbt build --selector realtime` first")
+        raise RulesMissing(f"{relation} is missing: run `dbt build --selector realtime` once")
     schema, _, name = relation.rpartition(".")
     query = psycopg2.sql.SQL(
         """

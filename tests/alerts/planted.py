@@ -1,6 +1,7 @@
 """The two relations `agent-loader alerts` reads, planted in a test database without dbt:
 `seeds.alert_rules` as `dbt seed` makes it (the shipped CSV, with the seed's column types),
-and `marts.operational_health` with the mart's columns and rows the test chooses. The dbt
+and the operational mart `alerts` reads (`rules.METRICS_RELATION`) as a table with the mart's
+columns and rows the test chooses. The dbt
 suite (test_alerts_dbt.py) reads the real ones, built from loaded events."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import csv
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from loader.alerts.rules import METRICS_RELATION
 from tests.conftest import REPO, Database
 
 RULES_CSV = REPO / "seeds" / "alert_rules.csv"
@@ -52,19 +54,19 @@ def plant_metrics(db: Database, pairs: list[Pair], window_end_at: datetime | Non
     """Replace the mart's rows with `pairs` (error rate = errored / invocations)."""
     end = window_end_at or datetime.now(timezone.utc)
     db.query(
-        """
+        f"""
         create schema if not exists marts;
-        create table if not exists marts.operational_health (
+        create table if not exists {METRICS_RELATION} (
             publisher_id text, agent_id text, window_minutes integer, invocations bigint,
             completed_invocations bigint, errored_invocations bigint, error_rate numeric(38, 8),
-            p95_response_time_ms numeric(38, 3), window_end_at timestamptz
+            p95_response_time_ms numeric(38, 6), window_end_at timestamptz
         );
-        truncate marts.operational_health
+        truncate {METRICS_RELATION}
         """
     )
     for pair in pairs:
         db.query(
-            "insert into marts.operational_health values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"insert into {METRICS_RELATION} values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 pair.publisher_id,
                 pair.agent_id,
