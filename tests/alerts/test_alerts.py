@@ -20,7 +20,7 @@ from loader.alerts import deliver, service
 from loader.alerts.routes import OPERATOR, Receiver, Routes
 from tests.alerts.planted import Pair, plant_metrics, plant_rules
 from tests.alerts.receiver import running_receiver
-from tests.conftest import REPO, Database
+from tests.conftest import REPO, Database, run_loader
 
 SECRET = b"operator-secret"
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -210,3 +210,20 @@ def test_no_receiver_prints_the_alert(db: Database) -> None:
     assert (alert["rule_id"], alert["publisher_id"], alert["value"]) == (
         "error_rate_critical", "pub-a", "0.50000000",
     )  # fmt: skip
+
+
+def test_unbuilt_rules_and_a_secret_in_the_routing_file_are_one_line_errors(
+    db: Database, tmp_path: Path
+) -> None:
+    unbuilt = run_loader(db, "alerts", "--once", check=False)
+    assert unbuilt.returncode == 5
+    assert "seeds.alert_rules is missing: run `dbt seed`" in unbuilt.stderr
+    routes = tmp_path / "routes.json"
+    routes.write_text(
+        '{"routes": [{"scope": "publisher", "subject_id": "p", "url": "http://127.0.0.1:9/",'
+        ' "secret": "inline"}]}'
+    )
+    inline = run_loader(db, "alerts", "--once", "--routes", str(routes), check=False)
+    assert inline.returncode == 2
+    assert "put the secret in secret_file or secret_env" in inline.stderr
+    assert "Traceback" not in unbuilt.stderr + inline.stderr
