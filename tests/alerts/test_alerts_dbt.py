@@ -9,6 +9,7 @@ only that publisher's receiver; the recovery resolves it.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from loader.alerts.demo import plant_spike_and_alert
 from tests.alerts.receiver import running_receiver
 from tests.conftest import Database, Dbt, run_loader
 from tests.factories import marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
 
-SPIKE = {"publisher_id": "pub-spike", "tenant_id": "tenant-1", "agent_id": "spiky"}
+SPIKE = {"publisher_id": "pub-hot", "tenant_id": "tenant-1", "agent_id": "spiky"}
 CALM = {"publisher_id": "pub-calm", "tenant_id": "tenant-2", "agent_id": "calm"}
-KEY = "error_rate_critical/publisher:pub-spike/spiky"
+KEY = "error_rate_critical/publisher:pub-hot/spiky"
 
 
 def invocations(who: dict, count: int, errored: int, ending: datetime, tag: str) -> list[dict]:
@@ -41,27 +43,32 @@ def invocations(who: dict, count: int, errored: int, ending: datetime, tag: str)
     ]
 
 
-def test_spike_reaches_its_publisher_within_a_minute_and_resolves(
-    module_db: Database, dbt: Dbt, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def built(module_db: Database, dbt: Dbt) -> None:
+    """The rules seed and the realtime views, built once (the views read raw when queried)."""
     dbt("seed", "--select", "alert_rules")
-    # pub-spike's own threshold row: resolved as soon as its rule is clear (no cool-down)
+    dbt("build", "--selector", "realtime")
+
+
+def test_spike_reaches_its_publisher_within_a_minute_and_resolves(
+    module_db: Database, built: None, tmp_path: Path
+) -> None:
+    # pub-hot's own threshold row: resolved as soon as its rule is clear (no cool-down)
     module_db.query(
         "insert into seeds.alert_rules select rule_id, metric, comparison, threshold,"
-        " window_minutes, min_samples, severity, for_minutes, 0, scope, 'pub-spike'"
+        " window_minutes, min_samples, severity, for_minutes, 0, scope, 'pub-hot'"
         " from seeds.alert_rules where rule_id = 'error_rate_critical'"
     )
     now = datetime.now(timezone.utc)
     calm = invocations(CALM, 40, 1, now, "calm")
     run_loader(module_db, "load", str(write_ndjson(tmp_path / "0.ndjson", calm)))
-    dbt("build", "--selector", "realtime")
     (tmp_path / "spike.secret").write_text("spike-secret")
     (tmp_path / "calm.secret").write_text("calm-secret")
     with running_receiver() as spike_hook, running_receiver() as calm_hook:
         routes = tmp_path / "routes.json"
         routes.write_text(
             '{"routes": ['
-            f'{{"scope": "publisher", "subject_id": "pub-spike", "url": "{spike_hook.url}",'
+            f'{{"scope": "publisher", "subject_id": "pub-hot", "url": "{spike_hook.url}",'
             f' "secret_file": "{tmp_path / "spike.secret"}"}},'
             f'{{"scope": "publisher", "subject_id": "pub-calm", "url": "{calm_hook.url}",'
             f' "secret_file": "{tmp_path / "calm.secret"}"}}]}}'
@@ -81,7 +88,7 @@ def test_spike_reaches_its_publisher_within_a_minute_and_resolves(
         assert module_db.query(
             "select invocations, errored_invocations, error_rate, p95_response_time_ms"
             " from marts.operational_health_live"
-            " where publisher_id = 'pub-spike' and window_minutes = 15"
+            " where publisher_id = 'pub-hot' and window_minutes = 15"
         ) == [(30, 20, Decimal("0.66666667"), Decimal("229.000000"))]
         firing = spike_hook.requests[0].document["alert"]
         assert (firing["severity"], firing["metric"], firing["window_minutes"]) == (
@@ -100,3 +107,18 @@ def test_spike_reaches_its_publisher_within_a_minute_and_resolves(
     assert len(spike_hook.requests) == 2
     assert calm_hook.requests == []
     print(f"spike delivered {delivered_after:.1f} s after its load started")
+
+
+def test_the_demo_spike_prints_the_alert_it_would_send(
+    module_db: Database, built: None, tmp_path: Path
+) -> None:
+    lines = plant_spike_and_alert(module_db.dsn, tmp_path, webhook=None, secret=None)
+    assert "  firing: error_rate_critical/publisher:pub-spike/pub-spike-agent" in lines
+    [shown] = [json.loads(line) for line in lines if line.startswith("  {")]
+    alert = shown["alert"]
+    # 20 of 30 invocations errored: 0.66666667 > 0.25, on 30 >= 20 samples
+    assert (alert["publisher_id"], alert["value"], alert["samples"]) == (
+        "pub-spike",
+        "0.66666667",
+        30,
+    )
