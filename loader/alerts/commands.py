@@ -9,22 +9,9 @@ from pathlib import Path
 import click
 
 from loader.alerts import deliver, rules, service
-from loader.alerts.routes import RoutesInvalid, load_routes, read_secret
+from loader.alerts.routes import load_routes, read_secret
 from loader.console import database_errors, dsn_option, json_option, resolve_dsn
-from loader.errors import EXIT_SCHEMA, EXIT_USAGE
 from loader.ingest import warehouse
-
-
-class AlertsConfigInvalid(click.ClickException):
-    """The routing file, a secret or an option is unusable: a configuration error."""
-
-    exit_code = EXIT_USAGE
-
-
-class AlertsNotBuilt(click.ClickException):
-    """The rules seed or the operational mart is not built: run dbt first."""
-
-    exit_code = EXIT_SCHEMA
 
 
 @click.command(name="alerts")
@@ -94,31 +81,22 @@ def alerts_command(
 
     Each cycle's transitions and delivery attempts go to stderr, or with --json to stdout,
     one JSON document a line."""
-    try:
-        secret = None
-        if webhook:
-            secret = read_secret(
-                str(webhook_secret_file) if webhook_secret_file else None,
-                "AGENT_ANALYTICS_WEBHOOK_SECRET",
-                "--webhook",
-            )
-        routes = load_routes(routes_file, webhook, secret, webhook_format)
-    except RoutesInvalid as error:
-        raise AlertsConfigInvalid(str(error)) from None
+    secret = None
+    if webhook:
+        secret = read_secret(
+            str(webhook_secret_file) if webhook_secret_file else None,
+            "AGENT_ANALYTICS_WEBHOOK_SECRET",
+            "--webhook",
+        )
+    routes = load_routes(routes_file, webhook, secret, webhook_format)
     policy = deliver.Policy(timeout, max_attempts, backoff)
     report = _report_json if as_json else _report
-    conn = warehouse.connect(resolve_dsn(dsn))
-    try:
+    with warehouse.connected(resolve_dsn(dsn)) as conn:
         warehouse.require_current_schema(conn)
         if once:
-            result = service.run_once(conn, routes, policy, metrics_relation)
-            report(result)
+            report(service.run_once(conn, routes, policy, metrics_relation))
         else:
             service.run_forever(conn, routes, policy, interval, metrics_relation, report=report)
-    except rules.RulesMissing as error:
-        raise AlertsNotBuilt(str(error)) from None
-    finally:
-        conn.close()
 
 
 def _report(result: service.CycleResult) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg2.extensions
 
 from loader.alerts.routes import OPERATOR, STDOUT, Receiver
+from loader.ingest.warehouse import one_row
 
 SIGNATURE_HEADER = "X-Agent-Analytics-Signature"
 TIMESTAMP_HEADER = "X-Agent-Analytics-Timestamp"
@@ -179,7 +180,7 @@ def _claim(conn: psycopg2.extensions.connection) -> tuple[int, str, int, dict, i
             """,
             (transition_id, receiver, attempt),
         )
-        attempt_id = cur.fetchone()[0]
+        attempt_id = one_row(cur)[0]
     conn.commit()
     return transition_id, receiver, attempt, facts, attempt_id
 
@@ -265,6 +266,6 @@ def seconds_to_next_retry(conn: psycopg2.extensions.connection) -> float | None:
             from alerts.deliveries where status = 'pending'
             """
         )
-        value = cur.fetchone()[0]
+        value = one_row(cur)[0]
     conn.commit()
     return None if value is None else max(0.0, float(value))

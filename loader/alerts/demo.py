@@ -45,21 +45,16 @@ def plant_spike_and_alert(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"alert-spike-{now:%Y%m%dT%H%M%S}.ndjson"
     path.write_text("".join(json.dumps(event) + "\n" for event in spike_events(now)))
-    lock = warehouse.acquire_load_lock(dsn, wait=True)
-    conn = warehouse.connect(dsn)
-    try:
+    printed: list[str] = []
+    routes = load_routes(None, webhook, secret)
+    with warehouse.load_lock(dsn, wait=True), warehouse.connected(dsn) as conn:
         loaded = load_file(conn, path)
-        lines = [
-            "",
-            f"Alerts: planted an error spike ({path.name}: {loaded.loaded} invocations of"
-            f" {SPIKE['publisher_id']}, 20 errored), evaluated the rules (seeds/alert_rules.csv)",
-        ]
-        printed: list[str] = []
-        routes = load_routes(None, webhook, secret)
         result = service.run_cycle(conn, routes, deliver.Policy(), show=printed.append)
-    finally:
-        conn.close()
-        lock.close()
+    lines = [
+        "",
+        f"Alerts: planted an error spike ({path.name}: {loaded.loaded} invocations of"
+        f" {SPIKE['publisher_id']}, 20 errored), evaluated the rules (seeds/alert_rules.csv)",
+    ]
     if not result.transitions:
         lines.append("  no new alert (the spike's alert may be firing already from a previous run)")
     for transition in result.transitions:

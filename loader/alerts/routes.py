@@ -21,14 +21,12 @@ from pathlib import Path
 
 import yaml
 
+from loader.errors import AlertRoutesInvalid
+
 OPERATOR = "operator"
 STDOUT = "stdout"
 FORMATS = ("json", "slack")
 SCOPES = ("publisher", "tenant")
-
-
-class RoutesInvalid(Exception):
-    """The routing file or a secret it names cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,15 @@ def read_secret(secret_file: str | None, secret_env: str | None, what: str) -> b
         try:
             secret = Path(secret_file).read_text().strip()
         except OSError as error:
-            raise RoutesInvalid(f"{what}: cannot read secret_file {secret_file}: {error}") from None
+            raise AlertRoutesInvalid(
+                f"{what}: cannot read secret_file {secret_file}: {error}"
+            ) from None
     elif secret_env:
         secret = os.environ.get(secret_env, "").strip()
         if not secret:
-            raise RoutesInvalid(f"{what}: environment variable {secret_env} is unset or empty")
+            raise AlertRoutesInvalid(f"{what}: environment variable {secret_env} is unset or empty")
     else:
-        raise RoutesInvalid(f"{what}: no secret_file or secret_env (requests are signed)")
+        raise AlertRoutesInvalid(f"{what}: no secret_file or secret_env (requests are signed)")
     return secret.encode()
 
 
@@ -87,7 +87,7 @@ def load_routes(
     receivers: dict[str, Receiver] = {}
     if webhook:
         if not webhook_secret:
-            raise RoutesInvalid(
+            raise AlertRoutesInvalid(
                 "--webhook needs a secret: --webhook-secret-file or $AGENT_ANALYTICS_WEBHOOK_SECRET"
             )
         receivers[OPERATOR] = Receiver(OPERATOR, webhook, webhook_secret, webhook_format, OPERATOR)
@@ -97,25 +97,25 @@ def load_routes(
         text = path.read_text()
         document = yaml.safe_load(text) if path.suffix in (".yml", ".yaml") else json.loads(text)
     except (OSError, ValueError, yaml.YAMLError) as error:
-        raise RoutesInvalid(f"cannot read routing file {path}: {error}") from None
+        raise AlertRoutesInvalid(f"cannot read routing file {path}: {error}") from None
     entries = (document or {}).get("routes") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise RoutesInvalid(f"{path}: expected a top-level `routes:` list")
+        raise AlertRoutesInvalid(f"{path}: expected a top-level `routes:` list")
     for index, entry in enumerate(entries):
         what = f"{path}: route {index + 1}"
         if not isinstance(entry, dict):
-            raise RoutesInvalid(f"{what}: expected a mapping")
+            raise AlertRoutesInvalid(f"{what}: expected a mapping")
         scope, subject, url = entry.get("scope"), entry.get("subject_id"), entry.get("url")
         fmt = entry.get("format", "json")
         if scope not in SCOPES or not subject or not url or fmt not in FORMATS:
-            raise RoutesInvalid(
+            raise AlertRoutesInvalid(
                 f"{what}: needs scope (publisher|tenant), subject_id, url, format (json|slack)"
             )
         if "secret" in entry:
-            raise RoutesInvalid(f"{what}: put the secret in secret_file or secret_env")
+            raise AlertRoutesInvalid(f"{what}: put the secret in secret_file or secret_env")
         name = receiver_name(scope, str(subject))
         if name in receivers:
-            raise RoutesInvalid(f"{what}: {name} is routed twice")
+            raise AlertRoutesInvalid(f"{what}: {name} is routed twice")
         secret = read_secret(entry.get("secret_file"), entry.get("secret_env"), what)
         receivers[name] = Receiver(name, str(url), secret, fmt, scope)
     return Routes(receivers)

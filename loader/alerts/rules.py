@@ -16,6 +16,9 @@ from decimal import Decimal
 import psycopg2.extensions
 import psycopg2.sql
 
+from loader.errors import AlertRulesNotBuilt
+from loader.ingest.warehouse import one_row
+
 RULES_RELATION = "seeds.alert_rules"
 METRICS_RELATION = "marts.operational_health_live"
 
@@ -31,10 +34,6 @@ COMPARISONS: dict[str, Callable[[Decimal, Decimal], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-class RulesMissing(Exception):
-    """The rules seed or the metrics mart is not built yet."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,15 @@ class Observation:
 def _exists(conn: psycopg2.extensions.connection, relation: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("select to_regclass(%s) is not null", (relation,))
-        return bool(cur.fetchone()[0])
+        return bool(one_row(cur)[0])
 
 
 def read_rules(conn: psycopg2.extensions.connection) -> RuleSet:
-    """The seed's rules; RulesMissing when `dbt seed` has not built it."""
+    """The seed's rules; AlertRulesNotBuilt when `dbt seed` has not built it."""
     if not _exists(conn, RULES_RELATION):
-        raise RulesMissing(f"{RULES_RELATION} is missing: run `dbt seed` (or `dbt build`) first")
+        raise AlertRulesNotBuilt(
+            f"{RULES_RELATION} is missing: run `dbt seed` (or `dbt build`) first"
+        )
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -118,7 +119,7 @@ def read_observations(
 ) -> list[Observation]:
     """Every row of the operational mart (per publisher, agent and window)."""
     if not _exists(conn, relation):
-        raise RulesMissing(f"{relation} is missing: run `dbt build --selector realtime` once")
+        raise AlertRulesNotBuilt(f"{relation} is missing: run `dbt build --selector realtime` once")
     schema, _, name = relation.rpartition(".")
     query = psycopg2.sql.SQL(
         """
