@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from loader import __version__
+from loader.alerts.commands import alerts_command
 from loader.console import Commands
 from loader.devtools.commands import demo_command, embedded_group, generate_command
 from loader.ingest.commands import history, init, load, validate
@@ -50,5 +51,6 @@ for command in (
     generate_command,
     demo_command,
     embedded_group,
+    alerts_command,
 ):
     main.add_command(command)

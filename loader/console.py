@@ -14,6 +14,8 @@ import click
 import psycopg2
 
 from loader.errors import (
+    AlertRoutesInvalid,
+    AlertRulesNotBuilt,
     DatabaseError,
     EmbeddedPortUnavailable,
     LoaderError,
@@ -50,9 +52,11 @@ EXIT_CODES: dict[type[LoaderError], int] = {
     EmbeddedPortUnavailable: EXIT_USAGE,
     MalformedConnectionString: EXIT_USAGE,
     ProjectNotFound: EXIT_USAGE,
+    AlertRoutesInvalid: EXIT_USAGE,
     DatabaseError: EXIT_DATABASE,
     LockBusy: EXIT_LOCK_BUSY,
     SchemaOutOfDate: EXIT_SCHEMA,
+    AlertRulesNotBuilt: EXIT_SCHEMA,
     PrivacySettingsDiffer: EXIT_PRIVACY,
     LoaderError: EXIT_PROBLEMS,  # any other: "the work found a problem"
 }

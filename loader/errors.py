@@ -46,3 +46,11 @@ class MalformedConnectionString(LoaderError):
 
 class ProjectNotFound(LoaderError):
     """No dbt_project.yml where dbt would look (--project-dir, $DBT_PROJECT_DIR, the cwd)."""
+
+
+class AlertRulesNotBuilt(LoaderError):
+    """`alerts`: the rules seed or the live operational mart is not built: run dbt first."""
+
+
+class AlertRoutesInvalid(LoaderError):
+    """`alerts`: the routing file, or a webhook secret it names, is unusable: configuration."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from loader.alerts import demo as alerts_demo
 from loader.console import (
     EXIT_INTERRUPTED,
     F,
@@ -229,6 +231,16 @@ def generate_command(
     is_flag=True,
     help="Start over: drop the raw and dbt schemas and the generated files first.",
 )
+@click.option(
+    "--alert",
+    is_flag=True,
+    help="Then plant an error spike (pub-spike, in raw) and show the alert it triggers.",
+)
+@click.option(
+    "--webhook",
+    envvar="AGENT_ANALYTICS_WEBHOOK_URL",
+    help="With --alert: send the alert here (secret: $AGENT_ANALYTICS_WEBHOOK_SECRET).",
+)
 @project_dir_option
 @json_option
 def demo_command(
@@ -237,16 +249,24 @@ def demo_command(
     days: int,
     seed: int,
     reset: bool,
+    alert: bool,
+    webhook: str | None,
     project_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Generate, load and build a few days of events, then print what the marts say.
+
+    With --alert, it then loads an error spike and shows the alert it triggers (sent to
+    --webhook, else printed); the spike stays in raw, so later builds show it.
 
     With no --dsn or PG* variables it runs on an embedded PostgreSQL under
     $AGENT_ANALYTICS_HOME (./.agent-analytics), which keeps running afterwards
     (`agent-loader embedded stop` stops it). A rerun reuses the generated files, so it
     loads nothing twice; --reset starts from scratch.
     """
+    secret = os.environ.get("AGENT_ANALYTICS_WEBHOOK_SECRET", "").encode() or None
+    if alert and webhook and not secret:
+        raise click.UsageError("--webhook needs $AGENT_ANALYTICS_WEBHOOK_SECRET to sign with")
     is_embedded = not dsn and not warehouse.libpq_configured()
     project_dir = dbt.project_dir(project_dir)  # before starting a server it would not use
     resolved = resolve_dsn(dsn, start_embedded=True)
@@ -266,6 +286,9 @@ def demo_command(
         click.echo(json.dumps(demo.report_data(resolved), default=str, indent=2))
         return
     click.echo(demo.report(resolved))
+    if alert:
+        spike = alerts_demo.plant_spike_and_alert(resolved, result.landing.parent, webhook, secret)
+        click.echo("\n".join(spike))
     click.echo(demo.connection_help(resolved, is_embedded))
 
 

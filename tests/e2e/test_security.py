@@ -77,6 +77,7 @@ OPERATOR_ONLY = (
     "conversations_hourly",
     "agent_resolution_times",
     "error_types_ranked",
+    "operational_health_live",
 )
 HIDDEN = (
     "raw.agent_events",
