@@ -55,14 +55,40 @@ def test_every_incremental_model_has_the_retention_wiring(models):
     unwired = {name: missing_wiring(models[name]) for name in incremental}
     assert {name: missing for name, missing in unwired.items() if missing} == {}
     # staging reads sources only: it depends on the purges' source, the others on its view
-    assert (
-        "source.agent_analytics.loader.purges"
-        in (models["stg_agent_events__events"]["depends_on"]["nodes"])
+    staging_parents = models["stg_agent_events__events"]["depends_on"]["nodes"]
+    assert "source.agent_analytics.loader.purges" in staging_parents
+    mart_parents = models["fct_conversations"]["depends_on"]["nodes"]
+    assert "model.agent_analytics.stg_loader__purges" in mart_parents
+
+
+def test_incremental_model_writes_the_strategy_and_hook_of_each_kind(models):
+    def declared(name: str) -> tuple[str, object, list[str]]:
+        config = models[name]["config"]
+        hooks = [hook["sql"] for hook in config["pre-hook"] if "model_planner" not in hook["sql"]]
+        return config["incremental_strategy"], config["unique_key"], hooks
+
+    assert declared("int_invocations_enriched") == (
+        "append",
+        None,
+        [
+            "{{ delete_purged_rows('finished_at', ['invocation_id', 'publisher_id'], "
+            "ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}"
+        ],
     )
-    assert (
-        "model.agent_analytics.stg_loader__purges"
-        in (models["fct_conversations"]["depends_on"]["nodes"])
+    assert declared("fct_conversations") == (
+        "delete+insert",
+        "conversation_id",
+        [
+            "{{ delete_purged_rows('started_at', 'conversation_id', "
+            "ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}"
+        ],
     )
+    assert declared("publisher_daily") == (
+        "delete+insert",
+        ["publisher_id", "date_day"],
+        ["{{ delete_rows_to_rebuild('date_day', marketplace_as_of_date()) }}"],
+    )
+    assert declared("conversations_hourly")[2] == ["{{ delete_rows_to_rebuild('hour') }}"]
 
 
 def test_an_incremental_model_without_its_wiring_is_reported(models):
