@@ -24,11 +24,11 @@
     - `indexes`: as dbt-postgres's `indexes` config.
 
     It declares what every incremental model shares: `on_schema_change='fail'` (a changed
-    column needs `--full-refresh`), the retention pre-hook, and the dependency on the purges
-    the pre-hook reads at run time, so the lineage shows that edge and dbt lets the hook
-    read them: `stg_loader__purges`, or in staging (which reads sources only) the source
-    `loader.purges`. tests/e2e/test_incremental_wiring.py fails for an incremental model
-    without them.
+    column needs `--full-refresh`), the retention pre-hook, and, outside staging, a
+    dependency on `stg_loader__purges`, the purges the pre-hook reads at run time, so the
+    lineage shows that edge. Staging reads them too, but names no edge: it would be a second
+    child of the source `loader.purges` besides its staging view (a source staged twice).
+    tests/e2e/test_incremental_wiring.py fails for an incremental model without them.
 -#}
 {% macro incremental_model(retention=none, unique_key=none, indexes=[]) -%}
     {%- if retention is none -%}
@@ -51,9 +51,7 @@
         indexes=indexes,
     ) }}
     {#- `model`: not in a linter's templating, which lints the models outside staging -#}
-    {%- if model is defined and model.fqn[1] == 'staging' -%}
-        {%- do source('loader', 'purges') -%}
-    {%- else -%}
+    {%- if not (model is defined and model.fqn[1] == 'staging') -%}
         {%- do ref('stg_loader__purges') -%}
     {%- endif -%}
 {%- endmacro %}
