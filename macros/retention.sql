@@ -2,14 +2,15 @@
     Retention in the incremental models: after `agent-loader purge`, the next build drops
     what was purged, so the models equal a `--full-refresh` on the purged raw tables.
 
-    The loader records every purge in `raw.purges` (source `loader.purges`; its staging view
-    `stg_loader__purges` is what the intermediate and mart models name in a `depends_on`
-    comment, so the lineage shows the edge): it deleted every
+    The loader records every purge in `raw.purges` (source `loader.purges`; the intermediate
+    and mart models depend on its staging view `stg_loader__purges`, as
+    macros/incremental_model.sql declares, so the lineage shows the edge): it deleted every
     raw event with `event_ts < cutoff`, or, for an erasure (`purge --user/--tenant`), some
-    events of any age, recorded with cutoff 'infinity' so every row is checked. A purge is *unseen* by an incremental table when it
-    finished after the newest load the table holds (its high-water column): every build that
-    ran before the purge finished saw only loads older than the purge. Only then does a build
-    do retention work, so a build with no new purge pays one small query per model.
+    events of any age, recorded with cutoff 'infinity' so every row is checked. A purge is
+    *unseen* by an incremental table when it finished after the newest load the table holds
+    (its high-water column): every build that ran before the purge finished saw only loads
+    older than the purge. Only then does a build do retention work, so a build with no new
+    purge pays one small query per model.
 
     `unseen_purge_cutoff(column)` gives the latest cutoff of the purges unseen by `this` as a
     SQL literal, or none (nothing to do; also when not incremental or not executing).

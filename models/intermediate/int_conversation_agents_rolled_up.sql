@@ -7,12 +7,13 @@
     replaced whole (delete+insert keyed on conversation_id, which deletes all of its agents).
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('first_event_at', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
+        retention=retention_by_rows(
+            time_column='first_event_at',
+            key='conversation_id',
+            kept_in="ref('stg_agent_events__events')",
+        ),
         indexes=[
             {'columns': ['conversation_id', 'agent_name'], 'unique': true},
             {'columns': ['agent_name']},
@@ -20,9 +21,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

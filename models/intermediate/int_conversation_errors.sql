@@ -5,20 +5,19 @@
     `lookback_hours` that are not here yet.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', ['error_id', 'agent_name'], ref('stg_agent_events__events'), ['event_id', 'agent_name'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='occurred_at',
+            key=['error_id', 'agent_name'],
+            kept_in="ref('stg_agent_events__events')",
+            kept_key=['event_id', 'agent_name'],
+        ),
         indexes=[
             {'columns': ['error_id', 'agent_name'], 'unique': true},
             {'columns': ['loaded_at']},
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

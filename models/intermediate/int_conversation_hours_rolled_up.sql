@@ -8,12 +8,13 @@
     replaced whole (delete+insert keyed on conversation_id, which deletes all of its hours).
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('hour', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
+        retention=retention_by_rows(
+            time_column='hour',
+            key='conversation_id',
+            kept_in="ref('stg_agent_events__events')",
+        ),
         indexes=[
             {'columns': ['conversation_id', 'hour'], 'unique': true},
             {'columns': ['hour']},
@@ -21,9 +22,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -1,9 +1,11 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('finished_at', ['invocation_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='finished_at',
+            key=['invocation_id', 'publisher_id'],
+            kept_in="ref('stg_marketplace__events')",
+            kept_key=['event_id', 'publisher_id'],
+        ),
         indexes=[
             {'columns': ['invocation_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'finished_date']},
@@ -12,9 +14,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

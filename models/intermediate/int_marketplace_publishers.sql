@@ -7,20 +7,16 @@
     the new events; after a purge the table is rebuilt from staging.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key='publisher_id',
-        on_schema_change='fail',
-        pre_hook="{{ delete_rows_to_rebuild('first_event_date') }}",
+        retention=retention_by_rebuild(
+            date_column='first_event_date',
+        ),
         indexes=[
             {'columns': ['publisher_id'], 'unique': true},
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -5,11 +5,13 @@
     minus `lookback_hours` that are not here yet.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('rated_at', ['rating_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='rated_at',
+            key=['rating_id', 'publisher_id'],
+            kept_in="ref('stg_marketplace__events')",
+            kept_key=['event_id', 'publisher_id'],
+        ),
         indexes=[
             {'columns': ['rating_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'rated_date']},
@@ -17,9 +19,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

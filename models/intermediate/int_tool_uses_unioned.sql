@@ -1,9 +1,10 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('used_at', ['event_id', 'publisher_id'], ref('stg_marketplace__events'), ['event_id', 'publisher_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='used_at',
+            key=['event_id', 'publisher_id'],
+            kept_in="ref('stg_marketplace__events')",
+        ),
         indexes=[
             {'columns': ['tool_use_id', 'publisher_id'], 'unique': true},
             {'columns': ['publisher_id', 'used_date']},
@@ -11,9 +12,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -8,20 +8,16 @@
     changes only by late events, which land there.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key='hour',
-        on_schema_change='fail',
-        pre_hook="{{ delete_rows_to_rebuild('hour') }}",
+        retention=retention_by_rebuild(
+            date_column='hour',
+        ),
         indexes=[
             {'columns': ['hour'], 'unique': true},
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -10,12 +10,13 @@
     belongs to a conversation from last week still gives the full-refresh row.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('started_at', 'conversation_id', ref('stg_agent_events__events'), 'conversation_id', 'last_loaded_at') }}",
+        retention=retention_by_rows(
+            time_column='started_at',
+            key='conversation_id',
+            kept_in="ref('stg_agent_events__events')",
+        ),
         indexes=[
             {'columns': ['conversation_id'], 'unique': true},
             {'columns': ['last_loaded_at']},
@@ -25,9 +26,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -5,21 +5,18 @@
     publisher, an earlier first day, the window moving with `as_of`). Other days are final.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    incremental_model(
         unique_key=['publisher_id', 'date_day'],
-        on_schema_change='fail',
-        pre_hook="{{ delete_rows_to_rebuild('date_day', marketplace_as_of_date()) }}",
+        retention=retention_by_rebuild(
+            date_column='date_day',
+            as_of_date='marketplace_as_of_date()',
+        ),
         indexes=[
             {'columns': ['publisher_id', 'date_day'], 'unique': true},
             {'columns': ['date_day']},
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

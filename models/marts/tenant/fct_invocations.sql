@@ -9,11 +9,12 @@
     dropped by the pre-hook (macros/retention.sql).
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('finished_at', ['invocation_id', 'publisher_id'], ref('int_invocations_enriched'), ['invocation_id', 'publisher_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='finished_at',
+            key=['invocation_id', 'publisher_id'],
+            kept_in="ref('int_invocations_enriched')",
+        ),
         indexes=[
             {'columns': ['tenant_id', 'invocation_id', 'publisher_id'], 'unique': true},
             {'columns': ['tenant_id', 'finished_date']},
@@ -21,9 +22,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

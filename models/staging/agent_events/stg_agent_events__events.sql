@@ -7,11 +7,12 @@
     rows are never updated, so an event, once staged, never changes.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', ['event_id', 'agent_name'], source('agent_events', 'agent_events'), ['event_id', 'agent_name'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='occurred_at',
+            key=['event_id', 'agent_name'],
+            kept_in="source('agent_events', 'agent_events')",
+        ),
         indexes=[
             {'columns': ['event_id', 'agent_name'], 'unique': true},
             {'columns': ['conversation_id']},

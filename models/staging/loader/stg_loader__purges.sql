@@ -1,8 +1,8 @@
 {#-
     One row per completed `agent-loader purge`, as the loader records it. The retention
     pre-hooks of the incremental models read these rows (macros/retention.sql); the
-    intermediate and mart models name this view in a `depends_on` comment, so retention's
-    dependency shows in the lineage.
+    intermediate and mart models depend on this view (declared by `incremental_model()`), so
+    retention's dependency shows in the lineage.
 -#}
 {{ config(materialized='view') }}
 

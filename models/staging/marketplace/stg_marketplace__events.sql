@@ -1,9 +1,11 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('occurred_at', ['event_id', 'publisher_id'], source('marketplace', 'marketplace_events'), ['id', 'publisher_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='occurred_at',
+            key=['event_id', 'publisher_id'],
+            kept_in="source('marketplace', 'marketplace_events')",
+            kept_key=['id', 'publisher_id'],
+        ),
         indexes=[
             {'columns': ['event_id', 'publisher_id'], 'unique': true},
             {'columns': ['loaded_at'], 'type': 'brin'},
