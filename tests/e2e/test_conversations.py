@@ -548,6 +548,17 @@ def oracle_resolution(events: list[Ev]) -> dict[str, dict[str, Any]]:
             "median_completed_resolution_seconds": percentile_cont(done, 0.5) if done else None,
             "p95_completed_resolution_seconds": percentile_cont(done, 0.95) if done else None,
         }
+        # the self-explaining names of the same four values (the old ones are deprecated)
+        for method, old in [
+            ("p50_resolution_seconds_interpolated", "median_resolution_seconds"),
+            ("p95_resolution_seconds_interpolated", "p95_resolution_seconds"),
+            (
+                "p50_completed_resolution_seconds_interpolated",
+                "median_completed_resolution_seconds",
+            ),
+            ("p95_completed_resolution_seconds_interpolated", "p95_completed_resolution_seconds"),
+        ]:
+            rows[agent][method] = rows[agent][old]
     return rows
 
 
