@@ -28,7 +28,7 @@ from tests.conftest import Database, Dbt, run_loader
 
 pytestmark = pytest.mark.dbt
 
-SELECT = ("--select", "source:agent_events+")
+SELECT = ("--select", "source:agent_events+", "source:otel+")
 MARTS = {
     "fct_conversations": "conversation_id",
     "conversations_hourly": "hour",

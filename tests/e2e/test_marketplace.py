@@ -41,7 +41,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 AS_OF = NOW.date()
 WINDOW_DAYS = 30
 # The marketplace models and everything downstream of them; the build date pinned to AS_OF.
-SELECT = ("--select", "source:marketplace+", "insight_rules+")
+SELECT = ("--select", "source:marketplace+", "source:otel+", "insight_rules+")
 VARS = ("--vars", json.dumps({"as_of": AS_OF.isoformat()}))
 
 PLANTED_FINDINGS = {
