@@ -10,14 +10,13 @@
     resource. Null when none is present.
 -#}
 {% macro otel_text(keys, columns=['attributes']) -%}
-    coalesce(
-        {%- for column in columns %}
-            {%- set outer_last = loop.last %}
-            {%- for key in keys %}
-        nullif({{ json_text(column, key) }}, ''){{ ',' if not (outer_last and loop.last) }}
-            {%- endfor %}
-        {%- endfor %}
-    )
+    {%- set reads = [] -%}
+    {%- for column in columns -%}
+        {%- for key in keys -%}
+            {%- do reads.append("nullif(" ~ json_text(column, key) ~ ", '')") -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    coalesce({{ reads | join(', ') }})
 {%- endmacro %}
 
 
@@ -26,9 +25,9 @@
     integer `type`); null when none does (json_number: a value of another type is not read).
 -#}
 {% macro otel_number(keys, type='bigint', low=0, high=1e12) -%}
-    coalesce(
-        {%- for key in keys %}
-        {{ json_number('attributes', key, type, low, high) }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    )
+    {%- set reads = [] -%}
+    {%- for key in keys -%}
+        {%- do reads.append(json_number('attributes', key, type, low, high)) -%}
+    {%- endfor -%}
+    coalesce({{ reads | join(', ') }})
 {%- endmacro %}

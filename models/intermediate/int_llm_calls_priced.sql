@@ -98,7 +98,7 @@ price_candidates as (
                 calls.response_model ~* prices.model_pattern
                 or calls.request_model ~* prices.model_pattern
             )
-            and prices.valid_from <= calls.started_date
+            and calls.started_date >= prices.valid_from
             and (
                 prices.input_tokens_above is null
                 or coalesce(calls.input_tokens, 0) > prices.input_tokens_above
@@ -112,13 +112,13 @@ chosen_prices as (
     select distinct on (trace_id, span_id) *
     from price_candidates
     order by
-        trace_id,
-        span_id,
-        match_rank,
+        trace_id asc,
+        span_id asc,
+        match_rank asc,
         input_tokens_above desc nulls last,
         price_valid_from desc,
-        price_model_name,
-        source_tier_id
+        price_model_name asc,
+        source_tier_id asc
 
 ),
 

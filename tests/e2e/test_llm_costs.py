@@ -375,7 +375,8 @@ def build(dbt: Dbt, database: Database, *extra: str, test: bool = False) -> str:
             cur.execute("insert into seeds.tenant_llm_budgets values (%s, %s)", (tenant, budget))
     conn.close()
     dbt("run", *SELECT, *VARS, *extra)
-    return dbt("test", *SELECT, *VARS).stdout if test else ""
+    # cautious: the tests that also read marts outside the selection (not built here) wait
+    return dbt("test", *SELECT, "--indirect-selection", "cautious", *VARS).stdout if test else ""
 
 
 def snapshot(database: Database) -> dict[str, list[tuple]]:
@@ -403,21 +404,31 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(module_db: Database, dbt: Dbt, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(
+    module_db: Database, dbt: Dbt, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
     folder: Path = tmp_path_factory.mktemp("llm_events")
     marketplace = [
-        marketplace_event(tenant_id="t-acme", timestamp=at(5).isoformat(), properties={"cost_usd": 0.005}),
-        marketplace_event(tenant_id="t-acme", timestamp=at(5).isoformat(), properties={"cost_usd": 0.003}),
+        marketplace_event(
+            tenant_id="t-acme", timestamp=at(5).isoformat(), properties={"cost_usd": 0.005}
+        ),
+        marketplace_event(
+            tenant_id="t-acme", timestamp=at(5).isoformat(), properties={"cost_usd": 0.003}
+        ),
         marketplace_event(
             tenant_id="t-acme",
             event_type="agent_errored",
             timestamp=at(6).isoformat(),
             properties={"cost_usd": 0.004, "error_type": "timeout"},
         ),
-        marketplace_event(tenant_id="t-beta", timestamp=at(6).isoformat(), properties={"cost_usd": 2.0}),
+        marketplace_event(
+            tenant_id="t-beta", timestamp=at(6).isoformat(), properties={"cost_usd": 2.0}
+        ),
     ]
     conversations = [
-        agent_event(conversation_id=conv, event_type=kind, timestamp=at(5).replace(tzinfo=None).isoformat())
+        agent_event(
+            conversation_id=conv, event_type=kind, timestamp=at(5).replace(tzinfo=None).isoformat()
+        )
         for conv in ("conv-1", "conv-2")
         for kind in ("message", "completion")
     ]
@@ -442,7 +453,8 @@ def calls(pipeline: Pipeline, phase: str = "phase_1") -> dict[int, dict[str, Any
         row[0]
         for row in pipeline.database.query(
             "select column_name from information_schema.columns"
-            " where table_schema = 'marts' and table_name = 'fct_llm_calls' order by ordinal_position"
+            " where table_schema = 'marts' and table_name = 'fct_llm_calls'"
+            " order by ordinal_position"
         )
     ]
     return {int(row[1], 16): dict(zip(columns, row, strict=True)) for row in rows}
@@ -457,21 +469,40 @@ def test_every_dialect_is_priced_at_tokens_times_the_seed_price(pipeline: Pipeli
 
 def test_each_dialect_reads_into_one_shape(pipeline: Pipeline) -> None:
     found = calls(pipeline)
-    shape = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    shape = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    )
     assert tuple(found[1][key] for key in shape) == (1000, 500, 200, None, None)
     assert tuple(found[4][key] for key in shape) == (2000, 1000, None, None, None)
     assert tuple(found[5][key] for key in shape) == (10, 20, None, None, None)
     assert tuple(found[8][key] for key in shape) == (3000, 400, 1000, 500, None)
     assert tuple(found[14][key] for key in shape) == (250000, 1000, None, None, 400)
-    assert (found[1]["tenant_id"], found[1]["user_id"], found[1]["agent_name"]) == ("t-acme", "u-1", "support")
-    assert (found[8]["tenant_id"], found[8]["user_id"], found[8]["conversation_id"]) == ("t-beta", "u-9", "conv-3")
+    assert (found[1]["tenant_id"], found[1]["user_id"], found[1]["agent_name"]) == (
+        "t-acme",
+        "u-1",
+        "support",
+    )
+    assert (found[8]["tenant_id"], found[8]["user_id"], found[8]["conversation_id"]) == (
+        "t-beta",
+        "u-9",
+        "conv-3",
+    )
     assert (found[5]["conversation_id"], found[5]["error_type"], found[5]["is_error"]) == (
         "conv-2",
         "RateLimitError",
         True,
     )
     assert (found[10]["error_type"], found[9]["agent_name"]) == ("_OTHER", "researcher")
-    assert [found[n]["provider_name"] for n in (1, 4, 5, 8)] == ["openai", "openai", "openai", "anthropic"]
+    assert [found[n]["provider_name"] for n in (1, 4, 5, 8)] == [
+        "openai",
+        "openai",
+        "openai",
+        "anthropic",
+    ]
     assert found[1]["price_model_name"] == "gpt-4o-2024-08-06"  # the response model, not gpt-4o
 
 
@@ -508,7 +539,9 @@ def test_unpriced_calls_are_listed_and_warned(pipeline: Pipeline) -> None:
         ("acme-llm-7b", "acme", 1, 1),
         ("claude-sonnet-4-6", "anthropic", 1, 1),
     ]
-    assert "WARN" in pipeline.test_output and "fct_llm_calls_every_call_priced" in pipeline.test_output
+    assert (
+        "WARN" in pipeline.test_output and "fct_llm_calls_every_call_priced" in pipeline.test_output
+    )
 
 
 def test_cost_daily_groups_tenant_agent_model_day(pipeline: Pipeline) -> None:
@@ -561,7 +594,9 @@ def test_cost_insights_fire(pipeline: Pipeline) -> None:
         ("negative_margin", "t-delta", "None"),
         ("llm_cost_spike", "t-gamma", "2026-11-08"),
     }
-    spike = next(row for row in pipeline.phase_1["tenant_llm_insights"] if row[1] == "llm_cost_spike")
+    spike = next(
+        row for row in pipeline.phase_1["tenant_llm_insights"] if row[1] == "llm_cost_spike"
+    )
     assert spike[10:12] == (Decimal(10), Decimal(3))
     assert "10.0 times" in spike[6]
 

@@ -40,7 +40,7 @@ conversation_events as (
     select * from events
 
     {% if is_incremental() %}
-        {{ where_conversation_touched('started_at', [ref('int_llm_calls_priced')]) }}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
     {% endif %}
 
 ),
@@ -51,7 +51,7 @@ llm_calls as (
     select * from {{ ref('int_llm_calls_priced') }}
 
     {% if is_incremental() %}
-        {{ where_conversation_touched('started_at', [ref('int_llm_calls_priced')]) }}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
     {% else %}
         where conversation_id is not null
     {% endif %}

@@ -69,9 +69,9 @@ daily_spikes as (
     inner join daily_cost as trailing_days
         on
             window_days.tenant_id = trailing_days.tenant_id
-            and trailing_days.date_day < window_days.date_day
-            and trailing_days.date_day
-            >= window_days.date_day - {{ var('llm_cost_spike_days') | int }}
+            and window_days.date_day > trailing_days.date_day
+            and window_days.date_day - {{ var('llm_cost_spike_days') | int }}
+            <= trailing_days.date_day
     where window_days.date_day >= {{ marketplace_window_start_date() }}
     group by window_days.tenant_id, window_days.date_day, window_days.cost_usd
 

@@ -38,7 +38,7 @@ revenue_by_month as (
 
     select
         tenant_id,
-        cast(date_trunc('month', finished_date) as date) as month_start_date,
+        date_trunc('month', finished_date)::date as month_start_date,
         count(*) as invocations,
         sum(revenue_usd) as revenue_usd
 
@@ -52,7 +52,7 @@ cost_by_month as (
 
     select
         tenant_id,
-        cast(date_trunc('month', started_date) as date) as month_start_date,
+        date_trunc('month', started_date)::date as month_start_date,
         count(*) as llm_calls,
         count(*) filter (where not is_priced) as unpriced_llm_calls,
         count(distinct conversation_id) as conversations,

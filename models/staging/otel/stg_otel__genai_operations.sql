@@ -143,7 +143,9 @@ classified as (
         *,
         -- the dialect's own word decides; the first dialect that has one is asked
         case
-            when genai_operation_name in ('chat', 'text_completion', 'generate_content', 'embeddings')
+            when
+                genai_operation_name
+                in ('chat', 'text_completion', 'generate_content', 'embeddings')
                 then 'llm_call'
             when genai_operation_name in ('invoke_agent', 'create_agent', 'invoke_workflow')
                 then 'agent'
@@ -158,7 +160,8 @@ classified as (
             when traceloop_span_kind is not null then 'other'
             when traceloop_request_type is not null then 'llm_call'
             -- an older instrumentation without an operation name: a model was asked
-            when coalesce(current_provider_name, legacy_system_name) is not null
+            when
+                coalesce(current_provider_name, legacy_system_name) is not null
                 and coalesce(request_model, response_model) is not null
                 then 'llm_call'
         end as operation_type,
