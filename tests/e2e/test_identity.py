@@ -20,7 +20,8 @@ SELECT = (
     "--select",
     "source:marketplace+",
     "source:agent_events+",
-    "source:otel+",
+    "+tenant_llm_insights",
+    "+fct_conversations",
     "insight_rules+",
 )
 
