@@ -2,8 +2,9 @@
     The insight rules of `seeds/insight_rules.csv` on LLM cost, per tenant: the same rules
     table, the same firing rule and texts as `insights` (which reads the marketplace metrics),
     on the tenant metrics here. Month rules read the `as_of` month to date; the spike rule
-    reads each day of the dashboard window against the tenant's median daily cost over the
-    `llm_cost_spike_days` days before it (days with a call; the sample is how many).
+    reads each day of the dashboard window (llm_cost_daily summed per tenant) against the
+    tenant's median daily cost over the `llm_cost_spike_days` days before it (days with a
+    call; the sample is how many).
 -#}
 {{
     config(
@@ -28,9 +29,9 @@ unit_economics as (
 
 ),
 
-calls as (
+cost_daily as (
 
-    select * from {{ ref('int_llm_calls_priced') }}
+    select * from {{ ref('llm_cost_daily') }}
 
 ),
 
@@ -45,12 +46,11 @@ daily_cost as (
 
     select
         tenant_id,
-        started_date as date_day,
+        date_day,
         sum(cost_usd) as cost_usd
 
-    from calls
-    where started_date <= {{ marketplace_as_of_date() }}
-    group by tenant_id, started_date
+    from cost_daily
+    group by tenant_id, date_day
 
 ),
 

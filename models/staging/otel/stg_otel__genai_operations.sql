@@ -21,9 +21,6 @@
     )
 }}
 
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
-
 {%- set tenant_keys = [var('otel_tenant_attribute')] -%}
 {%- set user_keys = var('otel_user_attributes') -%}
 {%- set span_then_resource = ['attributes', 'resource_attributes'] %}
