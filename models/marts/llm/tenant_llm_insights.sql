@@ -158,16 +158,8 @@ formatted as (
 
     select
         *,
-        case value_format
-            when 'percent' then {{ number_text('metric_value * 100', 'FM999999990.0') }} || '%'
-            when 'usd' then {{ trimmed_number_text('round(metric_value, 6)') }}
-            when 'ratio' then {{ number_text('metric_value', 'FM999999990.0') }}
-            when 'count' then {{ number_text('round(metric_value)', 'FM999999999990') }}
-        end as metric_value_text,
-        case value_format
-            when 'percent' then {{ trimmed_number_text('threshold * 100') }} || '%'
-            else {{ trimmed_number_text('threshold') }}
-        end as threshold_text
+        {{ insight_value_text('metric_value', 'value_format') }} as metric_value_text,
+        {{ insight_threshold_text('threshold', 'value_format') }} as threshold_text
 
     from findings
 
