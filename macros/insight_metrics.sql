@@ -28,7 +28,9 @@
     median (sample: the trailing days with a call).
 -#}
 {% macro tenant_insight_metrics() -%}
-    {{ return(['llm_budget_used_rate', 'margin_usd', 'unpriced_llm_calls', 'llm_cost_spike_ratio']) }}
+    {{ return([
+        'llm_budget_used_rate', 'margin_usd', 'unpriced_llm_calls', 'llm_cost_spike_ratio',
+    ]) }}
 {%- endmacro %}
 
 
