@@ -16,11 +16,12 @@
     loaded later; `--full-refresh` reprices every call.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('started_at', ['trace_id', 'span_id'], ref('stg_otel__genai_operations'), ['trace_id', 'span_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='started_at',
+            key=['trace_id', 'span_id'],
+            kept_in="ref('stg_otel__genai_operations')",
+        ),
         indexes=[
             {'columns': ['trace_id', 'span_id'], 'unique': true},
             {'columns': ['conversation_id']},
@@ -29,9 +30,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

@@ -8,11 +8,12 @@
     `lookback_hours` that are not here yet; what a purge deleted is dropped by the pre-hook.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('started_at', ['trace_id', 'span_id'], ref('int_llm_calls_priced'), ['trace_id', 'span_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='started_at',
+            key=['trace_id', 'span_id'],
+            kept_in="ref('int_llm_calls_priced')",
+        ),
         indexes=[
             {'columns': ['tenant_id', 'trace_id', 'span_id'], 'unique': true},
             {'columns': ['tenant_id', 'started_date']},
@@ -20,9 +21,6 @@
         ],
     )
 }}
-
--- the retention pre-hook reads raw.purges (macros/retention.sql): an edge in the lineage
--- depends_on: {{ ref('stg_loader__purges') }}
 
 with
 

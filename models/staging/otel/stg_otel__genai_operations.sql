@@ -9,11 +9,12 @@
     `lookback_hours` that are not staged yet; raw spans are never updated.
 -#}
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_purged_rows('started_at', ['trace_id', 'span_id'], source('otel', 'spans'), ['trace_id', 'span_id'], 'loaded_at') }}",
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='started_at',
+            key=['trace_id', 'span_id'],
+            kept_in="source('otel', 'spans')",
+        ),
         indexes=[
             {'columns': ['trace_id', 'span_id'], 'unique': true},
             {'columns': ['loaded_at'], 'type': 'brin'},
