@@ -21,6 +21,25 @@
 {%- endmacro %}
 
 
+{#-
+    The per-tenant metrics of the LLM cost rules, which `tenant_llm_insights` computes (its
+    `metrics` CTE) and `insights` never reads: the as_of month's budget used, margin and
+    unpriced calls (sample: the month's LLM calls), and a day's cost over the tenant's trailing
+    median (sample: the trailing days with a call).
+-#}
+{% macro tenant_insight_metrics() -%}
+    {{ return([
+        'llm_budget_used_rate', 'margin_usd', 'unpriced_llm_calls', 'llm_cost_spike_ratio',
+    ]) }}
+{%- endmacro %}
+
+
+{#- The tenant metric names as a SQL list. -#}
+{% macro tenant_insight_metric_names() -%}
+    '{{ tenant_insight_metrics() | join("', '") }}'
+{%- endmacro %}
+
+
 {#- The metric names as a SQL list: `'error_rate', 'p95_response_time_ms', ...`. -#}
 {% macro insight_metric_names() -%}
     {%- for metric in insight_metrics() -%}
@@ -43,12 +62,18 @@
 {%- endmacro %}
 
 
-{#- A metric value as the rule's texts write it (`value_format`: percent, milliseconds, rating). -#}
+{#-
+    A metric value as the rule's texts write it (`value_format`: percent, milliseconds, rating;
+    usd, ratio, count for the LLM cost rules).
+-#}
 {% macro insight_value_text(value, value_format) -%}
     case {{ value_format }}
         when 'percent' then {{ number_text(value ~ ' * 100', 'FM999999990.0') }} || '%'
         when 'milliseconds' then {{ number_text('round(' ~ value ~ ')', 'FM999999999990') }}
         when 'rating' then {{ number_text('round(' ~ value ~ ', 2)', 'FM990.09') }}
+        when 'usd' then {{ trimmed_number_text('round(' ~ value ~ ', 6)') }}
+        when 'ratio' then {{ number_text(value, 'FM999999990.0') }}
+        when 'count' then {{ number_text('round(' ~ value ~ ')', 'FM999999999990') }}
     end
 {%- endmacro %}
 

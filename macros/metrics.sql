@@ -53,3 +53,24 @@
 {% macro revenue_per_invocation(revenue_usd, invocations) -%}
     {{ revenue_usd }} / nullif({{ invocations }}, 0)
 {%- endmacro %}
+
+
+{#-
+    A duration percentile over LLM call rows (`duration_ms`): every call, failed ones
+    included (a failed call also costs time), nearest-rank (discrete) as the response times.
+-#}
+{% macro llm_call_duration_ms(percentile) -%}
+    percentile_disc({{ percentile }}) within group (order by duration_ms)
+{%- endmacro %}
+
+
+{#- Revenue minus LLM cost over revenue; null without revenue. -#}
+{% macro margin_rate(revenue_usd, cost_usd) -%}
+    ({{ revenue_usd }} - {{ cost_usd }}) / nullif({{ revenue_usd }}, 0)
+{%- endmacro %}
+
+
+{#- A cost over a count (invocations, conversations); null when the count is zero. -#}
+{% macro cost_per(cost_usd, count) -%}
+    {{ cost_usd }} / nullif({{ count }}, 0)
+{%- endmacro %}

@@ -28,7 +28,8 @@ from tests.conftest import Database, Dbt, run_loader
 
 pytestmark = pytest.mark.dbt
 
-SELECT = ("--select", "source:agent_events+")
+# +fct_conversations: its LLM columns read the priced spans (and the price seed)
+SELECT = ("--select", "source:agent_events+", "+fct_conversations")
 MARTS = {
     "fct_conversations": "conversation_id",
     "conversations_hourly": "hour",
@@ -36,6 +37,14 @@ MARTS = {
     "error_types_ranked": "error_type",
 }
 UTC = timezone.utc
+LLM_COLUMNS = (
+    "llm_calls",
+    "unpriced_llm_calls",
+    "llm_input_tokens",
+    "llm_output_tokens",
+    "llm_total_tokens",
+    "llm_cost_usd",
+)
 
 
 # --- fixture events ------------------------------------------------------------------------
@@ -502,6 +511,8 @@ def oracle_conversations(events: list[Ev]) -> dict[str, dict[str, Any]]:
             "has_conversation_end": counts["conversation_end"] > 0,
             "started_at": evs[0].at,
             "ended_at": evs[-1].at,
+            # no spans here: the LLM columns (tests/e2e/test_llm_costs.py) are zero
+            **dict.fromkeys(LLM_COLUMNS, 0),
         }
     return rows
 

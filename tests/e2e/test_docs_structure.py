@@ -33,6 +33,85 @@ DIFFERENT_MEANINGS = {
     ("total_tokens", "fct_invocations"): "as for int_invocations_enriched",
     ("finished_at", "stg_loader__purges"): "a purge run's end, not an invocation's",
     ("started_at", "stg_loader__purges"): "a purge run's start, not a conversation's",
+    # LLM calls (models/marts/llm, issue 26): the span's meaning of a shared name.
+    ("cost_usd", "int_llm_calls_priced"): (
+        "an LLM call's cost (col_llm_cost_usd), not an invocation's price"
+    ),
+    ("cost_usd", "fct_llm_calls"): (
+        "an LLM call's cost (col_llm_cost_usd), not an invocation's price"
+    ),
+    ("cost_usd", "llm_cost_daily"): (
+        "an LLM call's cost (col_llm_cost_usd), not an invocation's price"
+    ),
+    ("input_tokens", "stg_otel__genai_operations"): (
+        "an LLM call's input tokens, cache reads and writes included"
+    ),
+    ("input_tokens", "int_llm_calls_priced"): (
+        "an LLM call's input tokens, cache reads and writes included"
+    ),
+    ("input_tokens", "fct_llm_calls"): (
+        "an LLM call's input tokens, cache reads and writes included"
+    ),
+    ("input_tokens", "llm_cost_daily"): (
+        "an LLM call's input tokens, cache reads and writes included"
+    ),
+    ("input_tokens", "llm_unpriced_models"): (
+        "an LLM call's input tokens, cache reads and writes included"
+    ),
+    ("output_tokens", "stg_otel__genai_operations"): (
+        "an LLM call's output tokens, reasoning included; elsewhere an invocation's"
+    ),
+    ("output_tokens", "int_llm_calls_priced"): (
+        "an LLM call's output tokens, reasoning included; elsewhere an invocation's"
+    ),
+    ("output_tokens", "fct_llm_calls"): (
+        "an LLM call's output tokens, reasoning included; elsewhere an invocation's"
+    ),
+    ("output_tokens", "llm_cost_daily"): (
+        "an LLM call's output tokens, reasoning included; elsewhere an invocation's"
+    ),
+    ("output_tokens", "llm_unpriced_models"): (
+        "an LLM call's output tokens, reasoning included; elsewhere an invocation's"
+    ),
+    ("total_tokens", "int_llm_calls_priced"): "an LLM call's input + output tokens",
+    ("total_tokens", "fct_llm_calls"): "an LLM call's input + output tokens",
+    ("total_tokens", "llm_cost_daily"): "an LLM call's input + output tokens",
+    ("duration_ms", "stg_otel__genai_operations"): "a span's duration, from its nanoseconds",
+    ("duration_ms", "int_llm_calls_priced"): "a span's duration, from its nanoseconds",
+    ("duration_ms", "fct_llm_calls"): "a span's duration, from its nanoseconds",
+    ("error_type", "stg_otel__genai_operations"): (
+        "a span's `error.type` (`_OTHER` when unnamed); null is a success, not an unknown type"
+    ),
+    ("error_type", "int_llm_calls_priced"): (
+        "a span's `error.type` (`_OTHER` when unnamed); null is a success, not an unknown type"
+    ),
+    ("error_type", "fct_llm_calls"): (
+        "a span's `error.type` (`_OTHER` when unnamed); null is a success, not an unknown type"
+    ),
+    ("started_at", "stg_otel__genai_operations"): "a span's start, not a conversation's",
+    ("started_at", "int_llm_calls_priced"): "a span's start, not a conversation's",
+    ("started_at", "fct_llm_calls"): "a span's start, not a conversation's",
+    ("ended_at", "stg_otel__genai_operations"): "a span's end, not a conversation's",
+    ("ended_at", "int_llm_calls_priced"): "a span's end, not a conversation's",
+    ("model_name", "int_llm_calls_priced"): (
+        "an LLM call's response model, else its requested model"
+    ),
+    ("model_name", "fct_llm_calls"): ("an LLM call's response model, else its requested model"),
+    ("model_name", "llm_cost_daily"): ("an LLM call's response model, else its requested model"),
+    ("model_name", "llm_unpriced_models"): (
+        "an LLM call's response model, else its requested model"
+    ),
+    ("calls", "llm_cost_daily"): "LLM calls, not tool calls",
+    ("calls", "llm_unpriced_models"): "LLM calls, not tool calls",
+    ("conversations", "tenant_unit_economics_monthly"): (
+        "the distinct conversations a tenant's LLM calls name"
+    ),
+    ("error_rate", "llm_cost_daily"): (
+        "failed LLM calls over LLM calls (the same `error_rate` macro)"
+    ),
+    ("insight_id", "tenant_llm_insights"): "md5 of rule, tenant and day: a tenant's finding",
+    ("metric_value", "tenant_llm_insights"): "the metric's value for the tenant (month or day)",
+    ("sample_size", "tenant_llm_insights"): "LLM calls of the month, or trailing days with a call",
 }
 # The publisher-facing marts publish an operator mart's column, and say after its definition
 # when they null or round it (docs/security.md).

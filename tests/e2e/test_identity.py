@@ -16,7 +16,14 @@ from tests.factories import agent_event, marketplace_event, write_ndjson
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 VARS = ("--vars", json.dumps({"as_of": NOW.date().isoformat()}))
-SELECT = ("--select", "source:marketplace+", "source:agent_events+", "insight_rules+")
+SELECT = (
+    "--select",
+    "source:marketplace+",
+    "source:agent_events+",
+    "+tenant_llm_insights",
+    "+fct_conversations",
+    "insight_rules+",
+)
 
 
 def completion(publisher_id: str, tenant_id: str, cost_usd: float, event_id: str = "inv-1"):

@@ -41,7 +41,8 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 AS_OF = NOW.date()
 WINDOW_DAYS = 30
 # The marketplace models and everything downstream of them; the build date pinned to AS_OF.
-SELECT = ("--select", "source:marketplace+", "insight_rules+")
+# +tenant_llm_insights: the unit economics and cost insights read the priced spans too
+SELECT = ("--select", "source:marketplace+", "+tenant_llm_insights", "insight_rules+")
 VARS = ("--vars", json.dumps({"as_of": AS_OF.isoformat()}))
 
 PLANTED_FINDINGS = {

@@ -70,4 +70,8 @@ def test_build_on_empty_raw_tables_then_docs_cover_every_model_and_column(dbt, m
     assert [row[0] for row in unscaled] == [
         "fct_invocations.cost_usd",
         "fct_invocations.duration_ms",
+        "fct_llm_calls.computed_cost_usd",
+        "fct_llm_calls.cost_usd",
+        "fct_llm_calls.duration_ms",
+        "fct_llm_calls.ingested_cost_usd",
     ]

@@ -40,7 +40,20 @@ conversation_events as (
     select * from events
 
     {% if is_incremental() %}
-        {{ where_conversation_touched('started_at') }}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
+    {% endif %}
+
+),
+
+llm_calls as (
+
+    -- the LLM calls whose span names a conversation (gen_ai.conversation.id, session.id)
+    select * from {{ ref('int_llm_calls_priced') }}
+
+    {% if is_incremental() %}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
+    {% else %}
+        where conversation_id is not null
     {% endif %}
 
 ),
@@ -108,6 +121,22 @@ conversation_totals as (
 
 ),
 
+conversation_llm_calls as (
+
+    select
+        conversation_id,
+        count(*) as llm_calls,
+        count(*) filter (where not is_priced) as unpriced_llm_calls,
+        coalesce(sum(input_tokens), 0)::bigint as llm_input_tokens,
+        coalesce(sum(output_tokens), 0)::bigint as llm_output_tokens,
+        coalesce(sum(total_tokens), 0)::bigint as llm_total_tokens,
+        coalesce(sum(cost_usd), 0)::numeric(38, 6) as llm_cost_usd
+
+    from llm_calls
+    group by conversation_id
+
+),
+
 conversations_classified as (
 
     select
@@ -158,11 +187,21 @@ final as (
         -- timestamps
         conversations_classified.started_at,
         conversations_classified.ended_at,
-        conversations_classified.last_loaded_at
+        conversations_classified.last_loaded_at,
+
+        -- LLM calls (numerics), after the original columns so that their positions stay
+        coalesce(conversation_llm_calls.llm_calls, 0) as llm_calls,
+        coalesce(conversation_llm_calls.unpriced_llm_calls, 0) as unpriced_llm_calls,
+        coalesce(conversation_llm_calls.llm_input_tokens, 0) as llm_input_tokens,
+        coalesce(conversation_llm_calls.llm_output_tokens, 0) as llm_output_tokens,
+        coalesce(conversation_llm_calls.llm_total_tokens, 0) as llm_total_tokens,
+        coalesce(conversation_llm_calls.llm_cost_usd, 0)::numeric(38, 6) as llm_cost_usd
 
     from conversations_classified
     inner join agent_lists
         on conversations_classified.conversation_id = agent_lists.conversation_id
+    left join conversation_llm_calls
+        on conversations_classified.conversation_id = conversation_llm_calls.conversation_id
 
 )
 

@@ -1,0 +1,228 @@
+{#-
+    One row per LLM call (a GenAI span whose operation is a model call: chat, completion,
+    generate_content, embeddings; agent and tool spans are not calls), with its price and
+    cost. The cost a span carries (`gen_ai.usage.cost`, `llm.cost.total`) wins; else the
+    cost is the call's tokens times the `model_prices` row that matches it: its response
+    model first, then its requested model (`match_pattern`, case-insensitive, whole name),
+    the tier its input size selects, the row valid on the call's UTC day (the latest
+    `valid_from` on or before it). A call with neither has a null cost, never zero.
+
+    Tokens: input tokens include the cache reads and writes, output tokens the reasoning
+    tokens (the GenAI conventions' definition); each kind is priced at its own price when the
+    row lists one, else at the input (output) price.
+
+    Incremental like int_invocations_enriched: the calls staged since the high-water mark
+    minus `lookback_hours` that are not here yet. A price added later applies to calls
+    loaded later; `--full-refresh` reprices every call.
+-#}
+{{
+    incremental_model(
+        retention=retention_by_rows(
+            time_column='started_at',
+            key=['trace_id', 'span_id'],
+            kept_in="ref('stg_otel__genai_operations')",
+        ),
+        indexes=[
+            {'columns': ['trace_id', 'span_id'], 'unique': true},
+            {'columns': ['conversation_id']},
+            {'columns': ['loaded_at']},
+            {'columns': ['started_at'], 'type': 'brin'},
+        ],
+    )
+}}
+
+with
+
+operations as (
+
+    select * from {{ ref('stg_otel__genai_operations') }} as operations
+
+    {% if is_incremental() %}
+        {{ where_not_built_yet('operations', ['trace_id', 'span_id'], ['trace_id', 'span_id']) }}
+    {% endif %}
+
+),
+
+model_prices as (
+
+    select * from {{ ref('model_prices') }}
+
+),
+
+calls as (
+
+    select
+        *,
+        {{ utc_date('started_at') }} as started_date
+
+    from operations
+    where operation_type = 'llm_call'
+
+),
+
+prices as (
+
+    select
+        *,
+        -- `~*` is the case-insensitive match Langfuse's `(?i)` prefix asks for
+        regexp_replace(match_pattern, '^\(\?i\)', '') as model_pattern
+
+    from model_prices
+
+),
+
+price_candidates as (
+
+    select
+        calls.trace_id,
+        calls.span_id,
+        prices.model_name as price_model_name,
+        prices.tier_name as price_tier_name,
+        prices.valid_from as price_valid_from,
+        prices.input_tokens_above,
+        prices.input_usd_per_token,
+        prices.output_usd_per_token,
+        prices.cache_read_usd_per_token,
+        prices.cache_write_usd_per_token,
+        prices.reasoning_usd_per_token,
+        prices.source_tier_id,
+        -- the response model is matched first, the requested model second
+        case when calls.response_model ~* prices.model_pattern then 1 else 2 end as match_rank
+
+    from calls
+    inner join prices
+        on
+            (
+                calls.response_model ~* prices.model_pattern
+                or calls.request_model ~* prices.model_pattern
+            )
+            and calls.started_date >= prices.valid_from
+            and (
+                prices.input_tokens_above is null
+                or coalesce(calls.input_tokens, 0) > prices.input_tokens_above
+            )
+
+),
+
+chosen_prices as (
+
+    -- the best match, the highest input-size tier that applies, the latest price
+    select distinct on (trace_id, span_id) *
+    from price_candidates
+    order by
+        trace_id asc,
+        span_id asc,
+        match_rank asc,
+        input_tokens_above desc nulls last,
+        price_valid_from desc,
+        price_model_name asc,
+        source_tier_id asc
+
+),
+
+computed as (
+
+    select
+        calls.*,
+        chosen_prices.price_model_name,
+        chosen_prices.price_tier_name,
+        chosen_prices.price_valid_from,
+        case
+            when
+                chosen_prices.span_id is not null
+                and (calls.input_tokens is not null or calls.output_tokens is not null)
+                then
+                    greatest(
+                        coalesce(calls.input_tokens, 0)
+                        - coalesce(calls.cache_read_tokens, 0)
+                        - coalesce(calls.cache_write_tokens, 0),
+                        0
+                    ) * chosen_prices.input_usd_per_token
+                    + coalesce(calls.cache_read_tokens, 0) * coalesce(
+                        chosen_prices.cache_read_usd_per_token, chosen_prices.input_usd_per_token
+                    )
+                    + coalesce(calls.cache_write_tokens, 0) * coalesce(
+                        chosen_prices.cache_write_usd_per_token, chosen_prices.input_usd_per_token
+                    )
+                    + case
+                        when chosen_prices.reasoning_usd_per_token is not null
+                            then
+                                greatest(
+                                    coalesce(calls.output_tokens, 0)
+                                    - coalesce(calls.reasoning_tokens, 0),
+                                    0
+                                ) * chosen_prices.output_usd_per_token
+                                + coalesce(calls.reasoning_tokens, 0)
+                                * chosen_prices.reasoning_usd_per_token
+                        else coalesce(calls.output_tokens, 0) * chosen_prices.output_usd_per_token
+                    end
+        end as computed_cost_usd
+
+    from calls
+    left join chosen_prices
+        on
+            calls.trace_id = chosen_prices.trace_id
+            and calls.span_id = chosen_prices.span_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        trace_id,
+        span_id,
+        parent_span_id,
+        conversation_id,
+        tenant_id,
+        user_id,
+
+        -- strings
+        dialect,
+        operation_name,
+        provider_name,
+        request_model,
+        response_model,
+        coalesce(response_model, request_model) as model_name,
+        agent_name,
+        error_type,
+        price_model_name,
+        price_tier_name,
+        case
+            when ingested_cost_usd is not null then 'span'
+            when computed_cost_usd is not null then 'price_table'
+        end as cost_source,
+
+        -- numerics
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        -- input plus output; a span that reports only a total (OpenLLMetry) keeps it
+        case
+            when input_tokens is not null or output_tokens is not null
+                then coalesce(input_tokens, 0) + coalesce(output_tokens, 0)
+            else reported_total_tokens
+        end as total_tokens,
+        ingested_cost_usd,
+        computed_cost_usd,
+        coalesce(ingested_cost_usd, computed_cost_usd) as cost_usd,
+        duration_ms,
+
+        -- booleans
+        is_error,
+        coalesce(ingested_cost_usd, computed_cost_usd) is not null as is_priced,
+
+        -- dates and timestamps
+        price_valid_from,
+        started_date,
+        started_at,
+        ended_at,
+        loaded_at
+
+    from computed
+
+)
+
+select * from final
