@@ -7,7 +7,11 @@ with
 
 days as (
 
-    select generate_series(date '2020-01-01', date '2039-12-31', interval '1 day') as day_start
+    {% if target.type == 'spark' %}
+        select explode(sequence(date '2020-01-01', date '2039-12-31', interval 1 day)) as day_start
+    {% else %}
+        select generate_series(date '2020-01-01', date '2039-12-31', interval '1 day') as day_start
+    {% endif %}
 
 ),
 

@@ -7,12 +7,22 @@ with
 
 hours as (
 
-    select
-        generate_series(
-            timestamptz '2020-01-01 00:00:00+00',
-            timestamptz '2039-12-31 23:00:00+00',
-            interval '1 hour'
-        ) as hour_start
+    {% if target.type == 'spark' %}
+        -- the session time zone is UTC (profiles.yml)
+        select
+            explode(sequence(
+                timestamp '2020-01-01 00:00:00',
+                timestamp '2039-12-31 23:00:00',
+                interval 1 hour
+            )) as hour_start
+    {% else %}
+        select
+            generate_series(
+                timestamptz '2020-01-01 00:00:00+00',
+                timestamptz '2039-12-31 23:00:00+00',
+                interval '1 hour'
+            ) as hour_start
+    {% endif %}
 
 ),
 
