@@ -30,6 +30,13 @@ DEMO_ANOMALIES: dict[str, Any] = {
     "failing_tools": {("pub-05", "web_fetch"): 0.35},
     "unhappy_publishers": {"pub-04"},
 }
+# The LLM calls behind the events, as OpenTelemetry spans, with two planted cost anomalies:
+# `tenant_llm_insights` should report the tenant's cost spike and the unpriced model.
+DEMO_LLM: dict[str, Any] = {
+    "llm_spans": True,
+    "cost_spike_tenant": "tenant-007",
+    "unpriced_agent": "pub-06-agent-2",
+}
 
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "seeds")
 
@@ -52,6 +59,7 @@ def demo_workload(events: int, days: int, seed: int) -> Workload:
         duplicate_rate=0.002,
         late_rate=0.001,
         **DEMO_ANOMALIES,
+        **DEMO_LLM,
     )
 
 
@@ -146,6 +154,21 @@ def report_data(dsn: str) -> dict[str, Any]:
             " order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end,"
             " publisher_id, title",
         )
+        # the month of the newest LLM call: the demo's days may straddle two months
+        unit_economics = _dicts(
+            conn,
+            "select tenant_id, llm_calls, revenue_usd, llm_cost_usd, margin_usd, margin_rate"
+            " from marts.tenant_unit_economics_monthly"
+            " where month_start_date = (select max(month_start_date)"
+            " from marts.tenant_unit_economics_monthly)"
+            " order by llm_cost_usd desc nulls last, tenant_id limit 8",
+        )
+        cost_insights = _dicts(
+            conn,
+            "select severity, tenant_id, title, description from marts.tenant_llm_insights"
+            " order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end,"
+            " tenant_id, title",
+        )
     ledger = {
         "files": int(files),
         "read": int(read),
@@ -153,7 +176,14 @@ def report_data(dsn: str) -> dict[str, Any]:
         "duplicates": int(duplicates),
         "quarantined": int(quarantined),
     }
-    return {"ledger": ledger, "dashboard": dashboard, "errors": errors, "insights": insights}
+    return {
+        "ledger": ledger,
+        "dashboard": dashboard,
+        "errors": errors,
+        "insights": insights,
+        "unit_economics": unit_economics,
+        "cost_insights": cost_insights,
+    }
 
 
 def report(dsn: str) -> str:
@@ -188,6 +218,24 @@ def report(dsn: str) -> str:
     out += [
         f"  [{row['severity']}] {row['publisher_id']}: {row['title']}. {row['description']}"
         for row in data["insights"]
+    ]
+    out += [
+        "",
+        "LLM cost and margin, the top tenants by cost this month"
+        " (marts.tenant_unit_economics_monthly)",
+        f"  {'tenant':<11} {'LLM calls':>9} {'revenue $':>10} {'LLM cost $':>10}"
+        f" {'margin $':>9} {'margin':>7}",
+    ]
+    out += [
+        f"  {row['tenant_id'] or '-':<11} {row['llm_calls']:>9,} {_num(row['revenue_usd'], 2):>10}"
+        f" {_num(row['llm_cost_usd'], 2):>10} {_num(row['margin_usd'], 2):>9}"
+        f" {_pct(row['margin_rate']):>7}"
+        for row in data["unit_economics"]
+    ]
+    out += ["", f"LLM cost insights (marts.tenant_llm_insights): {len(data['cost_insights'])}"]
+    out += [
+        f"  [{row['severity']}] {row['tenant_id'] or '-'}: {row['title']}. {row['description']}"
+        for row in data["cost_insights"]
     ]
     return "\n".join(out)
 
