@@ -108,6 +108,25 @@ def connect_as(dsn: str, login: str | None) -> psycopg2.extensions.connection:
     return psycopg2.connect(dsn)
 
 
+READABLE = """
+select coalesce(bool_or(
+    has_schema_privilege(namespaces.oid, 'usage') and has_table_privilege(classes.oid, 'select')
+), false)
+from pg_catalog.pg_class as classes
+inner join pg_catalog.pg_namespace as namespaces on classes.relnamespace = namespaces.oid
+where namespaces.nspname = %s and classes.relname = %s
+"""
+"""Whether the connected login can read a relation (false when it does not exist); from the
+catalog, since `to_regclass` itself needs usage on the schema."""
+
+
+def readable(cur: psycopg2.extensions.cursor, relation: str) -> bool:
+    schema, name = relation.split(".")
+    cur.execute(READABLE, (schema, name))
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def login_site(dsn: str, login: str | None) -> tuple[str, dict[str, str]]:
     """The audience of `login` and its connection parameters (for Evidence): `operator` when
     it reads the operator marts, else `publisher` when it reads the publisher-facing marts;
@@ -115,12 +134,7 @@ def login_site(dsn: str, login: str | None) -> tuple[str, dict[str, str]]:
     conn = connect_as(dsn, login)
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "select coalesce(has_table_privilege(to_regclass(%s), 'select'), false),"
-                " coalesce(has_table_privilege(to_regclass(%s), 'select'), false)",
-                (OPERATOR_MART, PUBLISHER_MART),
-            )
-            operator, publisher = cur.fetchone() or (False, False)
+            operator, publisher = (readable(cur, mart) for mart in (OPERATOR_MART, PUBLISHER_MART))
         info = conn.info
         connection = {
             "host": info.host,
