@@ -46,6 +46,7 @@ OPERATOR_PAGES = (
     "publisher-portal.md",
     "conversations.md",
     "operational-health.md",
+    "llm-cost.md",
 )
 SITES = {
     "operator": Site(
