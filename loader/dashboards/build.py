@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from loader.errors import LoaderError, MissingExtra
+from loader.errors import DashboardsBuildFailed, DashboardsNotInstalled
 
 PROJECT = Path(__file__).resolve().parents[2] / "dashboards"
 """The Evidence project: package.json, package-lock.json, pages/ and sources/warehouse/."""
@@ -65,14 +65,6 @@ SITES = {
 """The operator sees every page; a publisher its portal only, as the site's home page."""
 
 
-class NodeNotInstalled(MissingExtra):
-    """node / npm, or the dashboards' npm packages, are missing (exit 2: install them)."""
-
-
-class DashboardsBuildFailed(LoaderError):
-    """Evidence's `sources` or `build:strict` failed, or the login reads no dashboard mart."""
-
-
 @dataclass(frozen=True)
 class BuildResult:
     audience: str
@@ -85,16 +77,16 @@ class BuildResult:
 
 
 def check_node() -> str:
-    """The npm executable; NodeNotInstalled naming what to install when node, npm or the
+    """The npm executable; DashboardsNotInstalled naming what to install when node, npm or the
     project's packages are missing."""
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
-        raise NodeNotInstalled(
+        raise DashboardsNotInstalled(
             "the dashboards need Node.js 18+ and npm: install them (Debian: `apt-get install -y"
             f" nodejs npm`), then run `npm ci` in {PROJECT} (docs/dashboards.md)"
         )
     if not (PROJECT / "node_modules" / "@evidence-dev" / "evidence").is_dir():
-        raise NodeNotInstalled(
+        raise DashboardsNotInstalled(
             f"the dashboards' npm packages are not installed: run"
             f" `SEND_ANONYMOUS_USAGE_STATS=no npm ci` in {PROJECT} (docs/dashboards.md)"
         )

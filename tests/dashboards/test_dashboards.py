@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from loader.dashboards import build as sites
+from loader.errors import DashboardsBuildFailed
 from tests.conftest import REPO, Database, Dbt, Server, run_loader
 from tests.factories import marketplace_event, write_ndjson
 
@@ -134,7 +135,7 @@ def test_the_logins_grants_pick_the_site(warehouse: Warehouse) -> None:
     assert sites.login_site(dsn, LOGINS["operator"])[0] == "operator"
     audience, connection = sites.login_site(dsn, LOGINS["publisher"])
     assert (audience, connection["user"]) == ("publisher", LOGINS["publisher"])
-    with pytest.raises(sites.DashboardsBuildFailed, match="reads neither"):
+    with pytest.raises(DashboardsBuildFailed, match="reads neither"):
         sites.login_site(dsn, LOGINS["nobody"])
 
 
