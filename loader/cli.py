@@ -12,6 +12,7 @@ import click
 from loader import __version__
 from loader.alerts.commands import alerts_command
 from loader.console import Commands
+from loader.dashboards.commands import dashboards_group
 from loader.devtools.commands import demo_command, embedded_group, generate_command
 from loader.ingest.commands import history, init, load, validate
 from loader.live.commands import serve_command
@@ -52,5 +53,6 @@ for command in (
     demo_command,
     embedded_group,
     alerts_command,
+    dashboards_group,
 ):
     main.add_command(command)

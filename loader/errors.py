@@ -54,3 +54,11 @@ class AlertRulesNotBuilt(LoaderError):
 
 class AlertRoutesInvalid(LoaderError):
     """`alerts`: the routing file, or a webhook secret it names, is unusable: configuration."""
+
+
+class DashboardsNotInstalled(LoaderError):
+    """`dashboards build`: node, npm or the dashboards' npm packages are missing: install them."""
+
+
+class DashboardsBuildFailed(LoaderError):
+    """`dashboards build`: the login reads no dashboard mart, or an Evidence step failed."""

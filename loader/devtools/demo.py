@@ -268,6 +268,8 @@ def connection_help(dsn: str, is_embedded: bool) -> str:
         f"Connect a BI tool (host, port, user and database from this URL): {target}",
         f"  psql: psql '{dsn}'" if dsn else "  psql: psql (it reads the PG* variables)",
         "  BI tools read the schema `marts`; docs/operating.md lists the reader roles.",
+        "Dashboards: `npm ci` in dashboards/, then `agent-loader dashboards build [--as LOGIN]`"
+        " (docs/dashboards.md).",
     ]
     if is_embedded:
         lines.append(

@@ -1,0 +1,1 @@
+"""`agent-loader dashboards`: the Evidence sites in dashboards/, one per audience."""
