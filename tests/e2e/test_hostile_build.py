@@ -357,8 +357,12 @@ INDEXED_TEXT = {
         limits.MAX_ID_BYTES,
     ),
     **dict.fromkeys(
-        ["agent_name", "first_agent_name", "tool_name", "error_type"], limits.MAX_NAME_BYTES
+        ["agent_name", "first_agent_name", "tool_name", "error_type", "model_name"],
+        limits.MAX_NAME_BYTES,
     ),
+    # OTLP's ids, lowercase hex of fixed lengths (raw.spans checks them)
+    "trace_id": 32,
+    "span_id": 16,
     # raw.conflicts: the duplicate's sender, its agent_name or its publisher_id
     "sender": max(limits.MAX_NAME_BYTES, limits.MAX_ID_BYTES),
     "tool_use_id": limits.MAX_ID_BYTES + 1 + _DIGITS,  # invocation id || ':' || position

@@ -4,15 +4,18 @@ mapping, and OTLP JSON read with the types that mapping defines."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 
 import pytest
+import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from loader.ingest.contract import ContractError
-from loader.ingest.spans import checked_json_span, decode_protobuf
+from loader.ingest.spans import KEYED_ATTRIBUTES, checked_json_span, decode_protobuf
+from tests.conftest import REPO
 
 
 def _every_field() -> ExportTraceServiceRequest:
@@ -131,8 +134,39 @@ def test_otlp_json_reads_enum_names_integers_and_hex_in_any_case() -> None:
         ({"attributes": [{"key": f"k{n}", "value": {}} for n in range(129)]}, "more than 128"),
         ({"events": [{"name": "e", "timeUnixNano": "1"}] * 129}, "at most 128"),
         ({"startTimeUnixNano": "1", "endTimeUnixNano": "2"}, "before 2000-01-01"),
+        (
+            {"attributes": [{"key": "tenant.id", "value": {"stringValue": "t" * 257}}]},
+            "tenant.id is longer than 256 bytes",
+        ),
+        (
+            {"attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "é" * 129}}]},
+            "gen_ai.request.model is longer than 256 bytes",
+        ),
     ],
 )
 def test_a_span_breaking_the_contract_says_why(changes: dict, fragment: str) -> None:
     with pytest.raises(ContractError, match=fragment):
         checked_json_span({}, {}, _span(**changes))
+
+
+def test_a_keyed_attribute_at_the_bound_loads_and_a_long_prompt_is_not_keyed() -> None:
+    attributes = [
+        {"key": "tenant.id", "value": {"stringValue": "t" * 256}},
+        {"key": "input.value", "value": {"stringValue": "a prompt " * 10_000}},
+    ]
+    checked_json_span({}, {}, _span(attributes=attributes))
+
+
+def test_every_attribute_staging_reads_as_an_id_or_a_name_is_bounded() -> None:
+    """The keys `stg_otel__genai_operations` reads with otel_text (and the default tenant and
+    user attribute vars) are the contract's KEYED_ATTRIBUTES, apart from the span kinds it
+    only compares with fixed values."""
+    sql = (REPO / "models" / "staging" / "otel" / "stg_otel__genai_operations.sql").read_text()
+    read: set[str] = set()
+    for call in re.findall(r"otel_text\(\s*\[([^\]]*)\]", sql):
+        read.update(re.findall(r"'([^']+)'", call))
+    project = yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]
+    read |= {project["otel_tenant_attribute"], *project["otel_user_attributes"]}
+    compared_only = {"openinference.span.kind", "traceloop.span.kind", "llm.request.type"}
+    assert read - compared_only == KEYED_ATTRIBUTES
+    assert len(read) > 15
