@@ -100,3 +100,28 @@
 {% macro spark__tail_edges(column, windows) -%}
     true
 {%- endmacro %}
+
+
+{#-
+    The condition on `column` (a rollup bucket's start) that keeps the whole buckets of the
+    live window of `minutes` ending now: from the one after the bucket holding its start to
+    the one before the bucket holding now.
+-#}
+{% macro tail_whole_buckets(column, minutes) -%}
+    {%- set start = minus_minutes('now()', minutes) -%}
+    {{ column }} >= {{ tail_first_whole_bucket(start, 'now()') }}
+    and {{ column }} < {{ tail_partial_bucket('now()') }}
+{%- endmacro %}
+
+
+{#-
+    One value per window from columns named `prefix` + `_` + minutes, for the row's
+    `window_column`: `case window_column when 5 then prefix_5 ... end`.
+-#}
+{% macro by_window(window_column, prefix, windows) -%}
+    {%- set cases = [] -%}
+    {%- for minutes in windows -%}
+        {%- do cases.append('when ' ~ minutes ~ ' then ' ~ prefix ~ '_' ~ minutes) -%}
+    {%- endfor -%}
+    case {{ window_column }} {{ cases | join(' ') }} end
+{%- endmacro %}

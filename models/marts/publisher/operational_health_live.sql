@@ -74,24 +74,50 @@ window_buckets as (
 
 ),
 
+bucket_sums as (
+
+    -- each window's whole buckets (macros/live_views.sql), summed in one pass over the
+    -- rollup into one row per publisher, agent, outcome and duration: a join of the rollup
+    -- to the windows would sort every bucket row once per window
+    -- noqa: disable=LT02
+    select
+        publisher_id,
+        agent_id,
+        is_success,
+        duration_ms,
+        {%- for minutes in windows %}
+        sum(invocations) filter (
+            where {{ tail_whole_buckets('bucket_at', minutes) }}
+        ) as invocations_{{ minutes }},
+        max(last_finished_at) filter (
+            where {{ tail_whole_buckets('bucket_at', minutes) }}
+        ) as last_finished_at_{{ minutes }}
+        {{- ',' if not loop.last }}
+        {%- endfor %}
+
+    from bucketed_invocations
+    group by publisher_id, agent_id, is_success, duration_ms
+    -- noqa: enable=LT02
+
+),
+
 whole_buckets as (
 
     select
-        buckets.publisher_id,
-        buckets.agent_id,
-        buckets.is_success,
-        buckets.duration_ms,
-        buckets.invocations,
-        buckets.last_finished_at,
+        bucket_sums.publisher_id,
+        bucket_sums.agent_id,
+        bucket_sums.is_success,
+        bucket_sums.duration_ms,
+        {{ by_window('windows.window_minutes', 'bucket_sums.invocations', windows) }}
+            as invocations,
+        {{ by_window('windows.window_minutes', 'bucket_sums.last_finished_at', windows) }}
+            as last_finished_at,
         windows.window_minutes,
         windows.window_start_at,
         windows.window_end_at
 
-    from bucketed_invocations as buckets
-    inner join window_buckets as windows
-        on
-            buckets.bucket_at >= windows.first_whole_bucket_at
-            and buckets.bucket_at < windows.partial_bucket_at
+    from bucket_sums
+    cross join windows
 
 ),
 
@@ -122,6 +148,7 @@ partial_buckets as (
 windowed as (
 
     select * from whole_buckets
+    where invocations is not null
     union all
     select * from partial_buckets
 
