@@ -86,10 +86,10 @@ bucket_sums as (
         is_success,
         duration_ms,
         {%- for minutes in windows %}
-        sum(invocations) filter (
+        sum(bucket_invocations) filter (
             where {{ tail_whole_buckets('bucket_at', minutes) }}
         ) as invocations_{{ minutes }},
-        max(last_finished_at) filter (
+        max(bucket_last_finished_at) filter (
             where {{ tail_whole_buckets('bucket_at', minutes) }}
         ) as last_finished_at_{{ minutes }}
         {{- ',' if not loop.last }}

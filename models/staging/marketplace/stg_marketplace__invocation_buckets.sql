@@ -29,8 +29,8 @@ final as (
         publisher_id,
         {{ json_number('duration', 'duration_ms', 'numeric', 0, 1e12) }} as duration_ms,
         event_type = 'agent_completed' as is_success,
-        events as invocations,
-        last_event_ts as last_finished_at
+        events as bucket_invocations,
+        last_event_ts as bucket_last_finished_at
 
     from source
 
