@@ -74,3 +74,41 @@
 {% macro cost_per(cost_usd, count) -%}
     {{ cost_usd }} / nullif({{ count }}, 0)
 {%- endmacro %}
+
+
+{#-
+    `response_time_ms` over rows that each stand for `invocations` invocations with one
+    `duration_ms` and outcome (`is_success`), as the live view's buckets are: the same values
+    as over the invocations one by one. The percentile is `percentile_disc`'s, as PostgreSQL
+    computes it: the first duration whose running count of completions reaches
+    ceil(fraction * completions) in double precision (the first for a fraction of 0), from
+    the columns of `completions_up_to_columns` (partitioned as the aggregate is grouped).
+-#}
+{% macro weighted_response_time_ms(percentile=none) -%}
+    {%- if percentile is none -%}
+        sum(duration_ms * invocations) filter (where is_success)
+        / nullif(sum(invocations) filter (where is_success and duration_ms is not null), 0)
+    {%- else -%}
+        min(duration_ms) filter (
+            where
+                is_success
+                and duration_ms is not null
+                and completions_up_to >= greatest(
+                    ceil(cast({{ percentile }} as double precision) * timed_completions), 1
+                )
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The window columns `weighted_response_time_ms` reads, over rows with one duration and
+    outcome per `partition_by` group: `completions_up_to` (the completions with a duration at
+    most the row's) and `timed_completions` (the group's completions with a duration).
+-#}
+{% macro completions_up_to_columns(partition_by) -%}
+    sum(invocations) filter (where is_success and duration_ms is not null)
+        over (partition by {{ partition_by }} order by duration_ms) as completions_up_to,
+    sum(invocations) filter (where is_success and duration_ms is not null)
+        over (partition by {{ partition_by }}) as timed_completions
+{%- endmacro %}
