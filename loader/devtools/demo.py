@@ -30,13 +30,9 @@ DEMO_ANOMALIES: dict[str, Any] = {
     "failing_tools": {("pub-05", "web_fetch"): 0.35},
     "unhappy_publishers": {"pub-04"},
 }
-# The LLM calls behind the events, as OpenTelemetry spans, with two planted cost anomalies:
-# `tenant_llm_insights` should report the tenant's cost spike and the unpriced model.
-DEMO_LLM: dict[str, Any] = {
-    "llm_spans": True,
-    "cost_spike_tenant": "tenant-007",
-    "unpriced_agent": "pub-06-agent-2",
-}
+# The LLM calls behind the events, as OpenTelemetry spans, with a planted cost anomaly:
+# `tenant_llm_insights` should report the tenant's cost spike on the last day.
+DEMO_LLM: dict[str, Any] = {"llm_spans": True, "cost_spike_tenant": "tenant-007"}
 
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "seeds")
 
@@ -227,9 +223,9 @@ def report(dsn: str) -> str:
         f" {'margin $':>9} {'margin':>7}",
     ]
     out += [
-        f"  {row['tenant_id'] or '-':<11} {row['llm_calls']:>9,} {_num(row['revenue_usd'], 2):>10}"
-        f" {_num(row['llm_cost_usd'], 2):>10} {_num(row['margin_usd'], 2):>9}"
-        f" {_pct(row['margin_rate']):>7}"
+        f"  {row['tenant_id'] or '(none)':<11} {row['llm_calls']:>9,}"
+        f" {_num(row['revenue_usd'], 2):>10} {_num(row['llm_cost_usd'], 2):>10}"
+        f" {_num(row['margin_usd'], 2):>9} {_pct(row['margin_rate']):>7}"
         for row in data["unit_economics"]
     ]
     out += ["", f"LLM cost insights (marts.tenant_llm_insights): {len(data['cost_insights'])}"]

@@ -116,14 +116,11 @@ class SpanWriter:
                 {**agent_attributes, **common},
             )
         ]
-        # The invocation's tokens split across its calls; the first call gets the rest.
-        share_in, share_out = call.input_tokens // calls, call.output_tokens // calls
+        # A loop resends the whole prompt: every call of the trace carries the invocation's
+        # tokens, so a looping trace costs `calls` times as much.
         step = timedelta(milliseconds=call.duration_ms / calls)
         for index in range(calls):
-            input_tokens = share_in + (call.input_tokens - share_in * calls if index == 0 else 0)
-            output_tokens = share_out + (
-                call.output_tokens - share_out * calls if index == 0 else 0
-            )
+            input_tokens, output_tokens = call.input_tokens, call.output_tokens
             cached = input_tokens // 4 if rng.random() < 0.3 else 0
             usage = _usage(
                 dialect, provider, requested, responded, input_tokens, output_tokens, cached

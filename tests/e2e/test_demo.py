@@ -57,6 +57,10 @@ def check_report(result):
     assert insight_lines(result.stdout) == PLANTED
     assert " + 0 quarantined" in result.stdout
     assert "Top error types" in result.stdout and " 1. tool_timeout" in result.stdout
+    # the planted LLM cost spike (loader.devtools.demo.DEMO_LLM) is among the cost insights
+    cost = result.stdout.split("LLM cost insights (marts.tenant_llm_insights)", 1)[1]
+    assert "  [warning] tenant-007: LLM Cost Spike." in cost
+    assert "LLM cost and margin" in result.stdout and "  tenant-007 " in result.stdout
 
 
 @pytest.fixture

@@ -98,7 +98,9 @@ final as (
         joined.unpriced_llm_calls,
         joined.revenue_usd::numeric(38, 6) as revenue_usd,
         joined.llm_cost_usd::numeric(38, 6) as llm_cost_usd,
-        (joined.revenue_usd - joined.llm_cost_usd)::numeric(38, 6) as margin_usd,
+        -- the difference of the two stored (rounded) amounts, so that a reader's
+        -- revenue_usd - llm_cost_usd is exactly the margin shown
+        joined.revenue_usd::numeric(38, 6) - joined.llm_cost_usd::numeric(38, 6) as margin_usd,
         {{ margin_rate('joined.revenue_usd', 'joined.llm_cost_usd') }}::numeric(38, 8)
             as margin_rate,
         {{ cost_per('joined.llm_cost_usd', 'joined.invocations') }}::numeric(38, 6)
