@@ -94,6 +94,9 @@ class SpanWriter:
         trace_id, agent_span_id = self._hex(128), self._hex(64)
         end = call.started_at + timedelta(milliseconds=call.duration_ms)
         common = {"tenant.id": call.tenant_id, "user.id": call.user_id}
+        # the agent on every span of its trace: staging reads a call's agent from the call's
+        # own span (or its resource), never from a parent exported later
+        common["agent.name" if dialect == "openinference" else "gen_ai.agent.name"] = call.agent
         conversation_key = "session.id" if dialect == "openinference" else "gen_ai.conversation.id"
         common[conversation_key] = call.conversation_id
         if dialect == "openinference":

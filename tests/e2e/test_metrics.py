@@ -100,20 +100,25 @@ def built(module_db: Database, dbt: Dbt, tmp_path_factory: pytest.TempPathFactor
         "11",
         "--error-rate",
         "pub-02=0.2",
+        "--llm-spans",
+        "--cost-spike",
+        "tenant-003",
     )
     run_loader(module_db, "load", str(folder / "events"))
     dbt("build")
     return module_db, Metrics(dbt, folder)
 
 
-def _close(found: str, expected: object) -> bool:
-    """Equal within half a unit of the mart's last stored digit (exact for integers)."""
+def _close(found: str, expected: object, roundings: int = 1) -> bool:
+    """Equal within half a unit of the mart's last stored digit per rounding behind the mart's
+    value (exact for integers)."""
     if expected is None:
         return found == ""
     if isinstance(expected, Decimal):
         exponent = expected.as_tuple().exponent
         assert isinstance(exponent, int)
-        return abs(Decimal(found) - expected) <= Decimal(5).scaleb(exponent - 1) + Decimal("1e-12")
+        tolerance = roundings * Decimal(5).scaleb(exponent - 1) + Decimal("1e-12")
+        return abs(Decimal(found) - expected) <= tolerance
     return Decimal(found) == Decimal(expected)  # type: ignore[arg-type]
 
 
@@ -122,9 +127,10 @@ def _compare(
     mart: list[tuple],
     keys: list[str],
     columns: dict[str, int],
+    roundings: dict[str, int] | None = None,
 ) -> None:
     """Rows of `mf query` against mart rows whose first len(keys) values are the key."""
-    expected = {tuple(str(v) for v in row[: len(keys)]): row for row in mart}
+    expected = {tuple("" if v is None else str(v) for v in row[: len(keys)]): row for row in mart}
     found = {tuple(row[k] for k in keys): row for row in queried}
     assert set(found) == set(expected)
     assert len(found) > 2
@@ -132,7 +138,7 @@ def _compare(
         (key, metric, row[metric], expected[key][index])
         for key, row in found.items()
         for metric, index in columns.items()
-        if not _close(row[metric], expected[key][index])
+        if not _close(row[metric], expected[key][index], (roundings or {}).get(metric, 1))
     ]
     assert wrong == []
 
@@ -375,3 +381,57 @@ def test_every_saved_query_runs(built) -> None:
         )
         with out.open(newline="") as handle:
             assert len(list(csv.DictReader(handle))) > 2, name
+
+
+def test_llm_calls_cost_and_tokens_by_tenant_agent_model_and_day(built) -> None:
+    database, mf = built
+    rows = mf(
+        ["llm_calls", "unpriced_llm_calls", "llm_input_tokens", "llm_output_tokens", "llm_cost"],
+        ["tenant", "llm_call__agent_name", "llm_call__model_name", "metric_time__day"],
+    )
+    for row in rows:
+        row["metric_time__day"] = row["metric_time__day"][:10]
+    mart = database.query(
+        """
+        select tenant_id, agent_name, model_name, date_day, calls, unpriced_calls,
+            input_tokens, output_tokens, cost_usd
+        from marts.llm_cost_daily
+        """
+    )
+    _compare(
+        rows,
+        mart,
+        ["tenant", "llm_call__agent_name", "llm_call__model_name", "metric_time__day"],
+        {
+            "llm_calls": 4,
+            "unpriced_llm_calls": 5,
+            "llm_input_tokens": 6,
+            "llm_output_tokens": 7,
+            "llm_cost": 8,
+        },
+    )
+
+
+def test_margin_by_tenant_and_month(built) -> None:
+    """Tenants with both invocations and LLM calls in the month: where one side is missing,
+    MetricFlow's outer join leaves the metric empty and the mart counts the side as zero."""
+    database, mf = built
+    rows = mf(["revenue", "llm_cost", "margin", "margin_rate"], ["tenant", "metric_time__month"])
+    rows = [row for row in rows if row["revenue"] and row["llm_cost"]]
+    for row in rows:
+        row["metric_time__month"] = row["metric_time__month"][:10]
+    mart = database.query(
+        """
+        select tenant_id, month_start_date, revenue_usd, llm_cost_usd, margin_usd, margin_rate
+        from marts.tenant_unit_economics_monthly
+        where invocations > 0 and llm_calls > 0
+        """
+    )
+    _compare(
+        rows,
+        mart,
+        ["tenant", "metric_time__month"],
+        {"revenue": 2, "llm_cost": 3, "margin": 4, "margin_rate": 5},
+        # the mart's margin is the difference of its two rounded amounts
+        roundings={"margin": 2},
+    )
