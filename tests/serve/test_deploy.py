@@ -32,16 +32,25 @@ def test_the_units_are_the_expected_set() -> None:
         "agent-analytics-dbt-hourly.timer",
         "agent-analytics-dbt-realtime.timer",
         "agent-analytics-dbt@.service",
+        "agent-loader-alerts.service",
         "agent-loader-follow.service",
         "agent-loader-serve.service",
     ]
 
 
-@pytest.mark.parametrize("name", ["agent-loader-serve.service", "agent-loader-follow.service"])
+@pytest.mark.parametrize(
+    "name",
+    ["agent-loader-serve.service", "agent-loader-follow.service", "agent-loader-alerts.service"],
+)
 def test_agent_loader_command_lines_parse(name: str, tmp_path: Path) -> None:
     unit = _unit(UNITS / name)
     (tmp_path / "landing").mkdir()  # the state directory, which must exist for `load`
-    command_line = unit["Service"]["ExecStart"].replace("/var/lib/agent-analytics", str(tmp_path))
+    (tmp_path / "alert-routes.yml").write_text("{}\n")  # the alerts unit's routing file
+    command_line = (
+        unit["Service"]["ExecStart"]
+        .replace("/var/lib/agent-analytics", str(tmp_path))
+        .replace("/etc/agent-analytics", str(tmp_path))
+    )
     argv = shlex.split(command_line)
     assert argv[0] == f"{INSTALL_ROOT}/.venv/bin/agent-loader"
     assert unit["Service"]["KillSignal"] == "SIGTERM"
