@@ -1322,28 +1322,6 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
         )
     conn.commit()
     result.status = "loaded"
-    if result.marketplace_events_loaded:
-        summarize_marketplace_tail(conn)
-
-
-def summarize_marketplace_tail(conn: psycopg2.extensions.connection) -> None:
-    """Summarize the BRIN ranges of raw.marketplace_events' `event_ts` index that loads
-    filled since, in a short transaction of its own after the load's commit.
-
-    `marts.operational_health_live` reads raw only for the few seconds at its windows'
-    edges (docs/alerts.md), through that index; a range not yet summarized (vacuum does it,
-    rarely on an insert-only table) is read whole, so at 25,000 events/s a read would scan
-    every row since the last vacuum. About 0.3 µs a row. Skipped, with nothing lost but
-    speed, when it cannot take its lock within 100 ms (vacuum, or another loading
-    connection summarizing) or the role may not (the index's owner may).
-    """
-    try:
-        with conn.cursor() as cur:
-            cur.execute("set local lock_timeout = '100ms'")
-            cur.execute("select brin_summarize_new_values('raw.marketplace_events_event_ts')")
-        conn.commit()
-    except (psycopg2.errors.LockNotAvailable, psycopg2.errors.InsufficientPrivilege):
-        conn.rollback()
 
 
 class _Savepoint:

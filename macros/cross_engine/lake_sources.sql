@@ -42,13 +42,6 @@
             ~ ' cutoff timestamp, agent_events bigint, marketplace_events bigint,'
             ~ ' quarantine bigint, started_at timestamp, finished_at timestamp) using parquet'
         ) -%}
-        {#- nor the live rollup (PostgreSQL's triggers keep it): an empty table, so the live
-            view reads every invocation of its windows from the raw tail -#}
-        {%- do run_query(
-            'create table if not exists raw.marketplace_tail_rollup (bucket_at timestamp,'
-            ~ ' publisher_id string, agent_id string, event_type string, duration string,'
-            ~ ' events bigint, last_event_ts timestamp) using parquet'
-        ) -%}
     {%- endif -%}
     select 1
 {%- endmacro %}
