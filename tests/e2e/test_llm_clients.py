@@ -47,6 +47,12 @@ MODES = {
     "openinference": ("t-openinference", 3),
 }
 LATEST = {"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"}
+# The instrumentation scope of each mode's spans.
+SCOPES = {
+    "openai-v2": "opentelemetry.util.genai.handler",
+    "openai-v2-latest": "opentelemetry.util.genai.handler",
+    "openinference": "openinference.instrumentation.openai",
+}
 
 
 class StandIn(BaseHTTPRequestHandler):
@@ -177,7 +183,7 @@ def price_row(model: str) -> dict[str, str]:
     return row
 
 
-def expected_cost(row: dict[str, str], tokens: dict[str, int]) -> Decimal:
+def expected_cost(row: dict[str, str], tokens: dict[str, int | None]) -> Decimal:
     """Tokens times the row's prices: cached prompt tokens at the cache-read price, the rest
     of the prompt at the input price; reasoning tokens at the reasoning price when the row
     has one, else with the rest of the completion at the output price."""
@@ -185,8 +191,9 @@ def expected_cost(row: dict[str, str], tokens: dict[str, int]) -> Decimal:
     def price(column: str, fallback: str) -> Decimal:
         return Decimal(row[column] or row[fallback])
 
-    cached, reasoning = tokens["cache_read_tokens"], tokens["reasoning_tokens"]
+    cached, reasoning = tokens["cache_read_tokens"] or 0, tokens["reasoning_tokens"] or 0
     output = tokens["output_tokens"] - (reasoning if row["reasoning_usd_per_token"] else 0)
+    assert tokens["input_tokens"] is not None and tokens["output_tokens"] is not None
     return (
         (tokens["input_tokens"] - cached) * price("input_usd_per_token", "input_usd_per_token")
         + cached * price("cache_read_usd_per_token", "input_usd_per_token")
@@ -199,9 +206,9 @@ def expected_cost(row: dict[str, str], tokens: dict[str, int]) -> Decimal:
 # instrumentation (2.4b0 with opentelemetry-util-genai 1.1b0, both modes) records prompt and
 # completion tokens only: the cached and reasoning details are not on its spans, so its calls
 # are priced with every prompt token at the input price. OpenInference records both.
-REPORTED = {
-    "openai-v2": {"cache_read_tokens": 0, "reasoning_tokens": 0},
-    "openai-v2-latest": {"cache_read_tokens": 0, "reasoning_tokens": 0},
+REPORTED: dict[str, dict[str, int | None]] = {
+    "openai-v2": {"cache_read_tokens": None, "reasoning_tokens": None},
+    "openai-v2-latest": {"cache_read_tokens": None, "reasoning_tokens": None},
     "openinference": {"cache_read_tokens": CACHED_TOKENS, "reasoning_tokens": REASONING_TOKENS},
 }
 TOKENS = {
@@ -214,8 +221,9 @@ def test_every_call_reached_the_stand_in_and_became_one_span(built: Built) -> No
     assert [(r["path"], r["model"]) for r in built.requests] == [
         ("/v1/chat/completions", REQUEST_MODEL)
     ] * sum(calls for _, calls in MODES.values())
-    assert sorted(tenant for tenant, *_ in built.spans) == sorted(
-        tenant for tenant, calls in MODES.values() for _ in range(calls)
+    # one span per call, each from the instrumentation of its mode
+    assert sorted(built.spans) == sorted(
+        (tenant, SCOPES[mode]) for mode, (tenant, calls) in MODES.items() for _ in range(calls)
     )
 
 
@@ -224,8 +232,7 @@ def test_each_mode_loads_its_calls_with_the_stand_ins_tokens(built: Built) -> No
         rows = [row for row in built.calls if row["tenant_id"] == tenant]
         assert len(rows) == calls, mode
         for row in rows:
-            found = {key: row[key] or 0 for key in TOKENS[mode]}
-            assert found == TOKENS[mode], mode
+            assert {key: row[key] for key in TOKENS[mode]} == TOKENS[mode], mode
             assert row["total_tokens"] == PROMPT_TOKENS + COMPLETION_TOKENS, mode
             assert (row["provider_name"], row["operation_name"]) == ("openai", "chat"), mode
             assert (row["request_model"], row["response_model"]) == (
@@ -248,16 +255,15 @@ def test_cost_is_the_tokens_times_the_response_models_seed_price(built: Built) -
 
 def test_cost_daily_adds_up_each_tenants_calls(built: Built) -> None:
     row = price_row(RESPONSE_MODEL)
-    found = {day["tenant_id"]: day for day in built.daily}
+    sums = ("calls", "unpriced_calls", *TOKENS["openinference"], "cost_usd")
+    found: dict[str, dict[str, Any]] = {}
+    for day in built.daily:  # a run across midnight has two days: add them up
+        assert day["model_name"] == RESPONSE_MODEL
+        tenant = found.setdefault(day["tenant_id"], dict.fromkeys(sums, 0))
+        for key in sums:
+            tenant[key] += day[key]
     assert set(found) == {tenant for tenant, _ in MODES.values()}
     for mode, (tenant, calls) in MODES.items():
-        day = found[tenant]
-        assert (day["model_name"], day["calls"], day["unpriced_calls"]) == (
-            RESPONSE_MODEL,
-            calls,
-            0,
-        ), mode
-        assert {key: day[key] for key in TOKENS[mode]} == {
-            key: calls * value for key, value in TOKENS[mode].items()
-        }, mode
-        assert day["cost_usd"] == round(calls * expected_cost(row, TOKENS[mode]), 6), mode
+        expected = {key: calls * (value or 0) for key, value in TOKENS[mode].items()}
+        cost = round(calls * expected_cost(row, TOKENS[mode]), 6)
+        assert found[tenant] == {"calls": calls, "unpriced_calls": 0, **expected, "cost_usd": cost}
