@@ -17,6 +17,25 @@
 {%- endmacro %}
 
 
+
+{#-
+    The text of `key` in a JSON object written as a string (`text`), e.g. an attribute that
+    holds serialised JSON; null when missing or not text. PostgreSQL 15 cannot try a cast to
+    jsonb without failing the whole query on bad input, so it takes the first
+    `"key": "value"` pair by pattern; Spark parses it (`get_json_object` is null on bad JSON).
+-#}
+{% macro json_text_in_text(text, key) -%}
+    {{ return(adapter.dispatch('json_text_in_text', 'agent_analytics')(text, key)) }}
+{%- endmacro %}
+
+{% macro default__json_text_in_text(text, key) -%}
+    nullif(substring({{ text }} from '"{{ key }}"\s*:\s*"([^"\\]*)"'), '')
+{%- endmacro %}
+
+{% macro spark__json_text_in_text(text, key) -%}
+    nullif(get_json_object({{ text }}, '$.{{ key }}'), '')
+{%- endmacro %}
+
 {#- The JSON value at `key` (jsonb on PostgreSQL, JSON text on Spark). -#}
 {% macro json_value(json_column, key) -%}
     {{ return(adapter.dispatch('json_value', 'agent_analytics')(json_column, key)) }}

@@ -56,7 +56,19 @@ GRANTED = {
 LOGINS = {name: f"{PREFIX}{name}_login" for name in (*MEMBERS, *GRANTED)}
 VARS = ("--vars", json.dumps({"as_of": NOW.date().isoformat(), "role_prefix": PREFIX}))
 
-TENANT_MARTS = ("agent_installs", "tenant_revenue", "tenant_revenue_monthly", "fct_invocations")
+LLM_TENANT_MARTS = (
+    "fct_llm_calls",
+    "llm_cost_daily",
+    "tenant_unit_economics_monthly",
+    "tenant_llm_insights",
+)
+TENANT_MARTS = (
+    "agent_installs",
+    "tenant_revenue",
+    "tenant_revenue_monthly",
+    "fct_invocations",
+    *LLM_TENANT_MARTS,
+)
 SHARED_MARTS = (
     "publisher_dashboard_shared",
     "publisher_daily_shared",
@@ -78,6 +90,7 @@ OPERATOR_ONLY = (
     "agent_resolution_times",
     "error_types_ranked",
     "operational_health_live",
+    "llm_unpriced_models",
 )
 HIDDEN = (
     "raw.agent_events",
@@ -90,6 +103,11 @@ HIDDEN = (
     "intermediate.int_invocations_enriched",
     "intermediate.int_conversation_agents_rolled_up",
     "seeds.insight_rules",
+    "raw.spans",
+    "staging.stg_otel__genai_operations",
+    "intermediate.int_llm_calls_priced",
+    "seeds.model_prices",
+    "seeds.tenant_llm_budgets",
 )
 # The bypasses a reader can type; none may change what it sees.
 BYPASSES = (
@@ -144,6 +162,55 @@ def events() -> list[dict]:
         for kind in ("conversation_start", "message", "completion")
     ]
     return records + conversation
+
+
+# LLM calls, as OTLP JSON spans of the current GenAI conventions: tenant-N makes N calls of
+# a priced model and one of a model with no price (so each tenant has an insight too).
+LLM_CALL_TOKENS = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20}
+LLM_CALLS = {f"tenant-{n}": n + 1 for n in range(1, 8)}
+
+
+def llm_spans() -> list[dict]:
+    """One OTLP export request per tenant, the tenant on the resource."""
+
+    def attribute(key: str, value: str | int) -> dict:
+        typed = {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}
+        return {"key": key, "value": typed}
+
+    start = int(NOW.timestamp()) * 1_000_000_000
+    requests = []
+    for number, (tenant, calls) in enumerate(LLM_CALLS.items(), start=1):
+        spans = [
+            {
+                "traceId": f"{number:032x}",
+                "spanId": f"{number:08x}{call:08x}",
+                "name": "chat",
+                "kind": 3,
+                "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(start + 1_000_000_000),
+                "attributes": [
+                    attribute(key, value)
+                    for key, value in {
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.provider.name": "openai",
+                        "gen_ai.request.model": "gpt-4o-mini" if call else "in-house-llm",
+                        **LLM_CALL_TOKENS,
+                    }.items()
+                ],
+            }
+            for call in range(calls)
+        ]
+        requests.append(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": [attribute("tenant.id", tenant)]},
+                        "scopeSpans": [{"scope": {"name": "security"}, "spans": spans}],
+                    }
+                ]
+            }
+        )
+    return requests
 
 
 @dataclass
@@ -213,7 +280,7 @@ def setup(
         run_loader(
             as_role(module_db, LOGINS["loader"]),
             "load",
-            str(write_ndjson(folder / "events.ndjson", events())),
+            str(write_ndjson(folder / "events.ndjson", events() + llm_spans())),
         )
         dbt = Dbt(
             as_role(module_db, LOGINS["transformer"]),
@@ -315,6 +382,40 @@ def test_roles_are_created_once_plain_marked_and_without_login(setup):
 
 def test_isolation_after_the_first_build(setup):
     check_isolation(setup)
+
+
+def test_a_tenant_reads_its_own_llm_calls_and_tokens_and_a_publisher_none(setup):
+    """The LLM marts' rows a login sees, against the spans generated above."""
+    db = setup.database
+    tenant_1 = connect(db, "tenant_1")
+    tenant_2_3 = connect(db, "tenant_2_3")
+    big = connect(db, "pub_big")
+    operator = connect(db, "operator")
+    tokens = sum(LLM_CALL_TOKENS.values())
+    sql = "select count(*), sum(total_tokens) from marts.fct_llm_calls"
+    try:
+        assert rows(tenant_1, sql) == [(LLM_CALLS["tenant-1"], LLM_CALLS["tenant-1"] * tokens)]
+        both = LLM_CALLS["tenant-2"] + LLM_CALLS["tenant-3"]
+        assert rows(tenant_2_3, sql) == [(both, both * tokens)]
+        everyone = sum(LLM_CALLS.values())
+        assert rows(operator, sql) == [(everyone, everyone * tokens)]
+        daily = "select sum(calls), sum(unpriced_calls) from marts.llm_cost_daily"
+        assert rows(tenant_1, daily) == [(LLM_CALLS["tenant-1"], 1)]
+        insights = "select distinct tenant_id, rule_id from marts.tenant_llm_insights"
+        assert ("tenant-1", "unpriced_llm_calls") in rows(tenant_1, insights)
+        for mart in (*LLM_TENANT_MARTS, "llm_unpriced_models", "fct_conversations"):
+            assert refused(big, f"marts.{mart}"), mart
+        # no publisher-facing mart carries an LLM figure (docs/opentelemetry.md)
+        llm_columns = db.query(
+            "select table_name, column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = any(%s)"
+            " and (column_name like '%%llm%%' or column_name like '%%token%%')",
+            (list(SHARED_MARTS),),
+        )
+        assert llm_columns == []
+    finally:
+        for conn in (tenant_1, tenant_2_3, big, operator):
+            conn.close()
 
 
 def test_grants_are_listed_and_the_table_is_read_only_for_readers(setup):

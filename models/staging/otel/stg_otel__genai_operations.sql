@@ -65,9 +65,16 @@ read as (
         lower(
             {{ otel_text(['gen_ai.provider.name', 'gen_ai.system', 'llm.provider', 'llm.system']) }}
         ) as provider_name,
-        {{ otel_text(['gen_ai.request.model', 'llm.model_name', 'embedding.model_name']) }}
-            as request_model,
-        {{ otel_text(['gen_ai.response.model', 'llm.response.model']) }} as response_model,
+        -- OpenInference's `llm.model_name` is the model that answered (its OpenAI
+        -- instrumentation writes the response's dated model there); what was asked for is
+        -- the `model` of its `llm.invocation_parameters`, a JSON object written as a string
+        coalesce(
+            {{ otel_text(['gen_ai.request.model']) }},
+            {{ json_text_in_text(json_text('attributes', 'llm.invocation_parameters'), 'model') }},
+            {{ otel_text(['embedding.model_name']) }}
+        ) as request_model,
+        {{ otel_text(['gen_ai.response.model', 'llm.response.model', 'llm.model_name']) }}
+            as response_model,
         {{ otel_text(['gen_ai.agent.name', 'agent.name'], span_then_resource) }} as agent_name,
         {{ otel_text(['gen_ai.tool.name', 'tool.name']) }} as tool_name,
         {{ otel_text(['error.type']) }} as reported_error_type,
