@@ -33,11 +33,11 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -1042,10 +1042,22 @@ def create_app(config: ServeConfig) -> web.Application:
     return app
 
 
-async def _ingest(  # long: a POST's checks, in the order its client meets them
-    request: web.Request, state: dict[str, Any]
-) -> web.Response:
-    """One POST: headers checked and the body read on the loop, its content in a worker."""
+_Checked = TypeVar("_Checked", Checked, CheckedTraces)
+
+
+async def _received(
+    request: web.Request,
+    state: dict[str, Any],
+    types: tuple[str, ...],
+    check: Callable[..., _Checked],
+    send: str,
+    key_hint: str = "",
+) -> tuple[str, str, _Checked]:
+    """A POST's prelude, for /v1/events and /v1/traces alike: the ingest key, the headers,
+    the room left, the body read on the loop and its content checked in a worker (`check`).
+    The ingest key's label, the content type and what `check` returned; or BadBatch.
+    `send`: the accepted content types, as the 415 answer names them; `key_hint`: how the
+    client sends a key, after the 401 answer's own."""
     config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]
     spool: Spool = state["spool"]
@@ -1054,16 +1066,12 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
     if label is None:
         raise BadBatch(
             401,
-            "missing or unknown ingest key: send Authorization: Bearer <key>",
+            f"missing or unknown ingest key: send Authorization: Bearer <key>{key_hint}",
             {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
         )
     content_type = request.content_type.lower()
-    if content_type not in JSON_TYPES + NDJSON_TYPES:
-        raise BadBatch(
-            415,
-            f"Content-Type {content_type!r} is not accepted: send application/json"
-            ' ({"events": [...]} or [...]) or application/x-ndjson',
-        )
+    if content_type not in types:
+        raise BadBatch(415, f"Content-Type {content_type!r} is not accepted: send {send}")
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
@@ -1082,10 +1090,48 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
     started = time.perf_counter()
     try:
         scope = config.scopes.get(label)
-        checked = await state["pool"].check(body, content_type, gzipped, limits, scope, label)
+        checked: _Checked = await state["pool"].check(
+            body, content_type, gzipped, limits, scope, label, check
+        )
     finally:
         metrics.check_seconds.observe(time.perf_counter() - started)
-    del body
+    return label, content_type, checked
+
+
+async def _stored(
+    state: dict[str, Any], label: str, lines: list[bytes], records: int, what: str
+) -> tuple[str, int]:
+    """Write checked lines to the spool once there is room: (file name, first line number)
+    once durable, or BadBatch (503), counting the `records` as rejected. `what`: the
+    answer's name for them ("the batch", "the spans")."""
+    config: ServeConfig = state["config"]
+    metrics: Metrics = state["metrics"]
+    spool: Spool = state["spool"]
+    try:
+        _check_room(spool, config)
+        return await spool.submit(label, lines)
+    except BadBatch:
+        metrics.rejected.inc(records)
+        raise
+    except OSError as error:
+        metrics.rejected.inc(records)
+        raise BadBatch(
+            503,
+            f"{what} could not be stored ({error.strerror or error}); retry later",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+
+
+async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
+    """One POST: headers checked and the body read on the loop, its content in a worker."""
+    metrics: Metrics = state["metrics"]
+    label, _, checked = await _received(
+        request,
+        state,
+        JSON_TYPES + NDJSON_TYPES,
+        check_body,
+        'application/json ({"events": [...]} or [...]) or application/x-ndjson',
+    )
     if checked.refused == checked.records:  # nothing to write: no records, or all refused
         metrics.refused.inc(checked.refused)
         return web.json_response(
@@ -1099,19 +1145,7 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
                 "file": None,
             }
         )
-    try:
-        _check_room(spool, config)
-        name, first_line = await spool.submit(label, checked.lines)
-    except BadBatch:
-        metrics.rejected.inc(checked.records)
-        raise
-    except OSError as error:
-        metrics.rejected.inc(checked.records)
-        raise BadBatch(
-            503,
-            f"the batch could not be stored ({error.strerror or error}); retry later",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+    name, first_line = await _stored(state, label, checked.lines, checked.records, "the batch")
     accepted = checked.records - checked.quarantined - checked.refused
     metrics.accepted.inc(accepted)
     metrics.quarantined.inc(checked.quarantined)
@@ -1136,63 +1170,17 @@ async def _ingest_traces(request: web.Request, state: dict[str, Any]) -> web.Res
     The same keys, limits, back-pressure and durability as `/v1/events`: the answer is sent
     once the file holding the request's spans is durable.
     """
-    config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]
-    spool: Spool = state["spool"]
-
-    label = _key_label(config.keys, request.headers.get("Authorization"))
-    if label is None:
-        raise BadBatch(
-            401,
-            "missing or unknown ingest key: send Authorization: Bearer <key>"
-            " (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<key>)",
-            {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
-        )
-    content_type = request.content_type.lower()
-    if content_type not in TRACE_TYPES:
-        raise BadBatch(
-            415,
-            f"Content-Type {content_type!r} is not accepted: send application/x-protobuf"
-            " or application/json (OTLP/HTTP)",
-        )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
-    gzipped = encoding != "identity"
-    limit = (
-        config.max_request_bytes
-        if gzipped
-        else min(config.max_request_bytes, config.max_body_bytes)
+    label, content_type, checked = await _received(
+        request,
+        state,
+        TRACE_TYPES,
+        check_traces,
+        "application/x-protobuf or application/json (OTLP/HTTP)",
+        " (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<key>)",
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit, "as sent" if gzipped else None)
-    _check_room(spool, config)
-
-    body = await _read_body(request, limit, config.body_timeout, gzipped)
-    limits = BodyLimits(config.max_body_bytes, config.max_record_bytes)
-    started = time.perf_counter()
-    try:
-        scope = config.scopes.get(label)
-        checked: CheckedTraces = await state["pool"].check(
-            body, content_type, gzipped, limits, scope, label, check_traces
-        )
-    finally:
-        metrics.check_seconds.observe(time.perf_counter() - started)
-    del body
     if checked.lines:
-        try:
-            _check_room(spool, config)
-            await spool.submit(label, checked.lines)
-        except BadBatch:
-            metrics.rejected.inc(checked.spans)
-            raise
-        except OSError as error:
-            metrics.rejected.inc(checked.spans)
-            raise BadBatch(
-                503,
-                f"the spans could not be stored ({error.strerror or error}); retry later",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+        await _stored(state, label, checked.lines, checked.spans, "the spans")
     if checked.refused:
         metrics.refused.inc(checked.spans)
     else:
