@@ -882,9 +882,9 @@ CHECK_WORKERS = os.cpu_count() or 2
 """Worker processes that decode and check large request bodies (one a core)."""
 
 SMALL_BODY_BYTES = 256 << 10
-"""Bodies up to this size as sent, not gzip, are checked in a thread of the server instead:
-the GIL is held by no C call longer than about a millisecond for them (orjson parses
-256 KiB in that), and the trip to a process cost about 15 µs an event more CPU for
+"""Events bodies up to this size as sent, not gzip, are checked in a thread of the server
+instead: the GIL is held by no C call longer than about a millisecond for them (orjson
+parses 256 KiB in that), and the trip to a process cost about 15 µs an event more CPU for
 50-event batches (bench/README.md)."""
 
 
@@ -895,9 +895,15 @@ class CheckPool:
     processes: with threads the loop shares the GIL with the checking, and /healthz p99 was
     173-220 ms while the heaviest allowed requests arrived (one C call such as orjson
     parsing 16 MiB holds the GIL for its whole length); with processes it was 44-75 ms on
-    the same busy machine. Small bodies, the common case, go to a thread, which costs a
-    fraction of the trip to a process and blocks the loop for no longer than the
+    the same busy machine. Small events bodies, the common case, go to a thread, which
+    costs a fraction of the trip to a process and blocks the loop for no longer than the
     interpreter's switch interval (5 ms).
+
+    OTLP export requests (`check_traces`) always go to the processes: a span costs some
+    40 µs of Python to decode and check, so a 50-span request holds the GIL for about 2 ms,
+    and in a thread the loop waited on it. In a process the trip cost no measurable CPU a
+    span and acknowledged spans/s went from 5,500 to 8,800 on the same busy machine
+    (bench/HISTORY.md).
     """
 
     def __init__(self, workers: int = CHECK_WORKERS) -> None:
@@ -937,10 +943,11 @@ class CheckPool:
         label: str = ANONYMOUS,
         check: Any = check_body,
     ) -> Any:
-        """`check(body, ...)`: `check_body` (Checked), or `check_traces` (CheckedTraces)."""
+        """`check(body, ...)`: `check_body` (Checked), or `check_traces` (CheckedTraces),
+        in a thread for a small events body, in a worker process otherwise."""
         loop = asyncio.get_running_loop()
         arguments = (body, content_type, gzipped, limits, scope, label)
-        if not gzipped and len(body) <= SMALL_BODY_BYTES:
+        if check is check_body and not gzipped and len(body) <= SMALL_BODY_BYTES:
             return await loop.run_in_executor(self._threads, check, *arguments)
         executor = self._executor
         try:
