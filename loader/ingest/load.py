@@ -1215,7 +1215,7 @@ select (select batch_id from earlier limit 1), (select batch_id from inserted)
 """
 
 
-def _load_in_one_transaction(  # long: one transaction, from the ledger row to the commit
+def _load_in_one_transaction(
     conn: psycopg2.extensions.connection,
     path: Path,
     result: FileResult,
@@ -1230,27 +1230,11 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
     is loaded already. `data`: the file's bytes, read and checksummed before; `checksum`:
     the file's checksum being computed (then the sha256 goes into the ledger at the end)."""
     with BatchFile(path, max_record_bytes, data) as batch, conn.cursor() as cur:
-        cur.execute(
-            _BEGIN_BATCH,
-            {
-                "path": privacy.ledger_path(result.path),
-                "sha256": result.sha256,
-                "bytes": result.bytes,
-                "modified_ns": stat.st_mtime_ns,
-                "inode": _signed(stat.st_ino),
-                "device": _signed(stat.st_dev),
-                "changed_ns": stat.st_ctime_ns,
-                "privacy": privacy.describe(),
-                "key_fingerprint": privacy.key_fingerprint,
-                "loader_version": __version__,
-            },
-        )
-        earlier, result.batch_id = one_row(cur)
+        earlier = _begin_batch(cur, result, stat, privacy)
         if earlier is not None:
             conn.rollback()
             result.status, result.batch_id = "skipped", earlier
             return
-        ids = {"batch_id": result.batch_id}
         if careful:
             cur.execute(_CREATE_LOAD_RECORDS)
             # (spans go straight to raw.spans in careful mode too: their rows need the suffix)
@@ -1258,34 +1242,9 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
         else:
             layout = Layout(suffix=f"\t{result.batch_id}\tnow\n")
         stream = RowStream(batch.records(decode=False), privacy, layout)
-        direct = True
         savepoint = _Savepoint()
         try:
-            for segment in stream.segments():
-                if SPAN_QUARANTINE in segment:
-                    cur.copy_expert(
-                        f"copy raw.quarantine ({_SPAN_QUARANTINE_COLUMNS}) from stdin",
-                        io.BytesIO(segment[SPAN_QUARANTINE]),
-                        size=_COPY_BUFFER,
-                    )
-                if careful:
-                    # Spans the idempotent way; a value PostgreSQL refuses in a span (the
-                    # contract is meant to leave none) fails the file.
-                    if SPAN in segment:
-                        _store_idempotently(cur, {SPAN: segment[SPAN]}, result)
-                    if QUARANTINE in segment:
-                        _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
-                    continue
-                if direct:
-                    direct = _store_directly(cur, segment, result, savepoint)
-                if not direct:
-                    _store_idempotently(cur, segment, result)
-                if QUARANTINE in segment:
-                    cur.copy_expert(
-                        f"copy raw.quarantine ({_QUARANTINE_COLUMNS}) from stdin",
-                        io.BytesIO(segment[QUARANTINE]),
-                        size=_COPY_BUFFER,
-                    )
+            _store_segments(cur, stream, result, savepoint, careful)
         finally:
             stream.close()
         if checksum is not None:
@@ -1293,35 +1252,106 @@ def _load_in_one_transaction(  # long: one transaction, from the ledger row to t
         if data is None and batch.sha256 != result.sha256:
             raise FileChanged(_CHANGED)
         result.file_format = batch.format + (".gz" if batch.compressed else "")
-        _fill_counts(result, stream)
-        result.loaded = (
-            result.agent_events_loaded + result.marketplace_events_loaded + result.spans_loaded
-        )
-        result.duplicates = (
-            stream.counts[AGENT] + stream.counts[MARKETPLACE] + stream.counts[SPAN] - result.loaded
-        )
-        cur.execute(
-            savepoint.release()
-            + """
-            update raw.load_batches
-            set sha256 = %(sha256)s,
-                bytes = %(bytes)s,
-                file_format = %(file_format)s,
-                records_read = %(records_read)s,
-                loaded = %(loaded)s,
-                duplicates = %(duplicates)s,
-                conflicts = %(conflicts)s,
-                quarantined = %(quarantined)s,
-                agent_events_loaded = %(agent_events_loaded)s,
-                marketplace_events_loaded = %(marketplace_events_loaded)s,
-                spans_loaded = %(spans_loaded)s,
-                finished_at = clock_timestamp()
-            where batch_id = %(batch_id)s
-            """,
-            result.as_dict(),
-        )
+        _finish_batch(cur, result, stream, savepoint)
     conn.commit()
     result.status = "loaded"
+
+
+def _begin_batch(
+    cur: psycopg2.extensions.cursor, result: FileResult, stat: os.stat_result, privacy: Privacy
+) -> int | None:
+    """Insert the batch's ledger row (its id into `result`), or the id of the batch that
+    loaded these bytes before (then nothing is inserted)."""
+    cur.execute(
+        _BEGIN_BATCH,
+        {
+            "path": privacy.ledger_path(result.path),
+            "sha256": result.sha256,
+            "bytes": result.bytes,
+            "modified_ns": stat.st_mtime_ns,
+            "inode": _signed(stat.st_ino),
+            "device": _signed(stat.st_dev),
+            "changed_ns": stat.st_ctime_ns,
+            "privacy": privacy.describe(),
+            "key_fingerprint": privacy.key_fingerprint,
+            "loader_version": __version__,
+        },
+    )
+    row = one_row(cur)
+    earlier: int | None = row[0]
+    result.batch_id = row[1]
+    return earlier
+
+
+def _store_segments(
+    cur: psycopg2.extensions.cursor,
+    stream: RowStream,
+    result: FileResult,
+    savepoint: _Savepoint,
+    careful: bool,
+) -> None:
+    """Store every segment of the stream: straight into the raw tables until one repeats
+    an event seen before, the idempotent way from then on; one at a time when `careful`."""
+    ids = {"batch_id": result.batch_id}
+    direct = True
+    for segment in stream.segments():
+        if SPAN_QUARANTINE in segment:
+            cur.copy_expert(
+                f"copy raw.quarantine ({_SPAN_QUARANTINE_COLUMNS}) from stdin",
+                io.BytesIO(segment[SPAN_QUARANTINE]),
+                size=_COPY_BUFFER,
+            )
+        if careful:
+            # Spans the idempotent way; a value PostgreSQL refuses in a span (the
+            # contract is meant to leave none) fails the file.
+            if SPAN in segment:
+                _store_idempotently(cur, {SPAN: segment[SPAN]}, result)
+            if QUARANTINE in segment:
+                _store_carefully(cur, segment[QUARANTINE], ids, stream, result)
+            continue
+        if direct:
+            direct = _store_directly(cur, segment, result, savepoint)
+        if not direct:
+            _store_idempotently(cur, segment, result)
+        if QUARANTINE in segment:
+            cur.copy_expert(
+                f"copy raw.quarantine ({_QUARANTINE_COLUMNS}) from stdin",
+                io.BytesIO(segment[QUARANTINE]),
+                size=_COPY_BUFFER,
+            )
+
+
+def _finish_batch(
+    cur: psycopg2.extensions.cursor, result: FileResult, stream: RowStream, savepoint: _Savepoint
+) -> None:
+    """Count what the batch loaded into `result` and write the counts to its ledger row."""
+    _fill_counts(result, stream)
+    result.loaded = (
+        result.agent_events_loaded + result.marketplace_events_loaded + result.spans_loaded
+    )
+    result.duplicates = (
+        stream.counts[AGENT] + stream.counts[MARKETPLACE] + stream.counts[SPAN] - result.loaded
+    )
+    cur.execute(
+        savepoint.release()
+        + """
+        update raw.load_batches
+        set sha256 = %(sha256)s,
+            bytes = %(bytes)s,
+            file_format = %(file_format)s,
+            records_read = %(records_read)s,
+            loaded = %(loaded)s,
+            duplicates = %(duplicates)s,
+            conflicts = %(conflicts)s,
+            quarantined = %(quarantined)s,
+            agent_events_loaded = %(agent_events_loaded)s,
+            marketplace_events_loaded = %(marketplace_events_loaded)s,
+            spans_loaded = %(spans_loaded)s,
+            finished_at = clock_timestamp()
+        where batch_id = %(batch_id)s
+        """,
+        result.as_dict(),
+    )
 
 
 class _Savepoint:

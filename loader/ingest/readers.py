@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import itertools
 import json
 import math
 import os
@@ -197,7 +196,7 @@ def _decode_text(position: int, text: str, size: int, last_line: bool) -> Record
         return Record(position, text, size, None, _TOO_DEEP)
     except ValueError:  # an integer of more than MAX_INTEGER_DIGITS digits
         return Record(position, text, size, None, _TOO_LONG_NUMBER)
-    if _may_be_too_deep(text) and _text_depth(text) > MAX_DEPTH:
+    if _may_be_too_deep(text) and _too_deep(text):
         return Record(position, text, size, None, _TOO_DEEP)
     return Record(position, text, size, value, None)
 
@@ -208,18 +207,31 @@ def _may_be_too_deep(raw: str) -> bool:
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # (unrolled: 10 times faster)
-_BRACKET_STEPS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-def _text_depth(text: str) -> int:
-    """How deeply a valid JSON text's brackets nest, strings left out: exactly its value's
-    `nesting_depth`, read at C speed (a line of OTLP spans has hundreds of brackets, a few
-    levels deep, and walking its decoded value took a quarter of its load)."""
-    brackets = _JSON_STRING.sub("", text).translate(_ONLY_BRACKETS)
-    return max(itertools.accumulate(map(_BRACKET_STEPS.__getitem__, map(ord, brackets))), default=0)
+def _too_deep(text: str) -> bool:
+    """Whether a valid JSON text's brackets nest deeper than MAX_DEPTH, strings left out:
+    exactly whether its value's `nesting_depth` is, read at C speed (a line of OTLP spans
+    has hundreds of brackets, a few levels deep, and walking its decoded value took a
+    quarter of its load).
+
+    Without a backslash no quote is escaped, so every other piece between quotes is outside
+    the strings: one split, five times faster than the regular expression over a line of
+    spans (its thousand strings each a match). Each pass of `replace("()", "")` over the
+    brackets removes the innermost pairs, one level: the depth is the number of passes that
+    leave something, and no more than MAX_DEPTH + 1 passes are made."""
+    outside = _JSON_STRING.sub("", text) if "\\" in text else "".join(text.split('"')[::2])
+    brackets = outside.translate(_AS_PARENTHESES)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace("()", "")
+    return bool(brackets)
 
 
-_ONLY_BRACKETS = {code: None for code in range(128) if code not in _BRACKET_STEPS}
+# Outside its strings a valid JSON text is ASCII: its brackets as parentheses, the rest gone.
+_AS_PARENTHESES: dict[int, str | None] = {code: None for code in range(128)}
+_AS_PARENTHESES.update({ord("["): "(", ord("{"): "(", ord("]"): ")", ord("}"): ")"})
 
 
 def nesting_depth(value: Any) -> int:

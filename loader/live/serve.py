@@ -33,11 +33,11 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -882,9 +882,9 @@ CHECK_WORKERS = os.cpu_count() or 2
 """Worker processes that decode and check large request bodies (one a core)."""
 
 SMALL_BODY_BYTES = 256 << 10
-"""Bodies up to this size as sent, not gzip, are checked in a thread of the server instead:
-the GIL is held by no C call longer than about a millisecond for them (orjson parses
-256 KiB in that), and the trip to a process cost about 15 µs an event more CPU for
+"""Events bodies up to this size as sent, not gzip, are checked in a thread of the server
+instead: the GIL is held by no C call longer than about a millisecond for them (orjson
+parses 256 KiB in that), and the trip to a process cost about 15 µs an event more CPU for
 50-event batches (bench/README.md)."""
 
 
@@ -895,9 +895,15 @@ class CheckPool:
     processes: with threads the loop shares the GIL with the checking, and /healthz p99 was
     173-220 ms while the heaviest allowed requests arrived (one C call such as orjson
     parsing 16 MiB holds the GIL for its whole length); with processes it was 44-75 ms on
-    the same busy machine. Small bodies, the common case, go to a thread, which costs a
-    fraction of the trip to a process and blocks the loop for no longer than the
+    the same busy machine. Small events bodies, the common case, go to a thread, which
+    costs a fraction of the trip to a process and blocks the loop for no longer than the
     interpreter's switch interval (5 ms).
+
+    OTLP export requests (`check_traces`) always go to the processes: a span costs some
+    40 µs of Python to decode and check, so a 50-span request holds the GIL for about 2 ms,
+    and in a thread the loop waited on it. In a process the trip cost no measurable CPU a
+    span and acknowledged spans/s went from 5,500 to 8,800 on the same busy machine
+    (bench/HISTORY.md).
     """
 
     def __init__(self, workers: int = CHECK_WORKERS) -> None:
@@ -937,10 +943,11 @@ class CheckPool:
         label: str = ANONYMOUS,
         check: Any = check_body,
     ) -> Any:
-        """`check(body, ...)`: `check_body` (Checked), or `check_traces` (CheckedTraces)."""
+        """`check(body, ...)`: `check_body` (Checked), or `check_traces` (CheckedTraces),
+        in a thread for a small events body, in a worker process otherwise."""
         loop = asyncio.get_running_loop()
         arguments = (body, content_type, gzipped, limits, scope, label)
-        if not gzipped and len(body) <= SMALL_BODY_BYTES:
+        if check is check_body and not gzipped and len(body) <= SMALL_BODY_BYTES:
             return await loop.run_in_executor(self._threads, check, *arguments)
         executor = self._executor
         try:
@@ -1042,10 +1049,22 @@ def create_app(config: ServeConfig) -> web.Application:
     return app
 
 
-async def _ingest(  # long: a POST's checks, in the order its client meets them
-    request: web.Request, state: dict[str, Any]
-) -> web.Response:
-    """One POST: headers checked and the body read on the loop, its content in a worker."""
+_Checked = TypeVar("_Checked", Checked, CheckedTraces)
+
+
+async def _received(
+    request: web.Request,
+    state: dict[str, Any],
+    types: tuple[str, ...],
+    check: Callable[..., _Checked],
+    send: str,
+    key_hint: str = "",
+) -> tuple[str, str, _Checked]:
+    """A POST's prelude, for /v1/events and /v1/traces alike: the ingest key, the headers,
+    the room left, the body read on the loop and its content checked in a worker (`check`).
+    The ingest key's label, the content type and what `check` returned; or BadBatch.
+    `send`: the accepted content types, as the 415 answer names them; `key_hint`: how the
+    client sends a key, after the 401 answer's own."""
     config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]
     spool: Spool = state["spool"]
@@ -1054,16 +1073,12 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
     if label is None:
         raise BadBatch(
             401,
-            "missing or unknown ingest key: send Authorization: Bearer <key>",
+            f"missing or unknown ingest key: send Authorization: Bearer <key>{key_hint}",
             {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
         )
     content_type = request.content_type.lower()
-    if content_type not in JSON_TYPES + NDJSON_TYPES:
-        raise BadBatch(
-            415,
-            f"Content-Type {content_type!r} is not accepted: send application/json"
-            ' ({"events": [...]} or [...]) or application/x-ndjson',
-        )
+    if content_type not in types:
+        raise BadBatch(415, f"Content-Type {content_type!r} is not accepted: send {send}")
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
@@ -1082,10 +1097,48 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
     started = time.perf_counter()
     try:
         scope = config.scopes.get(label)
-        checked = await state["pool"].check(body, content_type, gzipped, limits, scope, label)
+        checked: _Checked = await state["pool"].check(
+            body, content_type, gzipped, limits, scope, label, check
+        )
     finally:
         metrics.check_seconds.observe(time.perf_counter() - started)
-    del body
+    return label, content_type, checked
+
+
+async def _stored(
+    state: dict[str, Any], label: str, lines: list[bytes], records: int, what: str
+) -> tuple[str, int]:
+    """Write checked lines to the spool once there is room: (file name, first line number)
+    once durable, or BadBatch (503), counting the `records` as rejected. `what`: the
+    answer's name for them ("the batch", "the spans")."""
+    config: ServeConfig = state["config"]
+    metrics: Metrics = state["metrics"]
+    spool: Spool = state["spool"]
+    try:
+        _check_room(spool, config)
+        return await spool.submit(label, lines)
+    except BadBatch:
+        metrics.rejected.inc(records)
+        raise
+    except OSError as error:
+        metrics.rejected.inc(records)
+        raise BadBatch(
+            503,
+            f"{what} could not be stored ({error.strerror or error}); retry later",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+
+
+async def _ingest(request: web.Request, state: dict[str, Any]) -> web.Response:
+    """One POST: headers checked and the body read on the loop, its content in a worker."""
+    metrics: Metrics = state["metrics"]
+    label, _, checked = await _received(
+        request,
+        state,
+        JSON_TYPES + NDJSON_TYPES,
+        check_body,
+        'application/json ({"events": [...]} or [...]) or application/x-ndjson',
+    )
     if checked.refused == checked.records:  # nothing to write: no records, or all refused
         metrics.refused.inc(checked.refused)
         return web.json_response(
@@ -1099,19 +1152,7 @@ async def _ingest(  # long: a POST's checks, in the order its client meets them
                 "file": None,
             }
         )
-    try:
-        _check_room(spool, config)
-        name, first_line = await spool.submit(label, checked.lines)
-    except BadBatch:
-        metrics.rejected.inc(checked.records)
-        raise
-    except OSError as error:
-        metrics.rejected.inc(checked.records)
-        raise BadBatch(
-            503,
-            f"the batch could not be stored ({error.strerror or error}); retry later",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+    name, first_line = await _stored(state, label, checked.lines, checked.records, "the batch")
     accepted = checked.records - checked.quarantined - checked.refused
     metrics.accepted.inc(accepted)
     metrics.quarantined.inc(checked.quarantined)
@@ -1136,63 +1177,17 @@ async def _ingest_traces(request: web.Request, state: dict[str, Any]) -> web.Res
     The same keys, limits, back-pressure and durability as `/v1/events`: the answer is sent
     once the file holding the request's spans is durable.
     """
-    config: ServeConfig = state["config"]
     metrics: Metrics = state["metrics"]
-    spool: Spool = state["spool"]
-
-    label = _key_label(config.keys, request.headers.get("Authorization"))
-    if label is None:
-        raise BadBatch(
-            401,
-            "missing or unknown ingest key: send Authorization: Bearer <key>"
-            " (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<key>)",
-            {"WWW-Authenticate": 'Bearer realm="agent-loader"'},
-        )
-    content_type = request.content_type.lower()
-    if content_type not in TRACE_TYPES:
-        raise BadBatch(
-            415,
-            f"Content-Type {content_type!r} is not accepted: send application/x-protobuf"
-            " or application/json (OTLP/HTTP)",
-        )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise BadBatch(415, f"Content-Encoding {encoding!r} is not accepted: use gzip or none")
-    gzipped = encoding != "identity"
-    limit = (
-        config.max_request_bytes
-        if gzipped
-        else min(config.max_request_bytes, config.max_body_bytes)
+    label, content_type, checked = await _received(
+        request,
+        state,
+        TRACE_TYPES,
+        check_traces,
+        "application/x-protobuf or application/json (OTLP/HTTP)",
+        " (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<key>)",
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit, "as sent" if gzipped else None)
-    _check_room(spool, config)
-
-    body = await _read_body(request, limit, config.body_timeout, gzipped)
-    limits = BodyLimits(config.max_body_bytes, config.max_record_bytes)
-    started = time.perf_counter()
-    try:
-        scope = config.scopes.get(label)
-        checked: CheckedTraces = await state["pool"].check(
-            body, content_type, gzipped, limits, scope, label, check_traces
-        )
-    finally:
-        metrics.check_seconds.observe(time.perf_counter() - started)
-    del body
     if checked.lines:
-        try:
-            _check_room(spool, config)
-            await spool.submit(label, checked.lines)
-        except BadBatch:
-            metrics.rejected.inc(checked.spans)
-            raise
-        except OSError as error:
-            metrics.rejected.inc(checked.spans)
-            raise BadBatch(
-                503,
-                f"the spans could not be stored ({error.strerror or error}); retry later",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+        await _stored(state, label, checked.lines, checked.spans, "the spans")
     if checked.refused:
         metrics.refused.inc(checked.spans)
     else:

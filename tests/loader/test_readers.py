@@ -9,7 +9,15 @@ import tracemalloc
 import pytest
 
 from loader.ingest.load import batch_files
-from loader.ingest.readers import MAX_DEPTH, BatchFile, Undecoded, decoded, file_checksum
+from loader.ingest.readers import (
+    MAX_DEPTH,
+    BatchFile,
+    Undecoded,
+    decoded,
+    file_checksum,
+    line_record,
+    nesting_depth,
+)
 from tests.factories import (
     agent_event,
     marketplace_event,
@@ -215,3 +223,20 @@ def test_directories_are_walked_in_sorted_order_without_hidden_files(tmp_path):
         (tmp_path / name).write_text("[]")
     found = [str(p.relative_to(tmp_path)) for p in batch_files([tmp_path])]
     assert found == ["a.ndjson", "b/1.ndjson.gz", "b/2.json"]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+@pytest.mark.parametrize("text", ["]]]}", "{{{{[[", 'a"]}["', '\\"]\\\\'], ids=repr)
+def test_brackets_inside_strings_do_not_count_towards_the_depth(depth, text):
+    """A line of many brackets is measured outside its strings, escaped quotes or not:
+    quarantined as too deep exactly when its value nests deeper than MAX_DEPTH."""
+    value: list = [text] * (MAX_DEPTH + 5)  # more brackets in strings than the limit
+    for _ in range(depth - 1):
+        value = [text, value, {"k" + text: text}]
+    assert nesting_depth(value) == depth
+    record = line_record(1, json.dumps(value).encode(), 1 << 20)
+    too_deep = record.error is not None and "nested too deeply" in record.error
+    assert too_deep is (depth > MAX_DEPTH)
+    assert record.error is None or too_deep
+    if not too_deep:
+        assert decoded(record).value == value

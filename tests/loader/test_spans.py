@@ -149,6 +149,32 @@ def test_a_span_breaking_the_contract_says_why(changes: dict, fragment: str) -> 
         checked_json_span({}, {}, _span(**changes))
 
 
+def test_attribute_values_read_as_the_protobuf_json_mapping_defines_them() -> None:
+    """Strings under string keys (read without the general path) and every other shape."""
+    attributes = [
+        {"key": "s", "value": {"stringValue": "text"}},
+        {"key": "first", "value": {"stringValue": "wins", "intValue": "3"}},
+        {"key": "null", "value": {"stringValue": None}},
+        {"key": "i", "value": {"intValue": "-7"}},
+        {"key": "s", "value": {"boolValue": False}},  # a repeated key: the last one wins
+        {"key": "kv", "value": {"kvlistValue": {"values": [{"value": {"stringValue": "x"}}]}}},
+    ]
+    values = checked_json_span({"r": "v"}, {}, _span(attributes=attributes))
+    assert values["attributes"] == {
+        "s": False,
+        "first": "wins",
+        "null": "",
+        "i": -7,
+        "kv": {"": "x"},
+    }
+    with pytest.raises(ContractError, match="attributes: a stringValue: expected a string"):
+        checked_json_span({}, {}, _span(attributes=[{"key": "k", "value": {"stringValue": 5}}]))
+    with pytest.raises(ContractError, match="attributes: a key: expected a string"):
+        checked_json_span({}, {}, _span(attributes=[{"key": 5, "value": {"stringValue": "v"}}]))
+    with pytest.raises(ContractError, match="an attribute key is empty"):
+        checked_json_span({}, {}, _span(attributes=[{"key": None, "value": {"stringValue": "v"}}]))
+
+
 def test_a_keyed_attribute_at_the_bound_loads_and_a_long_prompt_is_not_keyed() -> None:
     attributes = [
         {"key": "tenant.id", "value": {"stringValue": "t" * 256}},
