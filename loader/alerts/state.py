@@ -165,6 +165,57 @@ def _save_state(cur: Any, state: AlertState, now: datetime) -> None:
     )
 
 
+Input = tuple[AlertState, Rule, Decimal | None, int, Observation | None]
+
+
+def _inputs(
+    rules: RuleSet,
+    observations: list[Observation],
+    states: dict[str, AlertState],
+    observed_scopes: tuple[str, ...],
+) -> list[Input]:
+    """Each alert to step, with its value, sample and observation: every rule on every
+    observation of its scope, metric and window (alerts that never breached get no state
+    until they do), then each pending or firing alert of an observed scope that no
+    observation named (clear: value None)."""
+    seen: set[str] = set()
+    inputs: list[Input] = []
+    for observation in observations:
+        for rule_id in rules.rule_ids:
+            rule = rules.for_subject(rule_id, observation.subject_id)
+            if (
+                rule is None
+                or rule.scope != observation.scope
+                or rule.metric not in observation.values
+                or rule.window_minutes != observation.window_minutes
+            ):
+                continue
+            scope, subject_id = observation.scope, observation.subject_id
+            key = alert_key(rule_id, scope, subject_id, observation.agent_id)
+            value = observation.values[rule.metric]
+            samples = observation.samples.get(rule.metric) or 0
+            state = states.get(key)
+            if state is None:
+                if not rule.breaches(value, samples):
+                    continue  # no row for alerts that never breached
+                state = AlertState(
+                    key, rule_id, scope, subject_id, observation.agent_id,
+                    "ok", 0, None, None, None, None, None, None,
+                )  # fmt: skip
+            seen.add(key)
+            inputs.append((state, rule, value, samples, observation))
+    for key, state in states.items():
+        rule = rules.for_subject(state.rule_id, state.subject_id)
+        if (
+            key not in seen
+            and rule is not None
+            and state.scope in observed_scopes
+            and state.status in ("pending", "firing")
+        ):
+            inputs.append((state, rule, None, 0, None))
+    return inputs
+
+
 def evaluate(
     conn: psycopg2.extensions.connection,
     rules: RuleSet,
@@ -183,42 +234,7 @@ def evaluate(
     transitions: list[Transition] = []
     with conn.cursor() as cur:
         cur.execute("lock table alerts.alert_states in exclusive mode")
-        states = _read_states(conn)
-        seen: set[str] = set()
-        inputs: list[tuple[AlertState, Rule, Decimal | None, int, Observation | None]] = []
-        for observation in observations:
-            for rule_id in rules.rule_ids:
-                rule = rules.for_subject(rule_id, observation.subject_id)
-                if (
-                    rule is None
-                    or rule.scope != observation.scope
-                    or rule.metric not in observation.values
-                    or rule.window_minutes != observation.window_minutes
-                ):
-                    continue
-                scope, subject_id = observation.scope, observation.subject_id
-                key = alert_key(rule_id, scope, subject_id, observation.agent_id)
-                value = observation.values[rule.metric]
-                samples = observation.samples.get(rule.metric) or 0
-                state = states.get(key)
-                if state is None:
-                    if not rule.breaches(value, samples):
-                        continue  # no row for alerts that never breached
-                    state = AlertState(
-                        key, rule_id, scope, subject_id, observation.agent_id,
-                        "ok", 0, None, None, None, None, None, None,
-                    )  # fmt: skip
-                seen.add(key)
-                inputs.append((state, rule, value, samples, observation))
-        for key, state in states.items():
-            rule = rules.for_subject(state.rule_id, state.subject_id)
-            if (
-                key not in seen
-                and rule is not None
-                and state.scope in observed_scopes
-                and state.status in ("pending", "firing")
-            ):
-                inputs.append((state, rule, None, 0, None))
+        inputs = _inputs(rules, observations, _read_states(conn), observed_scopes)
         for state, rule, value, samples, seen_in in inputs:
             kind = step(state, rule, value, samples, now)
             _save_state(cur, state, now)
