@@ -38,7 +38,15 @@ pytestmark = pytest.mark.dbt
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_t{uuid.uuid4().hex[:8]}_"
-GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
+GROUPS = (
+    "loader",
+    "transformer",
+    "bi_operator",
+    "bi_publisher",
+    "bi_tenant",
+    "bi_trusted_app",
+    "alerts",
+)
 # Logins that are plain members of a group role.
 MEMBERS = {
     "loader": "loader",
