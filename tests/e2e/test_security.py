@@ -68,6 +68,7 @@ LLM_TENANT_MARTS = (
     "fct_llm_calls",
     "llm_cost_daily",
     "tenant_unit_economics_monthly",
+    "tenant_llm_metrics",
     "tenant_llm_insights",
 )
 TENANT_MARTS = (
