@@ -22,8 +22,8 @@
 
 
 {#-
-    The per-tenant metrics of the LLM cost rules, which `tenant_llm_insights` computes (its
-    `metrics` CTE) and `insights` never reads: the as_of month's budget used, margin and
+    The per-tenant metrics of the LLM cost rules, which `tenant_llm_metrics` computes (for
+    `tenant_llm_insights` and the alert rules) and `insights` never reads: the as_of month's budget used, margin and
     unpriced calls (sample: the month's LLM calls), and a day's cost over the tenant's trailing
     median (sample: the trailing days with a call).
 -#}

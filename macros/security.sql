@@ -7,7 +7,7 @@
     grants and row-level security. It reads the model's `meta.bi_access`:
 
         bi_access:
-          readers: [bi_operator, bi_tenant]   # role suffixes granted select
+          readers: [bi_operator, bi_tenant]   # role suffixes granted select (or `alerts`)
           tenant_column: tenant_id            # RLS for bi_tenant on this column
           publisher_column: publisher_id      # RLS for bi_publisher on this column
 
@@ -15,7 +15,7 @@
     defaults to the environment variable AGENT_ANALYTICS_ROLE_PREFIX, which the loader reads
     too, else `aa_`. A table any reader but the operator reads gets row-level security:
 
-    - operator: `using (true)`;
+    - operator and the alerts service: `using (true)`;
     - tenant / publisher: the row's tenant (publisher) is one granted to the connected login
       in `access.reader_grants` (`agent-loader grant-tenant` / `grant-publisher`), keyed on
       the OID of `session_user` (which `set role`, `reset` and `set app.*` do not change; a
@@ -50,13 +50,17 @@
 {%- endmacro %}
 
 
-{#- The reader role names that exist on the server, of the four. -#}
+{#-
+    The reader role names that exist on the server, of the five: the four BI readers and the
+    alerts service (`alerts`, which reads the marts its rules need, every row).
+-#}
 {% macro existing_bi_roles() -%}
     {%- set wanted = [
         bi_role('bi_operator'),
         bi_role('bi_publisher'),
         bi_role('bi_tenant'),
         bi_role('bi_trusted_app'),
+        bi_role('alerts'),
     ] -%}
     {%- if not execute -%}
         {{ return([]) }}
@@ -204,6 +208,7 @@
     {% if not is_view and (tenant_column or publisher_column) -%}
         alter table {{ this }} enable row level security;
         drop policy if exists bi_operator_all_rows on {{ this }};
+        drop policy if exists alerts_all_rows on {{ this }};
         drop policy if exists bi_tenant_own_rows on {{ this }};
         drop policy if exists bi_publisher_own_rows on {{ this }};
         drop policy if exists bi_trusted_app_tenant_rows on {{ this }};
@@ -211,6 +216,11 @@
         {%- if 'bi_operator' in readers %}
             create policy bi_operator_all_rows on {{ this }}
                 for select to {{ bi_role('bi_operator') }}
+                using (true);
+        {%- endif %}
+        {%- if 'alerts' in readers %}
+            create policy alerts_all_rows on {{ this }}
+                for select to {{ bi_role('alerts') }}
                 using (true);
         {%- endif %}
         {%- if tenant_rows and 'bi_tenant' in readers %}
@@ -294,4 +304,18 @@
 {#- A count or tenant count rounded to `publish_count_step`, as bigint. -#}
 {% macro coarsen_count(expression) -%}
     cast({{ coarsen(expression, 'publish_count_step') }} as bigint)
+{%- endmacro %}
+
+
+{#-
+    Post-hook of the seeds the alerts service reads (`alert_rules`): its role (`alerts`, made
+    by `agent-loader roles`) may read the seed, and nothing else in schema seeds. Nothing
+    when the role does not exist (a build before `agent-loader roles`).
+-#}
+{% macro grant_to_alerts_service() -%}
+    {%- if target.type == 'postgres' and bi_role('alerts') in existing_bi_roles() %}
+        grant usage on schema {{ this.schema }} to {{ bi_role('alerts') }};
+        grant select on {{ this }} to {{ bi_role('alerts') }};
+    {%- endif %}
+    select 1
 {%- endmacro %}

@@ -75,9 +75,11 @@ def alerts_command(
     as_json: bool,
     dsn: str | None,
 ) -> None:
-    """Evaluate the alert rules (seed `alert_rules`) on the operational mart and send each
-    firing and resolved alert once, signed, to its receivers; without any receiver, print
-    it. Needs `agent-loader init`, `dbt seed` and the realtime build (docs/alerts.md).
+    """Evaluate the alert rules (seed `alert_rules`) on the operational and LLM cost marts
+    and send each firing and resolved alert once, signed, to its receivers; without any
+    receiver, print it. Needs `agent-loader init`, `dbt seed`, the realtime build and (for
+    the tenant cost rules) the hourly one; run it as a member of the alerts role
+    (`agent-loader roles`; docs/alerts.md).
 
     Each cycle's transitions and delivery attempts go to stderr, or with --json to stdout,
     one JSON document a line."""
@@ -100,6 +102,8 @@ def alerts_command(
 
 
 def _report(result: service.CycleResult) -> None:
+    for notice in result.notices:
+        click.echo(notice, err=True)
     for transition in result.transitions:
         click.echo(
             f"{transition.kind}: {transition.facts['alert_id']} -> "
@@ -123,5 +127,6 @@ def _report_json(result: service.CycleResult) -> None:
             for t in result.transitions
         ],
         "attempts": [asdict(attempt) for attempt in result.attempts],
+        "notices": result.notices,
     }  # fmt: skip
     click.echo(json.dumps(document, sort_keys=True))

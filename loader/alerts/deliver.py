@@ -23,17 +23,19 @@ from typing import Any
 
 import psycopg2.extensions
 
-from loader.alerts.routes import OPERATOR, STDOUT, Receiver
+from loader.alerts.routes import STDOUT, Receiver
 from loader.ingest.warehouse import one_row
 
 SIGNATURE_HEADER = "X-Agent-Analytics-Signature"
 TIMESTAMP_HEADER = "X-Agent-Analytics-Timestamp"
 DELIVERY_HEADER = "X-Agent-Analytics-Delivery"
 
-# What only the operator may read: a publisher reads no mart with the exact operational
+# What each audience may not read. A publisher reads no mart with the exact operational
 # values (its marts are the coarsened, suppressed `*_shared` ones), so its body says which
-# rule crossed which threshold, never the value or the sample.
-OPERATOR_ONLY = ("value", "samples")
+# rule crossed which threshold, never the value or the sample. A tenant reads its own rows
+# of `tenant_llm_metrics`, value and sample included, so its body has both; it only ever
+# gets its own alerts (routes.py), which name no publisher or other tenant.
+HIDDEN_FROM: dict[str, tuple[str, ...]] = {"publisher": ("value", "samples")}
 
 
 @dataclass(frozen=True)
@@ -54,18 +56,22 @@ class Attempt:
 
 
 def visible_facts(facts: dict[str, Any], audience: str) -> dict[str, Any]:
-    if audience == OPERATOR:
-        return dict(facts)
-    return {key: value for key, value in facts.items() if key not in OPERATOR_ONLY}
+    hidden = HIDDEN_FROM.get(audience, ())
+    return {key: value for key, value in facts.items() if key not in hidden}
 
 
 def slack_text(facts: dict[str, Any]) -> str:
     subject = facts.get("publisher_id") or facts.get("tenant_id")
+    agent = f", agent {facts['agent_id']}" if facts.get("agent_id") else ""
+    window = (
+        f"over {facts['window_minutes']} min"
+        if facts.get("window_minutes")
+        else f"in the month from {facts.get('period_start_date')}"
+    )
     line = (
         f"[{facts['status'].upper()}] {facts['severity']} {facts['rule_id']}:"
-        f" {facts['scope']} {subject}, agent {facts['agent_id']}:"
-        f" {facts['metric']} {facts['comparison']} {facts['threshold']}"
-        f" over {facts['window_minutes']} min"
+        f" {facts['scope']} {subject}{agent}:"
+        f" {facts['metric']} {facts['comparison']} {facts['threshold']} {window}"
     )
     if facts.get("value") is not None:
         line += f" (now {facts['value']}, {facts['samples']} samples)"

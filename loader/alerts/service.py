@@ -17,6 +17,8 @@ from loader.alerts.routes import Routes
 class CycleResult:
     transitions: list[state.Transition] = field(default_factory=list)
     attempts: list[deliver.Attempt] = field(default_factory=list)
+    # what the cycle could not evaluate, one line each (a mart not built yet)
+    notices: list[str] = field(default_factory=list)
 
 
 def run_cycle(
@@ -26,16 +28,33 @@ def run_cycle(
     metrics_relation: str = rules.METRICS_RELATION,
     now: datetime | None = None,
     show: Callable[[str], None] = print,
+    tenant_metrics_relation: str = rules.TENANT_METRICS_RELATION,
 ) -> CycleResult:
-    """Evaluate every rule on the freshest rows of the operational mart, then send every
-    delivery due (new transitions, and retries whose backoff has passed)."""
+    """Evaluate every rule on the freshest rows of its mart (publisher rules: the live
+    operational view; tenant rules: the hourly cost metrics), then send every delivery due
+    (new transitions, and retries whose backoff has passed). Tenant rules wait, with a
+    notice, until the cost metrics mart is built."""
     ruleset = rules.read_rules(conn)
     observations = rules.read_observations(conn, metrics_relation)
+    observed = ["publisher"]
+    notices = []
+    if "tenant" in ruleset.scopes:
+        tenants = rules.read_tenant_observations(conn, tenant_metrics_relation)
+        if tenants is None:
+            notices.append(
+                f"tenant rules not evaluated: {tenant_metrics_relation} is missing"
+                " (run `dbt build --selector hourly`)"
+            )
+        else:
+            observations += tenants
+            observed.append("tenant")
     conn.commit()
     moment = now or datetime.now(timezone.utc)
-    transitions = state.evaluate(conn, ruleset, observations, routes.receivers_for, moment)
+    transitions = state.evaluate(
+        conn, ruleset, observations, routes.receivers_for, moment, tuple(observed)
+    )
     attempts = deliver.deliver_due(conn, routes.receivers, policy, show)
-    return CycleResult(transitions, attempts)
+    return CycleResult(transitions, attempts, notices)
 
 
 def run_once(

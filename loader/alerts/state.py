@@ -1,15 +1,16 @@
 """Each alert's state (ok, pending, firing, resolved) and the transitions that notify.
 
-An alert is one rule for one subject (publisher) and agent. Hysteresis both ways: a breach
-fires only once it has lasted `for_minutes` (shorter ones stay `pending` and notify nobody),
-and a firing alert resolves only once its rule has been clear for `cooldown_minutes` (a
-breach within that keeps it firing, unnotified). So a flapping metric notifies at most once
-per episode.
+An alert is one rule for one subject: a publisher and agent, or a tenant (agent empty).
+Hysteresis both ways: a breach fires only once it has lasted `for_minutes` (shorter ones
+stay `pending` and notify nobody), and a firing alert resolves only once its rule has been
+clear for `cooldown_minutes` (a breach within that keeps it firing, unnotified). So a
+flapping metric notifies at most once per episode.
 
-One evaluation at a time: it holds `alerts.alert_states` in exclusive mode (a lock only the
-loader's owner can take), so two instances evaluate one after the other, and the second
-sees the first's states. A transition is a row with a unique (alert, episode, kind): written
-once, with one delivery row per receiver, in the same transaction as the state change.
+One evaluation at a time: it holds `alerts.alert_states` in exclusive mode (a lock only
+the alerts role and the loader's owner can take), so two instances evaluate one after the
+other, and the second sees the first's states. A transition is a row with a unique
+(alert, episode, kind): written once, with one delivery row per receiver, in the same
+transaction as the state change.
 """
 
 from __future__ import annotations
@@ -91,8 +92,12 @@ def step(
     return None
 
 
-def facts(state: AlertState, rule: Rule, kind: str, now: datetime, window_end_at: Any) -> dict:
+def facts(
+    state: AlertState, rule: Rule, kind: str, now: datetime, observation: Observation | None
+) -> dict:
     """Everything a notification may say; each receiver's body takes what it may read."""
+    window_end_at = observation.window_end_at if observation else None
+    period_start = observation.period_start_date if observation else None
     return {
         "alert_id": state.alert_key,
         "status": kind,
@@ -106,10 +111,11 @@ def facts(state: AlertState, rule: Rule, kind: str, now: datetime, window_end_at
         "scope": rule.scope,
         "publisher_id": state.subject_id if rule.scope == "publisher" else None,
         "tenant_id": state.subject_id if rule.scope == "tenant" else None,
-        "agent_id": state.agent_id,
+        "agent_id": state.agent_id or None,
         "value": None if state.last_value is None else str(state.last_value),
         "samples": state.last_samples,
         "window_end_at": window_end_at.isoformat() if window_end_at else None,
+        "period_start_date": period_start.isoformat() if period_start else None,
         "fired_at": state.fired_at.isoformat() if state.fired_at else None,
         "resolved_at": state.resolved_at.isoformat() if state.resolved_at else None,
         "occurred_at": now.isoformat(),
@@ -159,58 +165,82 @@ def _save_state(cur: Any, state: AlertState, now: datetime) -> None:
     )
 
 
+Input = tuple[AlertState, Rule, Decimal | None, int, Observation | None]
+
+
+def _inputs(
+    rules: RuleSet,
+    observations: list[Observation],
+    states: dict[str, AlertState],
+    observed_scopes: tuple[str, ...],
+) -> list[Input]:
+    """Each alert to step, with its value, sample and observation: every rule on every
+    observation of its scope, metric and window (alerts that never breached get no state
+    until they do), then each pending or firing alert of an observed scope that no
+    observation named (clear: value None)."""
+    seen: set[str] = set()
+    inputs: list[Input] = []
+    for observation in observations:
+        for rule_id in rules.rule_ids:
+            rule = rules.for_subject(rule_id, observation.subject_id)
+            if (
+                rule is None
+                or rule.scope != observation.scope
+                or rule.metric not in observation.values
+                or rule.window_minutes != observation.window_minutes
+            ):
+                continue
+            scope, subject_id = observation.scope, observation.subject_id
+            key = alert_key(rule_id, scope, subject_id, observation.agent_id)
+            value = observation.values[rule.metric]
+            samples = observation.samples.get(rule.metric) or 0
+            state = states.get(key)
+            if state is None:
+                if not rule.breaches(value, samples):
+                    continue  # no row for alerts that never breached
+                state = AlertState(
+                    key, rule_id, scope, subject_id, observation.agent_id,
+                    "ok", 0, None, None, None, None, None, None,
+                )  # fmt: skip
+            seen.add(key)
+            inputs.append((state, rule, value, samples, observation))
+    for key, state in states.items():
+        rule = rules.for_subject(state.rule_id, state.subject_id)
+        if (
+            key not in seen
+            and rule is not None
+            and state.scope in observed_scopes
+            and state.status in ("pending", "firing")
+        ):
+            inputs.append((state, rule, None, 0, None))
+    return inputs
+
+
 def evaluate(
     conn: psycopg2.extensions.connection,
     rules: RuleSet,
     observations: list[Observation],
     receivers_for: Any,
     now: datetime,
+    observed_scopes: tuple[str, ...] = ("publisher", "tenant"),
 ) -> list[Transition]:
     """One evaluation of every rule on every observation, committed as one transaction.
 
     `receivers_for(scope, subject_id)` names the receivers of a subject's alerts; each new
-    transition gets one delivery row per receiver. An alert whose pair has no row in the
-    window any more (no invocation) counts as clear.
+    transition gets one delivery row per receiver. An alert whose subject has no row any
+    more (no invocation in the window; no LLM call in the new month or day) counts as clear,
+    when its scope was observed (`observed_scopes`: a mart not built yet clears nothing).
     """
     transitions: list[Transition] = []
     with conn.cursor() as cur:
         cur.execute("lock table alerts.alert_states in exclusive mode")
-        states = _read_states(conn)
-        seen: set[str] = set()
-        inputs: list[tuple[AlertState, Rule, Decimal | None, int, Any]] = []
-        for observation in observations:
-            for rule_id in rules.rule_ids:
-                rule = rules.for_subject(rule_id, observation.publisher_id)
-                if (
-                    rule is None
-                    or rule.scope != "publisher"
-                    or rule.window_minutes != observation.window_minutes
-                ):
-                    continue
-                publisher_id, agent_id = observation.publisher_id, observation.agent_id
-                key = alert_key(rule_id, "publisher", publisher_id, agent_id)
-                value = observation.values.get(rule.metric)
-                samples = observation.samples.get(rule.metric) or 0
-                state = states.get(key)
-                if state is None:
-                    if not rule.breaches(value, samples):
-                        continue  # no row for alerts that never breached
-                    state = AlertState(
-                        key, rule_id, "publisher", observation.publisher_id,
-                        observation.agent_id, "ok", 0, None, None, None, None, None, None,
-                    )  # fmt: skip
-                seen.add(key)
-                inputs.append((state, rule, value, samples, observation.window_end_at))
-        for key, state in states.items():
-            rule = rules.for_subject(state.rule_id, state.subject_id)
-            if key not in seen and rule is not None and state.status in ("pending", "firing"):
-                inputs.append((state, rule, None, 0, None))
-        for state, rule, value, samples, window_end_at in inputs:
+        inputs = _inputs(rules, observations, _read_states(conn), observed_scopes)
+        for state, rule, value, samples, seen_in in inputs:
             kind = step(state, rule, value, samples, now)
             _save_state(cur, state, now)
             if kind is None:
                 continue
-            body = facts(state, rule, kind, now, window_end_at)
+            body = facts(state, rule, kind, now, seen_in)
             cur.execute(
                 """
                 insert into alerts.transitions (alert_key, episode, kind, occurred_at, facts)

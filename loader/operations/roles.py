@@ -1,7 +1,7 @@
 """Database roles: who may write `raw`, who builds the models, who reads the marts, and which
 tenant's or publisher's rows each reader may see.
 
-`create_roles` creates six NOLOGIN group roles (named with a prefix, default `aa_`, because
+`create_roles` creates seven NOLOGIN group roles (named with a prefix, default `aa_`, because
 roles are cluster-wide while a warehouse is one database) and grants them what they need in
 the current database:
 
@@ -13,6 +13,7 @@ the current database:
 | `<prefix>bi_publisher` | read the `*_shared` marts: rows of the publishers granted |
 | `<prefix>bi_tenant` | read the tenant-level marts: rows of the tenants granted |
 | `<prefix>bi_trusted_app` | read both for the session's `app.tenant_id` / `app.publisher_id` |
+| `<prefix>alerts` | `agent-loader alerts`: read its seed and marts (every row), write `alerts` |
 
 `bi_trusted_app` is for an application server that pools one login and picks the tenant per
 request; never give it to a person or a BI tool with a SQL editor.
@@ -65,6 +66,7 @@ ROLE_SUFFIXES = (
     "bi_publisher",
     "bi_tenant",
     "bi_trusted_app",
+    "alerts",
 )
 BI_SUFFIXES = ("bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "seeds")
@@ -74,7 +76,7 @@ ACCESS_SCHEMA = "access"
 # build would call. The dbt profile sets the same path for the build's session.
 PINNED_SEARCH_PATH = ("pg_catalog", "raw", ACCESS_SCHEMA, *DBT_SCHEMAS)
 # Group roles a reader must not be a member of: each reads more than a reader may.
-NOT_FOR_READERS = ("loader", "transformer", "bi_operator", "bi_trusted_app")
+NOT_FOR_READERS = ("loader", "transformer", "bi_operator", "bi_trusted_app", "alerts")
 # Role attributes that let a login step out of row-level security or out of being a reader.
 ESCAPING_ATTRIBUTES = {
     "rolsuper": "is a superuser (row-level security does not apply to it)",
@@ -145,7 +147,7 @@ class ReaderGrant:
 
 
 def role_names(prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
-    """The six role names for a prefix: {'loader': 'aa_loader', ...}."""
+    """The seven role names for a prefix: {'loader': 'aa_loader', ...}."""
     if not _PREFIX.match(prefix):
         raise RoleConfigError(
             f"role prefix must be lowercase letters, digits and underscores, got {prefix!r}"
@@ -184,8 +186,8 @@ def create_roles(
             )
             result.database_closed = True
             result.large_objects_closed = _revoke_large_object_creation(cur)
-        _close_public_schema(cur, [ident[suffix] for suffix in BI_SUFFIXES])
-        for suffix in ("loader", "transformer"):
+        _close_public_schema(cur, [ident[suffix] for suffix in (*BI_SUFFIXES, "alerts")])
+        for suffix in ("loader", "transformer", "alerts"):
             cur.execute(
                 sql.SQL("alter role {} set search_path = {}").format(
                     ident[suffix], sql.SQL(", ").join(map(sql.Identifier, PINNED_SEARCH_PATH))
@@ -194,6 +196,7 @@ def create_roles(
         _grant_raw(cur, ident)
         _create_grants_table(cur, ident)
         _grant_dbt_schemas(cur, ident)
+        _grant_alerts(cur, ident["alerts"])
     conn.commit()
     return result
 
@@ -309,9 +312,32 @@ def _grant_dbt_schemas(cur: psycopg2.extensions.cursor, ident: dict[str, sql.Ide
     if "marts" in existing:
         cur.execute(
             sql.SQL("grant usage on schema marts to {}").format(
-                sql.SQL(", ").join(ident[suffix] for suffix in BI_SUFFIXES)
+                sql.SQL(", ").join(ident[suffix] for suffix in (*BI_SUFFIXES, "alerts"))
             )
         )
+
+
+def _grant_alerts(cur: psycopg2.extensions.cursor, alerts: sql.Identifier) -> None:
+    """The alerts service: writes the tables of schema `alerts` (migration 0014; no delete,
+    no DDL), reads the loader's schema version (it refuses an old schema) and the rules
+    seed. The marts its rules read are granted by the build's access hook (meta.bi_access
+    `alerts` in dbt_project.yml), with a policy that shows it every row; nothing else."""
+    cur.execute("revoke all on schema alerts from public")
+    cur.execute(sql.SQL("grant usage on schema alerts to {}").format(alerts))
+    cur.execute(
+        sql.SQL("grant select, insert, update on all tables in schema alerts to {}").format(alerts)
+    )
+    cur.execute(
+        sql.SQL(
+            "alter default privileges in schema alerts grant select, insert, update on tables to {}"
+        ).format(alerts)
+    )
+    cur.execute(sql.SQL("grant usage on schema raw to {}").format(alerts))
+    cur.execute(sql.SQL("grant select on raw.schema_migrations to {}").format(alerts))
+    cur.execute("select to_regclass('seeds.alert_rules') is not null")
+    if one_row(cur)[0]:
+        cur.execute(sql.SQL("grant usage on schema seeds to {}").format(alerts))
+        cur.execute(sql.SQL("grant select on seeds.alert_rules to {}").format(alerts))
 
 
 def _close_public_schema(cur: psycopg2.extensions.cursor, readers: list[sql.Identifier]) -> None:

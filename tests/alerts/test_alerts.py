@@ -13,12 +13,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from loader.alerts import deliver, service
-from loader.alerts.routes import OPERATOR, Receiver, Routes
-from tests.alerts.planted import Pair, plant_metrics, plant_rules
+from loader.alerts.routes import OPERATOR, Receiver, Routes, load_routes
+from tests.alerts.planted import (
+    Pair,
+    TenantMetric,
+    plant_metrics,
+    plant_rules,
+    plant_tenant_metrics,
+)
 from tests.alerts.receiver import running_receiver
 from tests.conftest import REPO, Database, run_loader
 
@@ -227,3 +233,125 @@ def test_unbuilt_rules_and_a_secret_in_the_routing_file_are_one_line_errors(
     assert inline.returncode == 2
     assert "put the secret in secret_file or secret_env" in inline.stderr
     assert "Traceback" not in unbuilt.stderr + inline.stderr
+
+
+NOVEMBER, DECEMBER = date(2026, 11, 1), date(2026, 12, 1)
+
+
+def budget(tenant_id: str, used: float, month: date = NOVEMBER) -> TenantMetric:
+    """The month's LLM cost over the tenant's budget, on 40 LLM calls."""
+    return TenantMetric(tenant_id, "llm_budget_used_rate", used, 40, month)
+
+
+def tenant_routes(tmp_path: Path, urls: dict[str, str]) -> Path:
+    """A routing file giving each tenant of `urls` its receiver, secret `secret-<tenant>`."""
+    lines = ["routes:"]
+    for tenant, url in urls.items():
+        (tmp_path / f"{tenant}.secret").write_text(f"secret-{tenant}\n")
+        lines.append(
+            f"  - {{scope: tenant, subject_id: {tenant}, url: '{url}',"
+            f" secret_file: '{tmp_path / f'{tenant}.secret'}'}}"
+        )
+    path = tmp_path / "routes.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_budget_breach_reaches_only_its_tenant_and_resolves_when_the_month_turns(
+    db: Database, tmp_path: Path
+) -> None:
+    # tenant-b's own 80% row: it is told at 95% only
+    plant_rules(
+        db, ["llm_budget_80_percent,llm_budget_used_rate,>=,0.95,,1,warning,0,0,tenant,tenant-b"]
+    )
+    plant_metrics(db, [])
+    conn = db.connect()
+    policy = deliver.Policy(timeout_seconds=5, max_attempts=2, backoff_seconds=0.1)
+    with (
+        running_receiver() as operator,
+        running_receiver() as hook_a,
+        running_receiver() as hook_b,
+    ):
+        path = tenant_routes(tmp_path, {"tenant-a": hook_a.url, "tenant-b": hook_b.url})
+        routes = load_routes(path, operator.url, SECRET)
+        # November: a at 105% (both rules), b at 90% (under its own 95%), c at 85% (no route)
+        plant_tenant_metrics(db, [budget("tenant-a", 1.05), budget("tenant-b", 0.9),
+                                  budget("tenant-c", 0.85)])  # fmt: skip
+        november = service.run_cycle(conn, routes, policy, now=T0)
+        # the first evaluation on December's rows: a spent 10% so far, b and c nothing yet
+        plant_tenant_metrics(db, [budget("tenant-a", 0.1, DECEMBER)])
+        december = service.run_cycle(conn, routes, policy, now=T0 + timedelta(days=1))
+    conn.close()
+    exceeded, eighty = (
+        "llm_budget_exceeded/tenant:tenant-a/",
+        "llm_budget_80_percent/tenant:tenant-a/",
+    )
+    assert sorted(hook_a.alert_ids) == sorted(
+        [(exceeded, "firing"), (eighty, "firing"), (exceeded, "resolved"), (eighty, "resolved")]
+    )
+    assert hook_b.requests == []
+    assert all(request.signed_with(b"secret-tenant-a") for request in hook_a.requests)
+    assert all(b"tenant-b" not in r.body and b"tenant-c" not in r.body for r in hook_a.requests)
+    alerts = [request.document["alert"] for request in hook_a.requests]
+    [firing] = [
+        a for a in alerts if (a["rule_id"], a["status"]) == ("llm_budget_exceeded", "firing")
+    ]
+    # what tenant-a reads in its own row of tenant_llm_metrics: the value and the sample
+    assert (firing["tenant_id"], firing["publisher_id"], firing["agent_id"]) == (
+        "tenant-a",
+        None,
+        None,
+    )
+    assert (firing["value"], firing["samples"], firing["threshold"]) == ("1.05000000", 40, "1")
+    assert (firing["severity"], firing["period_start_date"]) == ("critical", "2026-11-01")
+    assert len(november.transitions) == 3 and len(december.transitions) == 3
+    told = sorted((a["alert"]["tenant_id"], a["alert"]["status"]) for a in
+                  (request.document for request in operator.requests))  # fmt: skip
+    assert told == [("tenant-a", "firing")] * 2 + [("tenant-a", "resolved")] * 2 + [
+        ("tenant-c", "firing"),
+        ("tenant-c", "resolved"),
+    ]
+
+
+def test_cost_spike_needs_its_trailing_days_and_resolves_after_its_cool_down(
+    db: Database,
+) -> None:
+    plant_rules(db)
+    plant_metrics(db, [])
+    conn = db.connect()
+    routes = Routes({})
+    policy = deliver.Policy()
+    day = date(2026, 12, 7)
+
+    def evaluate(ratio: float | None, trailing_days: int, minutes: int) -> list[str]:
+        metrics = [] if ratio is None else [
+            TenantMetric("tenant-a", "llm_cost_spike_ratio", ratio, trailing_days, day, "day")
+        ]  # fmt: skip
+        plant_tenant_metrics(db, metrics)
+        result = service.run_cycle(
+            conn, routes, policy, now=T0 + timedelta(minutes=minutes), show=lambda line: None
+        )
+        return [f"{t.kind}:{t.facts['rule_id']}" for t in result.transitions]
+
+    # llm_cost_spike (shipped): ratio > 3 on at least 3 trailing days; cool-down 60 min
+    assert evaluate(5.0, 2, 0) == []  # two trailing days: too few
+    assert evaluate(3.0, 14, 1) == []  # not above 3
+    assert evaluate(3.5, 14, 2) == ["firing:llm_cost_spike"]
+    assert evaluate(None, 0, 3) == []  # the next day: no spike row, clear since minute 3
+    assert evaluate(None, 0, 62) == []
+    assert evaluate(None, 0, 63) == ["resolved:llm_cost_spike"]
+    conn.close()
+
+
+def test_tenant_rules_wait_for_the_cost_metrics_mart(db: Database) -> None:
+    plant_rules(db)
+    plant_metrics(db, [Pair("pub-a", invocations=40, errored=20)])
+    result = run_loader(db, "alerts", "--once", "--json")
+    document = json.loads(result.stdout.splitlines()[-1])
+    assert document["notices"] == [
+        "tenant rules not evaluated: marts.tenant_llm_metrics is missing"
+        " (run `dbt build --selector hourly`)"
+    ]
+    assert [t["alert_id"] for t in document["transitions"]] == [
+        "error_rate_critical/publisher:pub-a/agent-1"
+    ]

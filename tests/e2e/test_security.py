@@ -38,7 +38,15 @@ pytestmark = pytest.mark.dbt
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_t{uuid.uuid4().hex[:8]}_"
-GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
+GROUPS = (
+    "loader",
+    "transformer",
+    "bi_operator",
+    "bi_publisher",
+    "bi_tenant",
+    "bi_trusted_app",
+    "alerts",
+)
 # Logins that are plain members of a group role.
 MEMBERS = {
     "loader": "loader",
@@ -60,6 +68,7 @@ LLM_TENANT_MARTS = (
     "fct_llm_calls",
     "llm_cost_daily",
     "tenant_unit_economics_monthly",
+    "tenant_llm_metrics",
     "tenant_llm_insights",
 )
 TENANT_MARTS = (

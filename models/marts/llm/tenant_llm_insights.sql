@@ -1,10 +1,8 @@
 {#-
     The insight rules of `seeds/insight_rules.csv` on LLM cost, per tenant: the same rules
     table, the same firing rule and texts as `insights` (which reads the marketplace metrics),
-    on the tenant metrics here. Month rules read the `as_of` month to date; the spike rule
-    reads each day of the dashboard window (llm_cost_daily summed per tenant) against the
-    tenant's median daily cost over the `llm_cost_spike_days` days before it (days with a
-    call; the sample is how many).
+    on the per-tenant metrics of `tenant_llm_metrics`, which the alert rules read too. Month
+    rules read the `as_of` month to date; the spike rule each day of the dashboard window.
 -#}
 {{
     config(
@@ -23,104 +21,23 @@ rules as (
 
 ),
 
-unit_economics as (
+tenant_metrics as (
 
-    select * from {{ ref('tenant_unit_economics_monthly') }}
-
-),
-
-cost_daily as (
-
-    select * from {{ ref('llm_cost_daily') }}
-
-),
-
-this_month as (
-
-    -- calls that name no tenant (tenant_id '') earn no revenue by definition: they are
-    -- counted in the cost marts, but a margin or budget finding about "no tenant" would be noise
-    select * from unit_economics
-    where
-        month_start_date = cast(date_trunc('month', {{ marketplace_as_of_date() }}) as date)
-        and tenant_id != ''
-
-),
-
-daily_cost as (
-
-    select
-        tenant_id,
-        date_day,
-        sum(cost_usd) as cost_usd
-
-    from cost_daily
-    group by tenant_id, date_day
-
-),
-
-daily_spikes as (
-
-    select
-        window_days.tenant_id,
-        window_days.date_day,
-        window_days.cost_usd
-        / nullif(
-            percentile_cont(0.5) within group (order by trailing_days.cost_usd), 0
-        ) as spike_ratio,
-        count(trailing_days.date_day) as trailing_days
-
-    from daily_cost as window_days
-    inner join daily_cost as trailing_days
-        on
-            window_days.tenant_id = trailing_days.tenant_id
-            and window_days.date_day > trailing_days.date_day
-            and window_days.date_day - {{ var('llm_cost_spike_days') | int }}
-            <= trailing_days.date_day
-    where window_days.date_day >= {{ marketplace_window_start_date() }}
-    group by window_days.tenant_id, window_days.date_day, window_days.cost_usd
+    select * from {{ ref('tenant_llm_metrics') }}
 
 ),
 
 metrics as (
 
-    -- one row per tenant (and day, for the spike) and metric, with the sample behind it
+    -- one row per tenant, metric and period (the spike: each day of the window)
     select
         tenant_id,
-        cast(null as date) as date_day,
-        'llm_budget_used_rate' as metric_name,
-        cast(llm_budget_used_rate as numeric) as metric_value,
-        llm_calls as sample_size
-    from this_month
+        metric_name,
+        metric_value,
+        sample_size,
+        case when period = 'day' then period_start_date end as date_day
 
-    union all
-
-    select
-        tenant_id,
-        cast(null as date) as date_day,
-        'margin_usd' as metric_name,
-        cast(margin_usd as numeric) as metric_value,
-        llm_calls as sample_size
-    from this_month
-
-    union all
-
-    select
-        tenant_id,
-        cast(null as date) as date_day,
-        'unpriced_llm_calls' as metric_name,
-        cast(unpriced_llm_calls as numeric) as metric_value,
-        llm_calls as sample_size
-    from this_month
-
-    union all
-
-    select
-        tenant_id,
-        date_day,
-        'llm_cost_spike_ratio' as metric_name,
-        cast(spike_ratio as numeric) as metric_value,
-        trailing_days as sample_size
-    from daily_spikes
+    from tenant_metrics
 
 ),
 
