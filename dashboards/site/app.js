@@ -45,6 +45,7 @@ function formatter(fmt) {
 }
 
 function plain(value) {
+  if (value === null || value === undefined) return "–";
   if (typeof value === "number") return fixed(0, { maximumFractionDigits: 2 })(value);
   if (typeof value === "string" && /^\d{4}-\d\d-\d\dT/.test(value)) {
     return value.endsWith("T00:00:00+00:00") ? value.slice(0, 10) : FORMATS["yyyy-mm-dd hh:mm"](value);

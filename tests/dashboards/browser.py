@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,3 +97,17 @@ def chromium() -> Iterator[Browser]:
             yield Browser(browser.new_page(viewport={"width": 1200, "height": 800}))
         finally:
             browser.close()
+
+
+def screenshots(site: Path, folder: Path, prefix: str) -> None:
+    """Every page of a built `site` as folder/PREFIX-PAGE.png; AssertionError on a problem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser, serve(site) as url:
+        for page in sorted(site.glob("*.html")):
+            visit = browser.open(f"{url}/{page.name}", folder / f"{prefix}-{page.stem}.png")
+            assert visit.problems == [], (page.name, visit.problems)
+
+
+if __name__ == "__main__":
+    # The docs' pictures: python -m tests.dashboards.browser SITE FOLDER PREFIX
+    screenshots(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
