@@ -195,7 +195,8 @@ def html_page(
         title=html.escape(page.title),
         nav=links,
         body=page.body,
-        config=html.escape(json.dumps(config), quote=False),
+        # a <script> holds raw text: no entities, only "</script>" to keep out
+        config=json.dumps(config).replace("<", "\\u003c"),
         footer=html.escape(footer),
     )
 

@@ -84,6 +84,16 @@ class Browser:
                 page.remove_listener(event, handler)
         return Visit(dict(figures), problems)
 
+    def choose(self, option: str) -> dict[str, str]:
+        """Pick `option` in the page's drop-down; the big figures then shown, by title."""
+        self.page.select_option("select", option)
+        return dict(
+            self.page.eval_on_selector_all(
+                ".aa-bigvalue",
+                "nodes => nodes.map(n => [n.dataset.title, n.lastChild.textContent])",
+            )
+        )
+
 
 @contextmanager
 def chromium() -> Iterator[Browser]:

@@ -258,6 +258,8 @@ def test_every_page_opens_in_chromium_and_shows_the_marts_figures(
                     visit = browser.open(f"{url}/{page.name}", shots / f"{name}-{page.stem}.png")
                     assert visit.problems == [], (name, page.name, visit.problems)
                     visits[name, page.stem] = visit
+                    if (name, page.stem) == ("operator", "publisher-portal"):
+                        small = browser.choose("pub-small")
     assert len(visits) == len(sites.OPERATOR_PAGES) + 1
     mine = mart_row(
         warehouse.database,
@@ -279,3 +281,19 @@ def test_every_page_opens_in_chromium_and_shows_the_marts_figures(
     assert figures["GMV"] == f"${float(platform['gmv_usd']):,.2f}"
     # The operator's portal shows the first publisher of its drop-down: pub-big, as above.
     assert visits["operator", "publisher-portal"].figures["Invocations"] == "25"
+    # The drop-down filters in the browser: pub-small's figures, as the mart has them.
+    theirs = mart_row(
+        warehouse.database,
+        LOGINS["operator"],
+        "select total_invocations, error_rate from marts.publisher_dashboard_shared"
+        " where publisher_id = 'pub-small'",
+    )
+    shown = (small["Invocations"], small["Error rate"])
+    expected = tuple(
+        "\u2013" if value is None else text  # an en dash: a suppressed figure
+        for value, text in (
+            (theirs["total_invocations"], f"{theirs['total_invocations'] or 0:,}"),
+            (theirs["error_rate"], percent(float(theirs["error_rate"] or 0))),
+        )
+    )
+    assert shown == expected and shown[0] != "25"
