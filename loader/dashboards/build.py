@@ -74,7 +74,6 @@ class BuildResult:
     audience: str
     login: str
     out: Path
-    query_seconds: float
     build_seconds: float
     size_bytes: int
     data_files: int
@@ -252,7 +251,6 @@ def build(dsn: str, login: str | None, out: Path | None) -> BuildResult:
         folder.chmod(0o755)  # a web server's user reads the site
         try:
             write_site(conn, SITES[audience], folder, user)
-            query_seconds = time.monotonic() - started
             if target.exists():
                 shutil.rmtree(target)
             folder.rename(target)
@@ -261,6 +259,4 @@ def build(dsn: str, login: str | None, out: Path | None) -> BuildResult:
     finally:
         conn.close()
     size, data_files = size_of(target)
-    return BuildResult(
-        audience, user, target, query_seconds, time.monotonic() - started, size, data_files
-    )
+    return BuildResult(audience, user, target, time.monotonic() - started, size, data_files)

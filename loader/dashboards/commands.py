@@ -42,6 +42,6 @@ def build_command(login: str | None, out: Path | None, as_json: bool, dsn: str |
     click.echo(
         f"built the {result.audience} site as {result.login} in {result.out}"
         f" ({result.size_bytes / 1e6:.1f} MB, {result.data_files} data files;"
-        f" queries {result.query_seconds:.1f}s, build {result.build_seconds:.1f}s)"
+        f" {result.build_seconds:.1f}s)"
     )
     click.echo(f"open it: python3 -m http.server -d {result.out} -b 127.0.0.1 8000")
