@@ -30,7 +30,15 @@ from tests.factories import marketplace_event, write_ndjson
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_d{uuid.uuid4().hex[:8]}_"
-GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
+GROUPS = (
+    "loader",
+    "transformer",
+    "bi_operator",
+    "bi_publisher",
+    "bi_tenant",
+    "bi_trusted_app",
+    "alerts",
+)
 LOGINS = {name: f"{PREFIX}{name}_login" for name in ("operator", "publisher", "nobody")}
 
 
