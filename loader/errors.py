@@ -57,8 +57,9 @@ class AlertRoutesInvalid(LoaderError):
 
 
 class DashboardsNotInstalled(LoaderError):
-    """`dashboards build`: node, npm or the dashboards' npm packages are missing: install them."""
+    """`dashboards build`: the dashboards' npm package (the chart library) is missing: install
+    node and npm, then `npm ci`."""
 
 
 class DashboardsBuildFailed(LoaderError):
-    """`dashboards build`: the login reads no dashboard mart, or an Evidence step failed."""
+    """`dashboards build`: the login reads no dashboard mart, or a page or its query is wrong."""

@@ -1,1 +1,1 @@
-"""`agent-loader dashboards`: the Evidence sites in dashboards/, one per audience."""
+"""`agent-loader dashboards`: the static sites built from dashboards/, one per audience."""

@@ -1,32 +1,36 @@
-"""Build one static dashboards site (Evidence, dashboards/) as one login.
+"""Build one static dashboards site (dashboards/) as one login.
 
 The site holds what its queries return when run as that login: row-level security and the
 publisher marts' small-group suppression decide its rows, not the pages. A login that reads the
 operator marts gets the operator site (every page); a publisher login gets the publisher portal
-built from the `*_shared` marts only. Evidence runs in a private copy of the project's pages and
-queries (under dashboards/.build/), so builds of different sites never share files.
+built from the `*_shared` marts only. The site is HTML pages, one JSON data file per page, the
+renderer (dashboards/site/) and the chart library from npm: a browser needs no network.
 """
 
 from __future__ import annotations
 
-import os
+import html
+import json
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
+from string import Template
 
 import psycopg2
 import psycopg2.extensions
 
+from loader.dashboards import pages
 from loader.errors import DashboardsBuildFailed, DashboardsNotInstalled
 
 PROJECT = Path(__file__).resolve().parents[2] / "dashboards"
-"""The Evidence project: package.json, package-lock.json, pages/ and sources/warehouse/."""
+"""The dashboards: pages/, sources/warehouse/, site/ and the npm package.json (chart library)."""
 
 SOURCE = "warehouse"
-"""The Evidence source every page queries; its connection comes from EVIDENCE_SOURCE__ vars."""
+"""The folder of the queries pages read as `warehouse.NAME`."""
 
 OPERATOR_MART = "marts.platform_daily"
 PUBLISHER_MART = "marts.publisher_dashboard_shared"
@@ -70,27 +74,27 @@ class BuildResult:
     audience: str
     login: str
     out: Path
-    sources_seconds: float
     build_seconds: float
     size_bytes: int
-    parquet_files: int
+    data_files: int
 
 
-def check_node() -> str:
-    """The npm executable; DashboardsNotInstalled naming what to install when node, npm or the
-    project's packages are missing."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        raise DashboardsNotInstalled(
-            "the dashboards need Node.js 18+ and npm: install them (Debian: `apt-get install -y"
-            f" nodejs npm`), then run `npm ci` in {PROJECT} (docs/dashboards.md)"
-        )
-    if not (PROJECT / "node_modules" / "@evidence-dev" / "evidence").is_dir():
-        raise DashboardsNotInstalled(
-            f"the dashboards' npm packages are not installed: run"
-            f" `SEND_ANONYMOUS_USAGE_STATS=no npm ci` in {PROJECT} (docs/dashboards.md)"
-        )
-    return npm
+CHART_LIBRARY = PROJECT / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+"""The chart library (npm, pinned by package-lock.json) every site carries: no network."""
+
+ASSETS = PROJECT / "site"
+"""The renderer's files copied into every site: app.js (draws the components), style.css."""
+
+
+def check_chart_library() -> Path:
+    """The chart library's file; DashboardsNotInstalled naming what to install when the
+    dashboards' npm packages (and so maybe node and npm) are missing."""
+    if CHART_LIBRARY.is_file():
+        return CHART_LIBRARY
+    raise DashboardsNotInstalled(
+        "the dashboards' chart library is not installed: install Node.js 18+ and npm (Debian:"
+        f" `apt-get install -y nodejs npm`), then run `npm ci` in {PROJECT} (docs/dashboards.md)"
+    )
 
 
 def connect_as(dsn: str, login: str | None) -> psycopg2.extensions.connection:
@@ -120,122 +124,139 @@ def readable(cur: psycopg2.extensions.cursor, relation: str) -> bool:
     return bool(row and row[0])
 
 
-def login_site(dsn: str, login: str | None) -> tuple[str, dict[str, str]]:
-    """The audience of `login` and its connection parameters (for Evidence): `operator` when
-    it reads the operator marts, else `publisher` when it reads the publisher-facing marts;
-    the database's grants decide, not an option."""
-    conn = connect_as(dsn, login)
-    try:
-        with conn.cursor() as cur:
-            operator, publisher = (readable(cur, mart) for mart in (OPERATOR_MART, PUBLISHER_MART))
-        info = conn.info
-        connection = {
-            "host": info.host,
-            "port": str(info.port),
-            "database": info.dbname,
-            "user": info.user,
-            "password": info.password or "",
-        }
-    finally:
-        conn.close()
+def audience_of(conn: psycopg2.extensions.connection) -> str:
+    """`operator` when the connected login reads the operator marts, else `publisher` when it
+    reads the publisher-facing marts; the database's grants decide, not an option."""
+    with conn.cursor() as cur:
+        operator, publisher = (readable(cur, mart) for mart in (OPERATOR_MART, PUBLISHER_MART))
     if operator:
-        return "operator", connection
+        return "operator"
     if publisher:
-        return "publisher", connection
+        return "publisher"
     raise DashboardsBuildFailed(
-        f"login {connection['user']} reads neither {OPERATOR_MART} nor {PUBLISHER_MART}: build"
+        f"login {conn.info.user} reads neither {OPERATOR_MART} nor {PUBLISHER_MART}: build"
         " the marts (dbt build) and grant it a publisher (`agent-loader grant-publisher`) or"
         " the operator role"
     )
 
 
-def stage(site: Site, folder: Path) -> None:
-    """Write the Evidence project of `site` into `folder` (pages and queries of its audience)."""
-    for name in ("package.json", "evidence.config.yaml"):
-        shutil.copy(PROJECT / name, folder / name)
-    (folder / "pages").mkdir()
-    for source, target in site.pages.items():
-        shutil.copy(PROJECT / "pages" / source, folder / "pages" / target)
-    queries = folder / "sources" / SOURCE
-    queries.mkdir(parents=True)
-    shutil.copy(PROJECT / "sources" / SOURCE / "connection.yaml", queries / "connection.yaml")
-    for query in site.queries:
-        shutil.copy(PROJECT / "sources" / SOURCE / query, queries / query)
+def json_value(value: object) -> object:
+    """A query result value as JSON: numbers as numbers, times as ISO 8601 (UTC)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"no JSON for {type(value).__name__}")
 
 
-def evidence_env(connection: dict[str, str]) -> dict[str, str]:
-    """The environment of Evidence's commands: the source's connection, telemetry off."""
-    env = dict(os.environ)
-    for name, value in connection.items():
-        env[f"EVIDENCE_SOURCE__{SOURCE}__{name}"] = value
-    env["SEND_ANONYMOUS_USAGE_STATS"] = "no"
-    # npm looks up `evidence` in the node_modules/.bin of the folder and its parents.
-    env["PATH"] = f"{PROJECT / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-STEP_TIMEOUT_SECONDS = 600.0
-"""The longest one Evidence step may take: a step waiting on the network (DuckDB fetching
-an extension where there is none) fails instead of hanging."""
-
-
-def run_npm(npm: str, script: str, folder: Path, env: dict[str, str]) -> float:
-    """`npm run SCRIPT` in `folder`; its seconds, or DashboardsBuildFailed with its output."""
-    started = time.monotonic()
-    try:
-        result = subprocess.run(
-            [npm, "run", script],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=STEP_TIMEOUT_SECONDS,
-        )
-    except subprocess.TimeoutExpired as expired:
-        output = expired.stdout or b""
-        text = output.decode() if isinstance(output, bytes) else output
-        tail = text.strip().splitlines()[-5:]
+def page_sql(site: Site, page: str, name: str, query: pages.Query) -> str:
+    """The SQL of a page's query: its `warehouse.X` as CTEs running sources/warehouse/X.sql."""
+    missing = sorted(set(query.sources) - {Path(file).stem for file in site.queries})
+    if missing:
         raise DashboardsBuildFailed(
-            f"`npm run {script}` did not finish in {STEP_TIMEOUT_SECONDS:.0f}s (Evidence's"
-            " DuckDB fetches its parquet extension from extensions.duckdb.org; see"
-            " docs/dashboards.md):\n" + "\n".join(tail)
-        ) from None
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
-        raise DashboardsBuildFailed(f"`npm run {script}` failed:\n" + "\n".join(tail))
-    return time.monotonic() - started
+            f"{page}: query {name} reads {', '.join(missing)}, not a query of the"
+            f" {site.audience} site"
+        )
+    folder = PROJECT / "sources" / SOURCE
+    sources = ",\n".join(
+        f"{source} as (\n{(folder / f'{source}.sql').read_text()}\n)" for source in query.sources
+    )
+    body = pages.SOURCE.sub(r"\1", query.sql)
+    return f"with {sources}\n{body}" if sources else body
+
+
+def page_data(
+    cur: psycopg2.extensions.cursor, site: Site, name: str, page: pages.Page
+) -> dict[str, dict]:
+    """Each query of `page` run as the connected login: its columns and rows."""
+    data = {}
+    for query_name, query in page.queries.items():
+        try:
+            cur.execute(page_sql(site, name, query_name, query))
+        except psycopg2.Error as error:
+            raise DashboardsBuildFailed(
+                f"{name}: query {query_name} failed: {str(error).strip()}"
+            ) from None
+        columns = [column.name for column in cur.description or ()]
+        data[query_name] = {"columns": columns, "rows": [list(row) for row in cur.fetchall()]}
+    return data
+
+
+def html_page(
+    page: pages.Page, nav: list[tuple[str, str]], current: str, config: dict, footer: str
+) -> str:
+    links = "".join(
+        f'<a href="{target}"{" aria-current=page" if target == current else ""}>'
+        f"{html.escape(title)}</a>"
+        for target, title in nav
+    )
+    return Template((ASSETS / "page.html").read_text()).substitute(
+        title=html.escape(page.title),
+        nav=links,
+        body=page.body,
+        # a <script> holds raw text: no entities, only "</script>" to keep out
+        config=json.dumps(config).replace("<", "\\u003c"),
+        footer=html.escape(footer),
+    )
+
+
+def write_site(conn: psycopg2.extensions.connection, site: Site, folder: Path, login: str) -> None:
+    """The site's pages, data files and assets in `folder`."""
+    parsed = {
+        target: pages.parse(source, (PROJECT / "pages" / source).read_text())
+        for source, target in site.pages.items()
+    }
+    nav = [(target.replace(".md", ".html"), page.title) for target, page in parsed.items()]
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    footer = f"The {site.audience} site, built {built} UTC with the data login {login} may read."
+    (folder / "data").mkdir()
+    with conn.cursor() as cur:
+        cur.execute("set local timezone = 'UTC'")
+        for target, page in parsed.items():
+            stem = target.removesuffix(".md")
+            data = page_data(cur, site, target, page)
+            (folder / "data" / f"{stem}.json").write_text(json.dumps(data, default=json_value))
+            filters = {name: query.filters for name, query in page.queries.items()}
+            config = {"data": f"data/{stem}.json", "filters": filters}
+            (folder / f"{stem}.html").write_text(
+                html_page(page, nav, f"{stem}.html", config, footer)
+            )
+    for asset in ("app.js", "style.css"):
+        shutil.copy(ASSETS / asset, folder / asset)
+    shutil.copy(CHART_LIBRARY, folder / CHART_LIBRARY.name)
 
 
 def size_of(folder: Path) -> tuple[int, int]:
-    """Bytes under `folder` and its number of Parquet files."""
+    """Bytes under `folder` and its number of data files."""
     files = [path for path in folder.rglob("*") if path.is_file()]
     return sum(path.stat().st_size for path in files), sum(
-        1 for path in files if path.suffix == ".parquet"
+        1 for path in files if path.suffix == ".json"
     )
 
 
 def build(dsn: str, login: str | None, out: Path | None) -> BuildResult:
     """Build the site of `login` (default: the connection's user) into `out`
-    (default dashboards/sites/<login>/), replacing what was there."""
-    npm = check_node()
-    audience, connection = login_site(dsn, login)
-    target = out or PROJECT / "sites" / connection["user"]
-    work_root = PROJECT / ".build"
-    work_root.mkdir(exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{audience}-", dir=work_root))
+    (default dashboards/sites/<login>/), replacing what was there. Every query runs in one
+    read-only snapshot, so the pages agree with each other."""
+    check_chart_library()
+    started = time.monotonic()
+    conn = connect_as(dsn, login)
     try:
-        stage(SITES[audience], folder)
-        env = evidence_env(connection)
-        sources_seconds = run_npm(npm, "sources", folder, env)
-        build_seconds = run_npm(npm, "build:strict", folder, env)
-        if target.exists():
-            shutil.rmtree(target)
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        audience = audience_of(conn)
+        user = conn.info.user
+        target = out or PROJECT / "sites" / user
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder / "build"), target)
+        folder = Path(tempfile.mkdtemp(prefix=f".{audience}-", dir=target.parent))
+        folder.chmod(0o755)  # a web server's user reads the site
+        try:
+            write_site(conn, SITES[audience], folder, user)
+            if target.exists():
+                shutil.rmtree(target)
+            folder.rename(target)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    size, parquet_files = size_of(target)
-    return BuildResult(
-        audience, connection["user"], target, sources_seconds, build_seconds, size, parquet_files
-    )
+        conn.close()
+    size, data_files = size_of(target)
+    return BuildResult(audience, user, target, time.monotonic() - started, size, data_files)

@@ -14,7 +14,7 @@ from loader.dashboards import build as sites
 
 @click.group(name="dashboards")
 def dashboards_group() -> None:
-    """Static dashboards sites (Evidence), one per audience, scoped by the database."""
+    """Static dashboards sites, one per audience, scoped by the database."""
 
 
 @dashboards_group.command(name="build")
@@ -33,15 +33,15 @@ def dashboards_group() -> None:
 @dsn_option
 @database_errors
 def build_command(login: str | None, out: Path | None, as_json: bool, dsn: str | None) -> None:
-    """Query the marts as LOGIN (`npm run sources`), build the static site
-    (`npm run build:strict`) and print where it is; serve it with any static file server."""
+    """Run the pages' queries as LOGIN, write the static site (HTML, JSON data, the chart
+    library) and print where it is; serve it with any static file server."""
     result = sites.build(resolve_dsn(dsn), login, out)
     if as_json:
         click.echo(json.dumps({**asdict(result), "out": str(result.out)}))
         return
     click.echo(
         f"built the {result.audience} site as {result.login} in {result.out}"
-        f" ({result.size_bytes / 1e6:.1f} MB, {result.parquet_files} Parquet files;"
-        f" sources {result.sources_seconds:.1f}s, build {result.build_seconds:.1f}s)"
+        f" ({result.size_bytes / 1e6:.1f} MB, {result.data_files} data files;"
+        f" {result.build_seconds:.1f}s)"
     )
     click.echo(f"open it: python3 -m http.server -d {result.out} -b 127.0.0.1 8000")

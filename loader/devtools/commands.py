@@ -254,7 +254,8 @@ def demo_command(
     project_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Generate, load and build a few days of events, then print what the marts say.
+    """Generate, load and build a few days of events, then print what the marts say, and
+    build the operator's dashboards site when their npm package is installed.
 
     With --alert, it then loads an error spike and shows the alert it triggers (sent to
     --webhook, else printed); the spike stays in raw, so later builds show it.
@@ -289,6 +290,7 @@ def demo_command(
     if alert:
         spike = alerts_demo.plant_spike_and_alert(resolved, result.landing.parent, webhook, secret)
         click.echo("\n".join(spike))
+    click.echo(demo.dashboards_help(resolved, embedded.home()))
     click.echo(demo.connection_help(resolved, is_embedded))
 
 

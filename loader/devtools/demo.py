@@ -17,8 +17,10 @@ from typing import Any
 import psycopg2.extensions
 import psycopg2.extras
 
+from loader.dashboards import build as sites
 from loader.devtools import embedded
 from loader.devtools.generate import Workload, generate
+from loader.errors import DashboardsBuildFailed, DashboardsNotInstalled
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult, batch_files, load_file
 from loader.operations import dbt
@@ -257,6 +259,30 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1%}"
 
 
+def dashboards_help(dsn: str, home: Path) -> str:
+    """Build the operator's dashboards site under `home` when the chart library is installed
+    (about a second at the demo's size) and say how to open it; else say how to install it."""
+    try:
+        result = sites.build(dsn, None, home / "dashboards" / "operator")
+    except DashboardsNotInstalled:
+        return (
+            "Dashboards: install Node.js and npm, run `npm ci` in dashboards/, then"
+            " `agent-loader dashboards build [--as LOGIN]` (docs/dashboards.md)."
+        )
+    except DashboardsBuildFailed as error:
+        return f"Dashboards: not built: {error}"
+    return "\n".join(
+        [
+            f"Dashboards: the {result.audience} site is built in {result.out}"
+            f" ({result.build_seconds:.1f}s); open it:",
+            f"  python3 -m http.server -d {result.out} -b 127.0.0.1 8000"
+            "  # then http://127.0.0.1:8000/",
+            "  A publisher's own site: agent-loader dashboards build --as LOGIN"
+            " (docs/dashboards.md).",
+        ]
+    )
+
+
 def connection_help(dsn: str, is_embedded: bool) -> str:
     target = dsn or "the PG* variables"
     lines = [
@@ -264,8 +290,6 @@ def connection_help(dsn: str, is_embedded: bool) -> str:
         f"Connect a BI tool (host, port, user and database from this URL): {target}",
         f"  psql: psql '{dsn}'" if dsn else "  psql: psql (it reads the PG* variables)",
         "  BI tools read the schema `marts`; docs/operating.md lists the reader roles.",
-        "Dashboards: `npm ci` in dashboards/, then `agent-loader dashboards build [--as LOGIN]`"
-        " (docs/dashboards.md).",
     ]
     if is_embedded:
         lines.append(

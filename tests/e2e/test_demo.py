@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from loader.dashboards import build as sites
 from loader.devtools import embedded
 from tests.conftest import REPO
 
@@ -129,6 +130,13 @@ def test_demo_on_a_configured_server(module_db, tmp_path):
     check_report(result)
     assert "Using the embedded PostgreSQL" not in result.stderr
     assert module_db.scalar("select count(*) from marts.insights") == len(PLANTED)
+    # It ends with the dashboards: built when their npm package is installed, else how to.
+    site = tmp_path / "home" / "dashboards" / "operator"
+    if sites.CHART_LIBRARY.is_file():
+        assert f"Dashboards: the operator site is built in {site}" in result.stdout
+        assert (site / "index.html").is_file() and (site / "data" / "index.json").is_file()
+    else:
+        assert "Dashboards: install Node.js and npm, run `npm ci`" in result.stdout
 
 
 @pytest.mark.dbt
