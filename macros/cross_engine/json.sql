@@ -41,7 +41,7 @@
 {%- endmacro %}
 
 {% macro spark__json_text_in_text(text, key) -%}
-    nullif(get_json_object({{ text }}, '$.{{ key }}'), '')
+    nullif(get_json_object({{ text }}, {{ spark_json_path(key) }}), '')
 {%- endmacro %}
 
 {#- The JSON value at `key` (jsonb on PostgreSQL, JSON text on Spark). -#}
