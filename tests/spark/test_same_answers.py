@@ -68,6 +68,7 @@ MARTS = [
     "publisher_tool_usage",
     "publisher_tool_usage_shared",
     "tenant_llm_insights",
+    "tenant_llm_metrics",
     "tenant_retention_monthly",
     "tenant_revenue",
     "tenant_revenue_monthly",
