@@ -4,8 +4,10 @@
     `*_shared` marts (which keep the base marts' column names), and the seed's `metric_name`
     must be one of them (seeds/_seeds.yml). A metric is read from `mart` (per publisher from
     `publisher_dashboard`, per publisher and tool from `publisher_tool_usage`), its value
-    from the column `value` and the sample its rules' `min_sample` counts from `sample`.
-    A rule on a new metric needs an entry here and a CSV row.
+    from the column `value` and the sample its rules' `min_sample` counts from `sample`;
+    `columns` names the subject columns it has beyond the publisher, `where` the rows it is
+    read from (see insight_metric_rows). A rule on a new metric needs an entry here and a CSV
+    row.
 -#}
 {% macro insight_metrics() -%}
     {{ return([
@@ -16,27 +18,40 @@
         {'metric_name': 'avg_satisfaction', 'mart': 'publisher_dashboard',
             'value': 'avg_satisfaction', 'sample': 'rating_count'},
         {'metric_name': 'tool_failure_rate', 'mart': 'publisher_tool_usage',
-            'value': 'failure_rate', 'sample': 'calls'},
+            'value': 'failure_rate', 'sample': 'calls',
+            'columns': {'tool_name': 'tool_name'}, 'where': 'has_tool_events'},
     ]) }}
 {%- endmacro %}
 
 
 {#-
     The per-tenant metrics of the LLM cost rules, which `tenant_llm_metrics` computes (for
-    `tenant_llm_insights` and the alert rules) and `insights` never reads: the as_of month's budget used, margin and
-    unpriced calls (sample: the month's LLM calls), and a day's cost over the tenant's trailing
-    median (sample: the trailing days with a call).
+    `tenant_llm_insights` and the alert rules) and `insights` never reads, in the same form
+    as insight_metrics() (`mart`: the CTE of tenant_llm_metrics it is read from; a metric of
+    the month by default, `columns` naming the day of a daily one): the as_of month's budget
+    used, margin and unpriced calls (sample: the month's LLM calls), and a day's cost over the
+    tenant's trailing median (sample: the trailing days with a call).
 -#}
 {% macro tenant_insight_metrics() -%}
     {{ return([
-        'llm_budget_used_rate', 'margin_usd', 'unpriced_llm_calls', 'llm_cost_spike_ratio',
+        {'metric_name': 'llm_budget_used_rate', 'mart': 'this_month',
+            'value': 'llm_budget_used_rate', 'sample': 'llm_calls'},
+        {'metric_name': 'margin_usd', 'mart': 'this_month',
+            'value': 'margin_usd', 'sample': 'llm_calls'},
+        {'metric_name': 'unpriced_llm_calls', 'mart': 'this_month',
+            'value': 'unpriced_llm_calls', 'sample': 'llm_calls'},
+        {'metric_name': 'llm_cost_spike_ratio', 'mart': 'daily_spikes',
+            'value': 'spike_ratio', 'sample': 'trailing_days',
+            'columns': {'period': "'day'", 'period_start_date': 'date_day'}},
     ]) }}
 {%- endmacro %}
 
 
 {#- The tenant metric names as a SQL list. -#}
 {% macro tenant_insight_metric_names() -%}
-    '{{ tenant_insight_metrics() | join("', '") }}'
+    {%- for metric in tenant_insight_metrics() -%}
+        '{{ metric.metric_name }}'{{ ', ' if not loop.last }}
+    {%- endfor -%}
 {%- endmacro %}
 
 
@@ -84,4 +99,82 @@
         when 'percent' then {{ trimmed_number_text(threshold ~ ' * 100') }} || '%'
         else {{ trimmed_number_text(threshold) }}
     end
+{%- endmacro %}
+
+
+{#-
+    The metric unpivot of an insights model: one `select` per metric of `metrics`
+    (insight_metrics() or tenant_insight_metrics()), joined by `union all`, each giving the
+    subject `columns` (a dict: column name to its SQL when the metric does not name it in its
+    own `columns`), `metric_name`, `metric_value` (cast to `value_type` when given) and
+    `sample_size`, from the metric's `mart` (a CTE of the model), its `where` rows only.
+-#}
+{% macro insight_metric_rows(metrics, columns, value_type=none) -%}
+    {%- set selects = [] -%}
+    {%- for metric in metrics -%}
+        {%- set fields = [] -%}
+        {%- for column, otherwise in columns.items() -%}
+            {%- set named = metric.get('columns', {}).get(column, otherwise) -%}
+            {%- do fields.append(named if named == column else named ~ ' as ' ~ column) -%}
+        {%- endfor -%}
+        {%- set value = metric.value if value_type is none
+            else 'cast(' ~ metric.value ~ ' as ' ~ value_type ~ ')' -%}
+        {%- do fields.append("'" ~ metric.metric_name ~ "' as metric_name") -%}
+        {%- do fields.append(value ~ ' as metric_value') -%}
+        {%- do fields.append(metric.sample ~ ' as sample_size') -%}
+        {%- set where = ('\n    where ' ~ metric.where) if metric.get('where') else '' -%}
+        {%- do selects.append(
+            'select\n        ' ~ fields | join(',\n        ')
+            ~ '\n    from ' ~ metric.mart ~ where
+        ) -%}
+    {%- endfor -%}
+    {{ selects | join('\n\n    union all\n\n    ') }}
+{%- endmacro %}
+
+
+{#-
+    The rule firings of an insights model, one per metric row and enabled rule: the rows of
+    the CTE `metrics` (insight_metric_rows: the subject `columns`, metric_value, sample_size)
+    joined to the CTE `rules` (the enabled rows of seeds/insight_rules.csv) on the metric,
+    kept when the value is known, the sample reaches the rule's `min_sample` and the value
+    passes the rule's comparison; with the rule's fields and the value and threshold as its
+    texts write them (`metric_value_text`, `threshold_text`). The one firing rule of
+    `insights` and `tenant_llm_insights`.
+-#}
+{% macro insight_findings(columns) -%}
+    {%- set subject = [] -%}
+    {%- for column in columns -%}
+        {%- do subject.append('metrics.' ~ column) -%}
+    {%- endfor -%}
+    select
+        {{ subject | join(',\n        ') }},
+        metrics.metric_value,
+        metrics.sample_size,
+        rules.rule_id,
+        rules.metric_name,
+        rules.comparison,
+        rules.threshold,
+        rules.min_sample,
+        rules.value_format,
+        rules.severity,
+        rules.category,
+        rules.title_template,
+        rules.description_template,
+        rules.recommendation_template,
+        {{ insight_value_text('metrics.metric_value', 'rules.value_format') }}
+            as metric_value_text,
+        {{ insight_threshold_text('rules.threshold', 'rules.value_format') }} as threshold_text
+
+    from metrics
+    inner join rules
+        on metrics.metric_name = rules.metric_name
+    where
+        metrics.metric_value is not null
+        and metrics.sample_size >= rules.min_sample
+        and case rules.comparison
+            when '>' then metrics.metric_value > rules.threshold
+            when '>=' then metrics.metric_value >= rules.threshold
+            when '<' then metrics.metric_value < rules.threshold
+            when '<=' then metrics.metric_value <= rules.threshold
+        end
 {%- endmacro %}

@@ -38,7 +38,7 @@
     decimal(10, 0).
 -#}
 {% macro spark__json_number(json_column, key, type, low, high) -%}
-    {%- set text = "get_json_object(" ~ json_column ~ ", '$." ~ key ~ "')" -%}
+    {%- set text = spark__json_text(json_column, key) -%}
     {%- set number = 'try_cast(' ~ text ~ ' as decimal(38, 9))' -%}
     {%- set is_integer = type in ('bigint', 'integer') -%}
     {%- set whole = (number ~ ' = floor(' ~ number ~ ')') if is_integer else 'true' -%}
@@ -47,7 +47,7 @@
         when
             {{ number }} between {{ low }} and {{ high }}
             and {{ whole }}
-            and {{ json_column }} not rlike '"{{ key }}"\\s*:\\s*"'
+            and {{ json_column }} not rlike '"{{ key | replace('.', '[.]') }}"\\s*:\\s*"'
             then cast({{ number }} as {{ spark_type }})
     end
 {%- endmacro %}

@@ -48,6 +48,27 @@ def marketplace_event(**overrides: Any) -> dict[str, Any]:
     return event
 
 
+def otlp_attributes(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attributes as OTLP JSON writes them (64-bit integers as strings)."""
+    typed = {bool: "boolValue", int: "intValue", float: "doubleValue", str: "stringValue"}
+    return [
+        {"key": key, "value": {typed[type(value)]: str(value) if type(value) is int else value}}
+        for key, value in values.items()
+    ]
+
+
+def spans_request(resource: dict[str, Any], *spans: dict[str, Any]) -> dict[str, Any]:
+    """One OTLP JSON export request (a line of the collector's file exporter): `spans` under
+    one resource (its attributes) and one instrumentation scope."""
+    scope = {"name": "opentelemetry.instrumentation.openai", "version": "0.1"}
+    scope_spans = [{"scope": scope, "spans": list(spans)}]
+    return {
+        "resourceSpans": [
+            {"resource": {"attributes": otlp_attributes(resource)}, "scopeSpans": scope_spans}
+        ]
+    }
+
+
 def write_ndjson(path: Path, records: list[Any], compress: bool = False) -> Path:
     text = "".join(json.dumps(record) + "\n" for record in records)
     return _write(path, text.encode(), compress)

@@ -5,6 +5,7 @@
 
     DIR/agent_events/batch_id=N/part-K.parquet        conversation events of load batch N
     DIR/marketplace_events/batch_id=N/part-K.parquet  marketplace events
+    DIR/spans/batch_id=N/part-K.parquet               OpenTelemetry spans (OTLP JSON lines)
     DIR/quarantine/batch_id=N/part-K.parquet          each refused record, with its reason
     DIR/load_batches/batch_id=N/ledger.parquet        the ledger row of batch N
     DIR/_privacy.json                                 the lake's privacy settings
@@ -18,10 +19,15 @@ last (by rename, atomically). A batch exists only once its ledger row does: a lo
 before leaves partitions without a ledger row, which the next load removes before it starts.
 One loader at a time holds `DIR/.lock`.
 
+A line of OTLP JSON (an export request) gives a row per span, each validated on its own, by
+the same code as the PostgreSQL load (`checked_spans`, `span_columns`, `quarantined_span` in
+loader/ingest/load.py): the lake's spans are raw.spans' rows, attributes as JSON text.
+
 Duplicate events (an id loaded before, in this file or an earlier one) are removed here, in
 the loader, as PostgreSQL's `on conflict do nothing` does: the lake holds each event identity
 (its id and sender, as raw's primary keys: `event_id` with `agent_name`, `id` with
-`publisher_id`) once and the ledger counts the rest as duplicates. The loader keeps the
+`publisher_id`, a span's `span_id` with its `trace_id`) once and the ledger counts the rest as
+duplicates. The loader keeps the
 identities already in the lake in memory (read from those Parquet columns only, once per run):
 about 150 bytes an event, the cost a cluster plan replaces (docs/spark.md). A duplicate that
 differs from the stored copy is counted as a duplicate but not kept: the lake has no
@@ -51,11 +57,16 @@ from loader.ingest.load import (
     AGENT,
     MARKETPLACE,
     QUARANTINE,
+    SPAN,
     FileChanged,
     FileResult,
     checked_event,
+    checked_spans,
+    export_request,
+    quarantined_span,
     raw_columns,
     reason_kind,
+    span_columns,
 )
 from loader.ingest.privacy import (
     NO_PRIVACY,
@@ -103,9 +114,31 @@ MARKETPLACE_EVENTS = pa.schema(
         ("loaded_at", _UTC_MICROS),
     ]
 )
+SPANS = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("start_time", _UTC_MICROS),
+        ("end_time", _UTC_MICROS),
+        ("duration_ns", pa.int64()),
+        ("status_code", pa.string()),
+        ("status_message", pa.string()),
+        ("attributes", pa.string()),
+        ("resource_attributes", pa.string()),
+        ("scope_name", pa.string()),
+        ("scope_version", pa.string()),
+        ("events", pa.string()),
+        ("loaded_at", _UTC_MICROS),
+    ]
+)
+# `span_index`: the span's number in its line, for a quarantined span (null otherwise).
 QUARANTINE_TABLE = pa.schema(
     [
         ("position", pa.int64()),
+        ("span_index", pa.int64()),
         ("raw_text", pa.string()),
         ("raw_bytes", pa.int64()),
         ("reason", pa.string()),
@@ -126,6 +159,7 @@ LOAD_BATCHES = pa.schema(
         ("quarantined", pa.int64()),
         ("agent_events_loaded", pa.int64()),
         ("marketplace_events_loaded", pa.int64()),
+        ("spans_loaded", pa.int64()),
         ("error", pa.string()),
         ("privacy", pa.string()),
         ("key_fingerprint", pa.string()),
@@ -137,7 +171,14 @@ LOAD_BATCHES = pa.schema(
 TABLES = {
     AGENT: ("agent_events", AGENT_EVENTS),
     MARKETPLACE: ("marketplace_events", MARKETPLACE_EVENTS),
+    SPAN: ("spans", SPANS),
     QUARANTINE: ("quarantine", QUARANTINE_TABLE),
+}
+# An event's identity (raw's primary keys), the columns that hold it: id, then sender.
+IDENTITIES = {
+    AGENT: ("event_id", "agent_name"),
+    MARKETPLACE: ("id", "publisher_id"),
+    SPAN: ("span_id", "trace_id"),
 }
 LEDGER = "load_batches"
 PRIVACY_FILE = "_privacy.json"
@@ -245,12 +286,11 @@ class Lake:
 
     def _seen_ids(self) -> dict[str, set[tuple[str, str]]]:
         if self._ids is None:
-            self._ids = {AGENT: set(), MARKETPLACE: set()}
-            identities = {AGENT: ["event_id", "agent_name"], MARKETPLACE: ["id", "publisher_id"]}
-            for kind, columns in identities.items():
+            self._ids = {kind: set() for kind in IDENTITIES}
+            for kind, columns in IDENTITIES.items():
                 folder = self.root / TABLES[kind][0]
                 for path in sorted(folder.glob("batch_id=*/*.parquet")):
-                    table = pq.read_table(path, columns=columns)
+                    table = pq.read_table(path, columns=list(columns))
                     self._ids[kind].update(
                         zip(*(table.column(column).to_pylist() for column in columns), strict=True)
                     )
@@ -369,6 +409,7 @@ class Lake:
                     "quarantined": result.quarantined,
                     "agent_events_loaded": result.agent_events_loaded,
                     "marketplace_events_loaded": result.marketplace_events_loaded,
+                    "spans_loaded": result.spans_loaded,
                     "error": result.error,
                     "privacy": privacy.describe() if result.status == "loaded" else None,
                     "key_fingerprint": privacy.key_fingerprint
@@ -400,22 +441,22 @@ class Lake:
             kind: _PartWriter(staging / name, schema) for kind, (name, schema) in TABLES.items()
         }
         seen = self._seen_ids()
-        new_ids: dict[str, set[tuple[str, str]]] = {AGENT: set(), MARKETPLACE: set()}
-        counts = {AGENT: 0, MARKETPLACE: 0, QUARANTINE: 0}
+        new_ids: dict[str, set[tuple[str, str]]] = {kind: set() for kind in IDENTITIES}
+        counts = {AGENT: 0, MARKETPLACE: 0, SPAN: 0, QUARANTINE: 0}
         reasons: dict[str, int] = {}
         with BatchFile(path, max_record_bytes) as batch:
             for record in batch.records():
-                kind, row, identity, reason = _row(record, privacy, loaded_at)
-                counts[kind] += 1
-                if reason is not None:
-                    family = reason_kind(reason)
-                    reasons[family] = reasons.get(family, 0) + 1
-                elif identity in seen[kind] or identity in new_ids[kind]:
-                    continue  # a duplicate: counted, not written
-                else:
-                    assert identity is not None  # only a quarantined record has none
-                    new_ids[kind].add(identity)
-                writers[kind].add(row)
+                for kind, row, identity, reason in _rows(record, privacy, loaded_at):
+                    counts[kind] += 1
+                    if reason is not None:
+                        family = reason_kind(reason)
+                        reasons[family] = reasons.get(family, 0) + 1
+                    elif identity in seen[kind] or identity in new_ids[kind]:
+                        continue  # a duplicate: counted, not written
+                    else:
+                        assert identity is not None  # only a quarantined record has none
+                        new_ids[kind].add(identity)
+                    writers[kind].add(row)
             for writer in writers.values():
                 writer.flush()
             if batch.sha256 != result.sha256:
@@ -429,36 +470,67 @@ class Lake:
                 (self.root / name).mkdir(exist_ok=True)
                 os.replace(staging / name, self.root / name / f"batch_id={result.batch_id}")
         self._discard(result.batch_id)
-        for kind in (AGENT, MARKETPLACE):
+        for kind in IDENTITIES:
             seen[kind].update(new_ids[kind])
         result.records_read = sum(counts.values())
         result.quarantined = counts[QUARANTINE]
         result.agent_events_loaded = len(new_ids[AGENT])
         result.marketplace_events_loaded = len(new_ids[MARKETPLACE])
-        result.loaded = result.agent_events_loaded + result.marketplace_events_loaded
-        result.duplicates = counts[AGENT] + counts[MARKETPLACE] - result.loaded
+        result.spans_loaded = len(new_ids[SPAN])
+        result.loaded = sum(len(ids) for ids in new_ids.values())
+        result.duplicates = counts[AGENT] + counts[MARKETPLACE] + counts[SPAN] - result.loaded
         result.reasons = dict(sorted(reasons.items(), key=lambda item: -item[1]))
 
 
-def _row(
-    record: Record, privacy: Privacy, loaded_at: datetime
-) -> tuple[str, tuple[Any, ...], tuple[str, str] | None, str | None]:
-    """(kind, row, event identity, quarantine reason) for one record, by the contract's
-    verdict; the identity is (id, sender), raw's primary key."""
+LakeRow = tuple[str, tuple[Any, ...], tuple[str, str] | None, str | None]
+"""(kind, row, event identity, quarantine reason) of one row a record gives; the identity is
+(id, sender), raw's primary key; a quarantined row has a reason and no identity."""
+
+
+def _rows(record: Record, privacy: Privacy, loaded_at: datetime) -> list[LakeRow]:
+    """The rows of one record, by the contract's verdict: an event's one row, or a row per
+    span of a line of OTLP JSON (a span the contract refuses is quarantined alone, with its
+    `span_index`, as in PostgreSQL)."""
+    found = export_request(record)
+    if found is None:
+        return [_row(record, privacy, loaded_at)]
+    record, request = found
+    try:
+        items = checked_spans(record, request)
+    except ContractError as error:  # no span can be told apart: the line is one record
+        return [_quarantined(record, error.reason, privacy, loaded_at)]
+    rows: list[LakeRow] = []
+    for item in items:
+        if item.values is None:
+            text, size = quarantined_span(item, privacy)
+            refused = (record.position, item.index, text, size, item.reason, loaded_at)
+            rows.append((QUARANTINE, refused, None, item.reason))
+        else:
+            row: tuple[Any, ...] = (*span_columns(item.values, privacy), loaded_at)
+            rows.append((SPAN, row, (row[1], row[0]), None))
+    return rows
+
+
+def _row(record: Record, privacy: Privacy, loaded_at: datetime) -> LakeRow:
+    """The row of one event record."""
     if isinstance(record.value, Undecoded):  # the lake reads every field: decode the line
         record = decoded(record)
     try:
         kind, event, value = checked_event(record, privacy)
     except ContractError as error:
-        raw = record.raw.replace("\x00", "\\x00")
-        if privacy.active:
-            raw = privacy.raw_text(raw, record.value)
-        quarantined = (record.position, raw, record.size, error.reason, loaded_at)
-        return QUARANTINE, quarantined, None, error.reason
+        return _quarantined(record, error.reason, privacy, loaded_at)
     value = privacy.apply(value) if privacy.active else value
     stamp = event.timestamp.astimezone(timezone.utc)
     row = (*raw_columns(value, kind == AGENT, stamp), loaded_at)
     return kind, row, (row[0], row[5] if kind == AGENT else row[3]), None
+
+
+def _quarantined(record: Record, reason: str, privacy: Privacy, loaded_at: datetime) -> LakeRow:
+    """A record refused whole, as PostgreSQL's quarantine keeps it."""
+    raw = record.raw.replace("\x00", "\\x00")
+    if privacy.active:
+        raw = privacy.raw_text(raw, record.value)
+    return QUARANTINE, (record.position, None, raw, record.size, reason, loaded_at), None, reason
 
 
 @contextmanager

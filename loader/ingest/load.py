@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -587,7 +587,7 @@ def export_request(record: Record) -> tuple[Record, dict[str, Any]] | None:
     return None
 
 
-def _checked_spans(record: Record, request: dict[str, Any]) -> list[SpanItem]:
+def checked_spans(record: Record, request: dict[str, Any]) -> list[SpanItem]:
     """The spans of an export request line, each with its values or its reason (the span
     contract, then what jsonb cannot hold); ContractError when no span can be told apart."""
     items = request_spans(request)
@@ -608,7 +608,7 @@ def span_rows(
     broken, so that no span can be told apart, is one quarantined record, as an event is.
     """
     try:
-        items = _checked_spans(record, request)
+        items = checked_spans(record, request)
     except ContractError as error:
         return [(QUARANTINE, _quarantine_row(record, error.reason, privacy, layout), error.reason)]
     rows: list[tuple[str, bytes, str | None]] = []
@@ -626,26 +626,40 @@ def _nullable(value: str | None) -> str:
     return "\\N" if value is None else _text(value)
 
 
-def _span_row(values: dict[str, Any], privacy: Privacy, layout: Layout) -> bytes:
-    """A valid span as a raw.spans COPY row (times in UTC: `span_values` makes them so)."""
+def span_columns(values: dict[str, Any], privacy: Privacy) -> tuple[Any, ...]:
+    """A valid span's values in raw.spans' column order, up to `batch_id`: protected under
+    `privacy`, JSON as text, times as UTC datetimes. The one place that order is written:
+    COPY rows (`_span_row`) and the lake's Parquet rows (`lake._rows`) use it."""
     if privacy.active:
         values = protected_span(values, privacy)
-    columns = (
-        _text(values["trace_id"]),
-        _text(values["span_id"]),
-        _nullable(values["parent_span_id"]),
-        _text(values["name"]),
+    return (
+        values["trace_id"],
+        values["span_id"],
+        values["parent_span_id"],
+        values["name"],
         values["kind"],
-        values["start_time"].isoformat(),
-        values["end_time"].isoformat(),
-        str(values["duration_ns"]),
+        values["start_time"],
+        values["end_time"],
+        values["duration_ns"],
         values["status_code"],
-        _nullable(values["status_message"]),
-        _text(_json(values["attributes"], False)),
-        _text(_json(values["resource_attributes"], False)),
-        _nullable(values["scope_name"]),
-        _nullable(values["scope_version"]),
-        _text(_json(values["events"], False)),
+        values["status_message"],
+        _json(values["attributes"], False),
+        _json(values["resource_attributes"], False),
+        values["scope_name"],
+        values["scope_version"],
+        _json(values["events"], False),
+    )
+
+
+def _span_row(values: dict[str, Any], privacy: Privacy, layout: Layout) -> bytes:
+    """A valid span as a raw.spans COPY row (times in UTC: `span_values` makes them so)."""
+    columns = (
+        value.isoformat()
+        if isinstance(value, datetime)
+        else str(value)
+        if isinstance(value, int)
+        else _nullable(value)
+        for value in span_columns(values, privacy)
     )
     return ("\t".join(columns) + layout.suffix).encode("utf-8")
 
@@ -675,14 +689,21 @@ def protected_span(values: dict[str, Any], privacy: Privacy) -> dict[str, Any]:
     return values
 
 
-def _span_quarantine_row(record: Record, item: SpanItem, privacy: Privacy, layout: Layout) -> bytes:
-    """A quarantined span: its line's position, its span_index, and its text as a one-span
-    export request (protected like any quarantined record's, user attributes tokenized)."""
+def quarantined_span(item: SpanItem, privacy: Privacy) -> tuple[str, int]:
+    """A quarantined span's text (a one-span export request, protected like any quarantined
+    record's, user attributes tokenized, NUL written as `\\x00`) and its size in bytes: the
+    quarantine row of PostgreSQL (`_span_quarantine_row`) and of the lake (`lake._rows`)."""
     text = _json(item.request)
     if privacy.active:
         text = privacy.raw_text(text, item.request)
     size = len(text.encode("utf-8", "surrogatepass"))
-    text = text.replace("\x00", "\\x00")
+    return text.replace("\x00", "\\x00"), size
+
+
+def _span_quarantine_row(record: Record, item: SpanItem, privacy: Privacy, layout: Layout) -> bytes:
+    """A quarantined span: its line's position, its span_index, and its text
+    (`quarantined_span`)."""
+    text, size = quarantined_span(item, privacy)
     line = (
         f"{record.position}\t{item.index}\t{_text(text)}\t{size}\t{_text(item.reason or '')}"
         f"{layout.suffix}"
@@ -697,7 +718,7 @@ def span_verdicts(record: Record) -> list[str | None] | None:
     if found is None:
         return None
     try:  # `span_rows`' verdicts, without writing the rows
-        return [item.reason for item in _checked_spans(*found)]
+        return [item.reason for item in checked_spans(*found)]
     except ContractError as error:
         return [error.reason]
 

@@ -375,9 +375,10 @@ def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) ->
 
     Holds the lake's lock, as a load does, and reads the lake's privacy settings (a user's
     rows hold its token when the lake tokenizes: the key must be in the environment).
-    Conversation events go by `user_id`, marketplace events by `tenant_id`, quarantine rows
-    by their text (as in PostgreSQL). Each file is written beside itself and renamed into
-    place; a file left with no row is removed.
+    Conversation events go by `user_id`, marketplace events by `tenant_id`, spans by their
+    user or tenant attributes (on the span or its resource), quarantine rows by their text
+    (as in PostgreSQL). Each file is written beside itself and renamed into place; a file
+    left with no row is removed.
     """
     try:
         import pyarrow as pa
@@ -394,7 +395,7 @@ def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) ->
     result = ArchiveResult()
     with open_lake(root) as lake:
         erasure = Erasure(kind, subject_id, lake.privacy(None, None))  # type: ignore[arg-type]
-        for name in (table_name, "quarantine"):
+        for name in (table_name, "spans", "quarantine"):
             for path in sorted((root / name).glob("batch_id=*/*.parquet")):
                 table = pq.read_table(path, partitioning=None)
                 if name == "quarantine":
@@ -402,6 +403,8 @@ def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) ->
                     for mention in erasure.mentions:
                         found = pc.match_substring(table["raw_text"], mention)
                         doomed = pc.or_(doomed, pc.fill_null(found, False))
+                elif name == "spans":
+                    doomed = pa.array(_spans_owned(table, erasure), pa.bool_())
                 else:
                     found = pc.is_in(table[id_column], value_set=pa.array(erasure.values))
                     doomed = pc.fill_null(found, False)
@@ -422,3 +425,26 @@ def erase_lake(root: Path, kind: str, subject_id: str, dry_run: bool = False) ->
                     shown_path(path)
                 )
     return result
+
+
+def _spans_owned(table: Any, erasure: Erasure) -> list[bool]:
+    """Which spans of a lake table (`pyarrow.Table`) are the subject's: one of its user
+    attributes (a tenant's: `tenant.id`), on the span or its resource, is the id, as
+    `_SPAN_USER` / `_SPAN_TENANT` find them in raw.spans (a value's text, `->>`)."""
+    names = USER_ATTRIBUTES if erasure.kind == "user" else (TENANT_ATTRIBUTE,)
+    values = set(erasure.values)
+    owned = []
+    for texts in zip(
+        table.column("attributes").to_pylist(),
+        table.column("resource_attributes").to_pylist(),
+        strict=True,
+    ):
+        found = [json.loads(text).get(name) for text in texts for name in names]
+        owned.append(
+            any(
+                (value if isinstance(value, str) else json.dumps(value)) in values
+                for value in found
+                if value is not None
+            )
+        )
+    return owned

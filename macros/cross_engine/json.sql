@@ -3,6 +3,14 @@
     stores it as JSON text, read on Spark with `get_json_object`.
 -#}
 
+{#-
+    Spark's JSON path to the top-level `key`, as a SQL string literal: `$['key']`, so that a
+    dotted name (OpenTelemetry's `gen_ai.usage.input_tokens`) is one key, not a nested path.
+-#}
+{% macro spark_json_path(key) -%}
+    '$[\'{{ key }}\']'
+{%- endmacro %}
+
 {#- The text of `key` in the JSON object `json_column` (null when missing or JSON null). -#}
 {% macro json_text(json_column, key) -%}
     {{ return(adapter.dispatch('json_text', 'agent_analytics')(json_column, key)) }}
@@ -13,7 +21,7 @@
 {%- endmacro %}
 
 {% macro spark__json_text(json_column, key) -%}
-    get_json_object({{ json_column }}, '$.{{ key }}')
+    get_json_object({{ json_column }}, {{ spark_json_path(key) }})
 {%- endmacro %}
 
 
@@ -33,7 +41,7 @@
 {%- endmacro %}
 
 {% macro spark__json_text_in_text(text, key) -%}
-    nullif(get_json_object({{ text }}, '$.{{ key }}'), '')
+    nullif(get_json_object({{ text }}, {{ spark_json_path(key) }}), '')
 {%- endmacro %}
 
 {#- The JSON value at `key` (jsonb on PostgreSQL, JSON text on Spark). -#}
@@ -46,7 +54,7 @@
 {%- endmacro %}
 
 {% macro spark__json_value(json_column, key) -%}
-    get_json_object({{ json_column }}, '$.{{ key }}')
+    get_json_object({{ json_column }}, {{ spark_json_path(key) }})
 {%- endmacro %}
 
 

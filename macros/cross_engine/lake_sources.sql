@@ -23,8 +23,13 @@
         'marketplace_events': 'id string, event_type string, agent_id string,'
             ~ ' publisher_id string, tenant_id string, event_ts timestamp, properties string,'
             ~ ' loaded_at timestamp, batch_id bigint',
-        'quarantine': 'position bigint, raw_text string, raw_bytes bigint, reason string,'
-            ~ ' quarantined_at timestamp, batch_id bigint',
+        'spans': 'trace_id string, span_id string, parent_span_id string, name string,'
+            ~ ' kind string, start_time timestamp, end_time timestamp, duration_ns bigint,'
+            ~ ' status_code string, status_message string, attributes string,'
+            ~ ' resource_attributes string, scope_name string, scope_version string,'
+            ~ ' events string, loaded_at timestamp, batch_id bigint',
+        'quarantine': 'position bigint, span_index bigint, raw_text string, raw_bytes bigint,'
+            ~ ' reason string, quarantined_at timestamp, batch_id bigint',
     } -%}
     {%- if execute -%}
         {%- do run_query('create database if not exists raw') -%}

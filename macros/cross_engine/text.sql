@@ -77,3 +77,40 @@
 {% macro spark__numeric_type() -%}
     decimal(38, 9)
 {%- endmacro %}
+
+
+{#-
+    Does `value` match the regular expression `pattern` (both SQL expressions), ignoring
+    case? PostgreSQL's `~*`; on Spark a Java regular expression with the `(?i)` flag. The
+    price table's patterns (seeds/model_prices.csv) are read the same by both.
+-#}
+{% macro matches_ignoring_case(value, pattern) -%}
+    {{ return(adapter.dispatch('matches_ignoring_case', 'agent_analytics')(value, pattern)) }}
+{%- endmacro %}
+
+{% macro default__matches_ignoring_case(value, pattern) -%}
+    {{ value }} ~* {{ pattern }}
+{%- endmacro %}
+
+{% macro spark__matches_ignoring_case(value, pattern) -%}
+    {{ value }} rlike concat('(?i)', {{ pattern }})
+{%- endmacro %}
+
+
+{#-
+    A per-token price times a token count. On Spark a bigint times decimal(38, 18) keeps only
+    6 decimals (its precision rules cut the scale past 38 digits), which would round a call's
+    cost; there the two are narrowed first (13 digits of tokens, 24 of price: the product
+    keeps its 18 decimals). PostgreSQL's `numeric` is exact.
+-#}
+{% macro tokens_times_price(tokens, price) -%}
+    {{ return(adapter.dispatch('tokens_times_price', 'agent_analytics')(tokens, price)) }}
+{%- endmacro %}
+
+{% macro default__tokens_times_price(tokens, price) -%}
+    {{ tokens }} * {{ price }}
+{%- endmacro %}
+
+{% macro spark__tokens_times_price(tokens, price) -%}
+    cast({{ tokens }} as decimal(13, 0)) * cast({{ price }} as decimal(24, 18))
+{%- endmacro %}

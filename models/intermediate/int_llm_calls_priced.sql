@@ -64,8 +64,8 @@ prices as (
 
     select
         *,
-        -- `~*` is the case-insensitive match Langfuse's `(?i)` prefix asks for
-        regexp_replace(match_pattern, '^\(\?i\)', '') as model_pattern
+        -- matched ignoring case, as Langfuse's `(?i)` prefix asks (matches_ignoring_case)
+        regexp_replace(match_pattern, '^[(][?]i[)]', '') as model_pattern
 
     from model_prices
 
@@ -87,14 +87,18 @@ price_candidates as (
         prices.reasoning_usd_per_token,
         prices.source_tier_id,
         -- the response model is matched first, the requested model second
-        case when calls.response_model ~* prices.model_pattern then 1 else 2 end as match_rank
+        case
+            when {{ matches_ignoring_case('calls.response_model', 'prices.model_pattern') }}
+                then 1
+            else 2
+        end as match_rank
 
     from calls
     inner join prices
         on
             (
-                calls.response_model ~* prices.model_pattern
-                or calls.request_model ~* prices.model_pattern
+                {{ matches_ignoring_case('calls.response_model', 'prices.model_pattern') }}
+                or {{ matches_ignoring_case('calls.request_model', 'prices.model_pattern') }}
             )
             and calls.started_date >= prices.valid_from
             and (
@@ -104,65 +108,95 @@ price_candidates as (
 
 ),
 
-chosen_prices as (
+ranked_prices as (
 
-    -- the best match, the highest input-size tier that applies, the latest price
-    select distinct on (trace_id, span_id) *
+    select
+        *,
+        row_number() over (
+            partition by trace_id, span_id
+            order by
+                match_rank asc,
+                input_tokens_above desc nulls last,
+                price_valid_from desc,
+                price_model_name asc,
+                source_tier_id asc
+        ) as price_rank
+
     from price_candidates
-    order by
-        trace_id asc,
-        span_id asc,
-        match_rank asc,
-        input_tokens_above desc nulls last,
-        price_valid_from desc,
-        price_model_name asc,
-        source_tier_id asc
 
 ),
 
-computed as (
+chosen_prices as (
 
+    -- the best match, the highest input-size tier that applies, the latest price
+    select * from ranked_prices
+    where price_rank = 1
+
+),
+
+billed as (
+
+    -- each kind of token at its price: cache reads and writes at theirs (else the input
+    -- price), reasoning tokens at theirs when the row lists one (else as output tokens)
     select
         calls.*,
+        chosen_prices.span_id is not null as has_price,
         chosen_prices.price_model_name,
         chosen_prices.price_tier_name,
         chosen_prices.price_valid_from,
+        greatest(
+            coalesce(calls.input_tokens, 0)
+            - coalesce(calls.cache_read_tokens, 0)
+            - coalesce(calls.cache_write_tokens, 0),
+            0
+        ) as billed_input_tokens,
+        coalesce(calls.cache_read_tokens, 0) as billed_cache_read_tokens,
+        coalesce(calls.cache_write_tokens, 0) as billed_cache_write_tokens,
         case
-            when
-                chosen_prices.span_id is not null
-                and (calls.input_tokens is not null or calls.output_tokens is not null)
+            when chosen_prices.reasoning_usd_per_token is not null
                 then
                     greatest(
-                        coalesce(calls.input_tokens, 0)
-                        - coalesce(calls.cache_read_tokens, 0)
-                        - coalesce(calls.cache_write_tokens, 0),
-                        0
-                    ) * chosen_prices.input_usd_per_token
-                    + coalesce(calls.cache_read_tokens, 0) * coalesce(
-                        chosen_prices.cache_read_usd_per_token, chosen_prices.input_usd_per_token
+                        coalesce(calls.output_tokens, 0) - coalesce(calls.reasoning_tokens, 0), 0
                     )
-                    + coalesce(calls.cache_write_tokens, 0) * coalesce(
-                        chosen_prices.cache_write_usd_per_token, chosen_prices.input_usd_per_token
-                    )
-                    + case
-                        when chosen_prices.reasoning_usd_per_token is not null
-                            then
-                                greatest(
-                                    coalesce(calls.output_tokens, 0)
-                                    - coalesce(calls.reasoning_tokens, 0),
-                                    0
-                                ) * chosen_prices.output_usd_per_token
-                                + coalesce(calls.reasoning_tokens, 0)
-                                * chosen_prices.reasoning_usd_per_token
-                        else coalesce(calls.output_tokens, 0) * chosen_prices.output_usd_per_token
-                    end
-        end as computed_cost_usd
+            else coalesce(calls.output_tokens, 0)
+        end as billed_output_tokens,
+        case
+            when chosen_prices.reasoning_usd_per_token is not null
+                then coalesce(calls.reasoning_tokens, 0)
+            else 0
+        end as billed_reasoning_tokens,
+        chosen_prices.input_usd_per_token as input_price,
+        coalesce(chosen_prices.cache_read_usd_per_token, chosen_prices.input_usd_per_token)
+            as cache_read_price,
+        coalesce(chosen_prices.cache_write_usd_per_token, chosen_prices.input_usd_per_token)
+            as cache_write_price,
+        chosen_prices.output_usd_per_token as output_price,
+        coalesce(chosen_prices.reasoning_usd_per_token, chosen_prices.output_usd_per_token)
+            as reasoning_price
 
     from calls
     left join chosen_prices
         on
             calls.trace_id = chosen_prices.trace_id
             and calls.span_id = chosen_prices.span_id
+
+),
+
+computed as (
+
+    select
+        *,
+        case
+            when has_price and (input_tokens is not null or output_tokens is not null)
+                then
+                    {{ tokens_times_price('billed_input_tokens', 'input_price') }}
+                    + {{ tokens_times_price('billed_cache_read_tokens', 'cache_read_price') }}
+                    + {{ tokens_times_price('billed_cache_write_tokens', 'cache_write_price') }}
+                    + {{ tokens_times_price('billed_output_tokens', 'output_price') }}
+                    + {{ tokens_times_price('billed_reasoning_tokens', 'reasoning_price') }}
+        end as computed_cost_usd
+
+    from billed
 
 ),
 

@@ -17,6 +17,8 @@ from loader.ingest.privacy import NO_PRIVACY, TOKEN_KEY_VARIABLE, Privacy  # noq
 from tests.factories import (  # noqa: E402
     agent_event,
     marketplace_event,
+    otlp_attributes,
+    spans_request,
     write_events_document,
     write_ndjson,
 )
@@ -219,3 +221,90 @@ def test_lake_refuses_follow_and_dsn(tmp_path):
 def test_no_privacy_is_the_default(tmp_path):
     with Lake(tmp_path / "lake") as lake:
         assert lake.privacy(None, None) is NO_PRIVACY
+
+
+# --- spans: OTLP JSON lines, the rows raw.spans gets -------------------------------------------
+
+
+def _request(*spans):
+    return spans_request({"tenant.id": "t-1", "user.id": "jane@example.com"}, *spans)
+
+
+CHAT_SPAN = {
+    "traceId": "5b8efff798038103d269b633813fc60c",
+    "spanId": "00f067aa0ba902b7",
+    "parentSpanId": "00f067aa0ba902b8",
+    "name": "chat gpt-4o",
+    "kind": 3,
+    "startTimeUnixNano": "1780000000123456789",
+    "endTimeUnixNano": "1780000001123456789",
+    "status": {"code": 2, "message": "rate limited"},
+    "attributes": otlp_attributes(
+        {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
+         "gen_ai.usage.cost": 0.5, "stream": True}
+    ),
+    "events": [{"timeUnixNano": "1780000000200000000", "name": "retry",
+                "attributes": otlp_attributes({"attempt": 2})}],
+}  # fmt: skip
+BAD_SPAN = {**CHAT_SPAN, "spanId": "not-hex"}
+
+
+def test_spans_load_into_the_lake_as_raw_spans_rows(db, tmp_path):
+    """A line of spans is a record per span: the lake keeps raw.spans' rows, quarantines the
+    span PostgreSQL quarantines (with its span_index), and counts a resent span a duplicate."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    line = _request(CHAT_SPAN, BAD_SPAN)
+    write_ndjson(folder / "spans-1.jsonl", [line, line, {"resourceSpans": 5}])
+    path = folder / "spans-1.jsonl"
+    with db.connect() as conn:
+        expected = load_file(conn, path)
+    with Lake(tmp_path / "lake") as lake:
+        got = lake.load_file(path)
+
+    def counts(result):
+        return (
+            result.records_read,
+            result.loaded,
+            result.duplicates,
+            result.quarantined,
+            result.spans_loaded,
+            result.reasons,
+        )
+
+    assert counts(got) == counts(expected)
+    # 2 lines of 2 spans and a broken line: 1 span kept, 1 resent, 2 refused spans, 1 line
+    assert counts(got)[:5] == (5, 1, 1, 3, 1)
+    lake_dir = tmp_path / "lake"
+    (span,) = rows(lake_dir, "spans")
+    columns = [name for name in span if name not in ("batch_id", "loaded_at")]
+    (stored,) = db.query(f"select {', '.join(columns)} from raw.spans")
+    json_columns = {"attributes", "resource_attributes", "events"}
+    assert {
+        name: json.loads(span[name]) if name in json_columns else span[name] for name in columns
+    } == dict(zip(columns, stored, strict=True))
+    assert span["start_time"].isoformat() == "2026-05-28T20:26:40.123456+00:00"
+    assert json.loads(span["attributes"])["gen_ai.usage.input_tokens"] == 1000
+    assert rows(lake_dir, "load_batches")[0]["spans_loaded"] == 1
+    quarantined = [
+        (r["position"], r["span_index"], r["raw_bytes"], r["reason"], json.loads(r["raw_text"]))
+        for r in rows(lake_dir, "quarantine")
+    ]
+    assert quarantined == [
+        (position, span_index, size, reason, json.loads(text))
+        for position, span_index, size, reason, text in db.query(
+            "select position, span_index, raw_bytes, reason, raw_text from raw.quarantine"
+            " order by position, span_index"
+        )
+    ]
+    assert [(position, index) for position, index, *_ in quarantined] == [(1, 2), (2, 2), (3, None)]
+
+
+def test_spans_in_a_tokenizing_lake_carry_the_users_token(monkeypatch, tmp_path):
+    monkeypatch.setenv(TOKEN_KEY_VARIABLE, KEY)
+    path = write_ndjson(tmp_path / "spans.jsonl", [_request(CHAT_SPAN)])
+    lake_dir = tmp_path / "lake"
+    assert invoke("load", path, "--lake", lake_dir, "--tokenize-users").exit_code == 0
+    (span,) = rows(lake_dir, "spans")
+    token = Privacy(key=KEY.encode()).token("jane@example.com")
+    assert json.loads(span["resource_attributes"]) == {"tenant.id": "t-1", "user.id": token}

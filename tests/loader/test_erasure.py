@@ -16,7 +16,7 @@ import pytest
 
 from loader.ingest.privacy import TOKEN_KEY_VARIABLE, Privacy
 from tests.conftest import REPO, Database
-from tests.factories import agent_event, marketplace_event, write_ndjson
+from tests.factories import agent_event, marketplace_event, spans_request, write_ndjson
 
 KEY = "erasure-test-key-0123456789"
 ERASED = "sofia.k@example.com"  # a user id that is an address: masking must not hide it
@@ -215,6 +215,48 @@ def test_purge_lake_rewrites_the_parquet_files_without_the_user(db, tmp_path):
     assert result["lake_rows"] == 6
     assert users() == [Privacy(key=KEY.encode()).token(KEPT)] * 4
     assert token not in quarantined() and "bad-kept" in quarantined()
+
+
+def test_purge_lake_removes_the_spans_that_name_the_user_or_the_tenant(db, tmp_path):
+    """A user's spans go by `user.id` / `enduser.id` (tokenized in the lake), on the span or
+    its resource; a tenant's by `tenant.id`: as in raw.spans."""
+    pq = pytest.importorskip("pyarrow.parquet")
+
+    def span(number: int, attributes: dict) -> dict:
+        start = 1_780_000_000_000_000_000 + number
+        return {
+            "traceId": f"{number:032x}",
+            "spanId": f"{number:016x}",
+            "name": "chat",
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + 1000),
+            "attributes": [
+                {"key": key, "value": {"stringValue": value}} for key, value in attributes.items()
+            ],
+        }
+
+    lines = [
+        spans_request({"tenant.id": "t-gone"}, span(1, {"user.id": KEPT}), span(2, {})),
+        spans_request({"tenant.id": "t-stays", "user.id": ERASED}, span(3, {})),
+        spans_request({}, span(4, {"enduser.id": ERASED}), span(5, {"user.id": KEPT})),
+    ]
+    lake = tmp_path / "lake"
+    path = write_ndjson(tmp_path / "spans.jsonl", lines)
+    run(db, "load", "--lake", str(lake), "--tokenize-users", str(path))
+
+    def span_ids() -> list[int]:
+        return sorted(
+            int(span_id, 16)
+            for part in sorted((lake / "spans").rglob("*.parquet"))
+            for span_id in pq.read_table(part, columns=["span_id"]).column("span_id").to_pylist()
+        )
+
+    assert span_ids() == [1, 2, 3, 4, 5]
+    result = json.loads(run(db, "purge", "--user", ERASED, "--lake", str(lake), "--json").stdout)
+    assert result["lake_rows"] == 2
+    assert span_ids() == [1, 2, 5]
+    run(db, "purge", "--tenant", "t-gone", "--lake", str(lake))
+    assert span_ids() == [5]
 
 
 def test_purge_lake_without_pyarrow_says_which_extra_to_install(tmp_path, monkeypatch):

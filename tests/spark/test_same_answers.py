@@ -1,9 +1,11 @@
 """The same events give the same marts on Apache Spark as on PostgreSQL.
 
-Generated events with planted anomalies (and duplicates, late events and an invalid file) are
-loaded into PostgreSQL (`agent-loader load`) and into a Parquet lake (`agent-loader load
---lake`); the dbt project is built on both (`--target spark` for the lake) and every mart is
-compared row by row, with a tolerance for float rounding only.
+Generated events with planted anomalies (and duplicates, late events and an invalid file),
+and the OpenTelemetry GenAI spans of their model calls (with a planted cost spike and an
+unpriced model), are loaded into PostgreSQL (`agent-loader load`) and into a Parquet lake
+(`agent-loader load --lake`); the dbt project is built on both (`--target spark` for the
+lake) and every mart, the LLM cost marts included, is compared row by row, with a tolerance
+for float rounding only.
 
 Needs the [spark] extra (pyspark, pyarrow) and Java 17+; it starts Spark in-process, which
 takes a minute or two on a small machine.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gzip
+import json
 import math
 import os
 import shutil
@@ -50,8 +54,11 @@ MARTS = [
     "error_types_ranked",
     "fct_conversations",
     "fct_invocations",
+    "fct_llm_calls",
     "insights",
     "insights_shared",
+    "llm_cost_daily",
+    "llm_unpriced_models",
     "operational_health",
     "platform_daily",
     "publisher_daily",
@@ -60,10 +67,17 @@ MARTS = [
     "publisher_dashboard_shared",
     "publisher_tool_usage",
     "publisher_tool_usage_shared",
+    "tenant_llm_insights",
+    "tenant_llm_metrics",
     "tenant_retention_monthly",
     "tenant_revenue",
     "tenant_revenue_monthly",
+    "tenant_unit_economics_monthly",
 ]
+# The generator's planted LLM anomalies (loader/devtools/spans.py).
+COST_SPIKE_TENANT = "tenant-007"
+UNPRICED_AGENT = "pub-01-agent-1"
+UNPRICED_MODEL = "in-house-llm-v2"
 
 
 LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at"}
@@ -147,7 +161,8 @@ def built(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> tupl
         "generate",
         "--out", str(landing),
         "--events", "14000",
-        "--days", "3",
+        # 10 days: the cost spike rule needs 7 days with a call before the day it tests
+        "--days", "10",
         "--seed", "16",
         "--events-per-file", "1500",
         "--duplicate-rate", "0.03",
@@ -156,6 +171,9 @@ def built(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> tupl
         "--slow-agent", "pub-03-agent-1",
         "--failing-tool", "pub-05/web_fetch=0.4",
         "--unhappy", "pub-04",
+        "--llm-spans",
+        "--cost-spike", COST_SPIKE_TENANT,
+        "--unpriced-agent", UNPRICED_AGENT,
     )  # fmt: skip
     (landing / "zz-invalid.ndjson").write_text('{"event_id": "x"}\nnot json\n')
     lake = folder / "lake"
@@ -167,12 +185,12 @@ def built(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> tupl
     spark_env = {**module_db.env, "AGENT_ANALYTICS_LAKE": str(lake)}
     _dbt(spark_env, folder / "spark", "seed", "--target", "spark")
     _dbt(spark_env, folder / "spark", "run", "--target", "spark")
-    return module_db, lake
+    return module_db, lake, landing
 
 
 @pytest.mark.parametrize("mart", MARTS)
 def test_mart_has_the_same_rows_on_spark_as_on_postgresql(built, mart):
-    database, lake = built
+    database, lake, _ = built
     columns, spark = _spark_rows(lake, mart)
     postgres_columns = [
         row[0]
@@ -210,7 +228,7 @@ def test_mart_has_the_same_rows_on_spark_as_on_postgresql(built, mart):
 
 
 def test_the_planted_anomalies_fire_on_both_engines(built):
-    database, lake = built
+    database, lake, _ = built
     _, spark = _spark_rows(lake, "insights")
     postgres = database.query("select rule_id, publisher_id from marts.insights")
     columns, _ = _spark_rows(lake, "insights")
@@ -219,3 +237,59 @@ def test_the_planted_anomalies_fire_on_both_engines(built):
     )
     assert fired == sorted(postgres)
     assert {publisher for _, publisher in fired} >= {"pub-02", "pub-03", "pub-04", "pub-05"}
+
+
+def _generated_spans(landing: Path) -> list[dict]:
+    """Every span the generator wrote (OTLP JSON lines, some files gzipped)."""
+    spans = []
+    for path in sorted(landing.glob("spans-*.jsonl*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                for resource in json.loads(line)["resourceSpans"]:
+                    for scope in resource["scopeSpans"]:
+                        spans.extend(scope["spans"])
+    return spans
+
+
+def test_the_llm_marts_compare_the_generated_calls_on_both_engines(built):
+    """The LLM marts above are compared on real calls: every model call the generator wrote
+    (a client span; the agent span around it is not a call), the unpriced model's calls, the
+    conversations' LLM columns and the planted cost insights, on both engines."""
+    database, lake, landing = built
+    spans = _generated_spans(landing)
+    calls = [span for span in spans if span["kind"] == 3]
+    unpriced = [
+        span
+        for span in calls
+        if any(a["value"].get("stringValue") == UNPRICED_MODEL for a in span["attributes"])
+    ]
+    assert len(spans) > len(calls) > len(unpriced) > 0
+    columns, spark = _spark_rows(lake, "fct_llm_calls")
+    assert len(spark) == database.query("select count(*) from marts.fct_llm_calls")[0][0]
+    assert len(spark) == len(calls)
+    priced = [row[columns.index("is_priced")] for row in spark]
+    assert priced.count(False) == len(unpriced)
+
+    columns, spark = _spark_rows(lake, "llm_unpriced_models")
+    assert [(row[columns.index("model_name")], row[columns.index("calls")]) for row in spark] == [
+        (UNPRICED_MODEL, len(unpriced))
+    ]
+
+    columns, spark = _spark_rows(lake, "fct_conversations")
+    with_calls = [row for row in spark if row[columns.index("llm_calls")] > 0]
+    assert with_calls and all(row[columns.index("llm_cost_usd")] > 0 for row in with_calls)
+    (in_postgres,) = database.query(
+        "select count(*) from marts.fct_conversations where llm_calls > 0"
+    )
+    assert len(with_calls) == in_postgres[0]
+
+    columns, spark = _spark_rows(lake, "tenant_llm_insights")
+    fired = sorted(
+        (row[columns.index("rule_id")], row[columns.index("tenant_id")]) for row in spark
+    )
+    assert fired == sorted(
+        database.query("select rule_id, tenant_id from marts.tenant_llm_insights")
+    )
+    assert ("llm_cost_spike", COST_SPIKE_TENANT) in fired
+    assert "unpriced_llm_calls" in {rule for rule, _ in fired}

@@ -9,8 +9,6 @@
     A late event is found by when it was loaded, not by when it happened, so an event that
     belongs to a conversation from last week still gives the full-refresh row.
 -#}
-{#- The Parquet lake holds no spans yet (docs/spark.md): on Spark no conversation has LLM calls. -#}
-{%- set with_llm_calls = target.type != 'spark' -%}
 {{
     incremental_model(
         unique_key='conversation_id',
@@ -42,33 +40,20 @@ conversation_events as (
     select * from events
 
     {% if is_incremental() %}
-        {{ where_conversation_touched(
-            'started_at', ref('int_llm_calls_priced') if with_llm_calls else none
-        ) }}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
     {% endif %}
 
 ),
 
 llm_calls as (
 
-    {% if with_llm_calls %}
-        -- the LLM calls whose span names a conversation (gen_ai.conversation.id, session.id)
-        select * from {{ ref('int_llm_calls_priced') }}
+    -- the LLM calls whose span names a conversation (gen_ai.conversation.id, session.id)
+    select * from {{ ref('int_llm_calls_priced') }}
 
-        {% if is_incremental() %}
-            {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
-        {% else %}
-            where conversation_id is not null
-        {% endif %}
+    {% if is_incremental() %}
+        {{ where_conversation_touched('started_at', ref('int_llm_calls_priced')) }}
     {% else %}
-        select
-            null::string as conversation_id,
-            null::boolean as is_priced,
-            null::bigint as input_tokens,
-            null::bigint as output_tokens,
-            null::bigint as total_tokens,
-            null::decimal(38, 6) as cost_usd
-        where 1 = 0
+        where conversation_id is not null
     {% endif %}
 
 ),

@@ -43,46 +43,7 @@ metrics as (
 
 findings as (
 
-    select
-        metrics.tenant_id,
-        metrics.date_day,
-        metrics.metric_value,
-        metrics.sample_size,
-        rules.rule_id,
-        rules.metric_name,
-        rules.comparison,
-        rules.threshold,
-        rules.min_sample,
-        rules.value_format,
-        rules.severity,
-        rules.category,
-        rules.title_template,
-        rules.description_template,
-        rules.recommendation_template
-
-    from metrics
-    inner join rules
-        on metrics.metric_name = rules.metric_name
-    where
-        metrics.metric_value is not null
-        and metrics.sample_size >= rules.min_sample
-        and case rules.comparison
-            when '>' then metrics.metric_value > rules.threshold
-            when '>=' then metrics.metric_value >= rules.threshold
-            when '<' then metrics.metric_value < rules.threshold
-            when '<=' then metrics.metric_value <= rules.threshold
-        end
-
-),
-
-formatted as (
-
-    select
-        *,
-        {{ insight_value_text('metric_value', 'value_format') }} as metric_value_text,
-        {{ insight_threshold_text('threshold', 'value_format') }} as threshold_text
-
-    from findings
+    {{ insight_findings(['tenant_id', 'date_day']) }}
 
 ),
 
@@ -113,7 +74,7 @@ final as (
         date_day,
         cast(date_trunc('month', {{ marketplace_as_of_date() }}) as date) as month_start_date
 
-    from formatted
+    from findings
 
 )
 

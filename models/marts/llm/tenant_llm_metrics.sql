@@ -76,48 +76,20 @@ daily_spikes as (
 
 metrics as (
 
-    -- one row per tenant, metric and period, with the sample behind it
-    select
-        tenant_id,
-        'llm_budget_used_rate' as metric_name,
-        'month' as period,
-        cast(llm_budget_used_rate as numeric) as metric_value,
-        llm_calls as sample_size,
-        month_start_date as period_start_date
-    from this_month
-
-    union all
-
-    select
-        tenant_id,
-        'margin_usd' as metric_name,
-        'month' as period,
-        cast(margin_usd as numeric) as metric_value,
-        llm_calls as sample_size,
-        month_start_date as period_start_date
-    from this_month
-
-    union all
-
-    select
-        tenant_id,
-        'unpriced_llm_calls' as metric_name,
-        'month' as period,
-        cast(unpriced_llm_calls as numeric) as metric_value,
-        llm_calls as sample_size,
-        month_start_date as period_start_date
-    from this_month
-
-    union all
-
-    select
-        tenant_id,
-        'llm_cost_spike_ratio' as metric_name,
-        'day' as period,
-        cast(spike_ratio as numeric) as metric_value,
-        trailing_days as sample_size,
-        date_day as period_start_date
-    from daily_spikes
+    -- one row per tenant, metric and period of tenant_insight_metrics(), with the sample
+    -- behind it, each value as an exact decimal (the union's one type)
+    {%- set exact = numeric_type() %}
+    {{
+        insight_metric_rows(
+            tenant_insight_metrics(),
+            {
+                'tenant_id': 'tenant_id',
+                'period': "'month'",
+                'period_start_date': 'month_start_date',
+            },
+            value_type=exact,
+        )
+    }}
 
 ),
 

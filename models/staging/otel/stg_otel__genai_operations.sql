@@ -51,7 +51,7 @@ read as (
         start_time as started_at,
         end_time as ended_at,
         loaded_at,
-        cast(duration_ns as numeric) / 1000000 as duration_ms,
+        cast(duration_ns as {{ numeric_type() }}) / 1000000 as duration_ms,
 
         -- how each dialect says what the span is
         {{ otel_text(['gen_ai.operation.name']) }} as genai_operation_name,
