@@ -33,6 +33,11 @@ DIFFERENT_MEANINGS = {
     ("total_tokens", "fct_invocations"): "as for int_invocations_enriched",
     ("finished_at", "stg_loader__purges"): "a purge run's end, not an invocation's",
     ("started_at", "stg_loader__purges"): "a purge run's start, not a conversation's",
+    # The tenant cost metrics the insight and alert rules read: a metric table's own columns
+    # (which metrics, over which period), not a finding's.
+    ("metric_name", "tenant_llm_metrics"): "names the four metrics and their period",
+    ("metric_value", "tenant_llm_metrics"): "a tenant's value over a month or a day",
+    ("sample_size", "tenant_llm_metrics"): "the month's calls or the spike's trailing days",
     # LLM calls (models/marts/llm, issue 26): the span's meaning of a shared name.
     ("cost_usd", "int_llm_calls_priced"): (
         "an LLM call's cost (col_llm_cost_usd), not an invocation's price"
