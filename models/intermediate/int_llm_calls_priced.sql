@@ -71,39 +71,83 @@ prices as (
 
 ),
 
-price_candidates as (
+call_models as (
+
+    -- the few distinct names calls give: each is matched against the price patterns once
+    -- (name_prices, materialized), not once per call and price row
+    select response_model as call_model from calls
+    where response_model is not null
+    union
+    select request_model as call_model from calls
+    where request_model is not null
+
+),
+
+name_prices as {{ materialized_cte() }} (
+
+    select
+        call_models.call_model,
+        prices.*
+
+    from call_models
+    inner join prices
+        on {{ matches_ignoring_case('call_models.call_model', 'prices.model_pattern') }}
+
+),
+
+matched_calls as (
+
+    -- the response model is matched first (rank 1), the requested model second (rank 2);
+    -- a row matching both is also a rank-2 candidate, which rank 1 always outranks
+    select
+        calls.trace_id,
+        calls.span_id,
+        calls.started_date,
+        calls.input_tokens,
+        1 as match_rank,
+        calls.response_model as call_model
+    from calls
+    where calls.response_model is not null
+
+    union all
 
     select
         calls.trace_id,
         calls.span_id,
-        prices.model_name as price_model_name,
-        prices.tier_name as price_tier_name,
-        prices.valid_from as price_valid_from,
-        prices.input_tokens_above,
-        prices.input_usd_per_token,
-        prices.output_usd_per_token,
-        prices.cache_read_usd_per_token,
-        prices.cache_write_usd_per_token,
-        prices.reasoning_usd_per_token,
-        prices.source_tier_id,
-        -- the response model is matched first, the requested model second
-        case
-            when {{ matches_ignoring_case('calls.response_model', 'prices.model_pattern') }}
-                then 1
-            else 2
-        end as match_rank
-
+        calls.started_date,
+        calls.input_tokens,
+        2 as match_rank,
+        calls.request_model as call_model
     from calls
-    inner join prices
+    where calls.request_model is not null
+
+),
+
+price_candidates as (
+
+    select
+        matched_calls.trace_id,
+        matched_calls.span_id,
+        name_prices.model_name as price_model_name,
+        name_prices.tier_name as price_tier_name,
+        name_prices.valid_from as price_valid_from,
+        name_prices.input_tokens_above,
+        name_prices.input_usd_per_token,
+        name_prices.output_usd_per_token,
+        name_prices.cache_read_usd_per_token,
+        name_prices.cache_write_usd_per_token,
+        name_prices.reasoning_usd_per_token,
+        name_prices.source_tier_id,
+        matched_calls.match_rank
+
+    from matched_calls
+    inner join name_prices
         on
-            (
-                {{ matches_ignoring_case('calls.response_model', 'prices.model_pattern') }}
-                or {{ matches_ignoring_case('calls.request_model', 'prices.model_pattern') }}
-            )
-            and calls.started_date >= prices.valid_from
+            matched_calls.call_model = name_prices.call_model
+            and matched_calls.started_date >= name_prices.valid_from
             and (
-                prices.input_tokens_above is null
-                or coalesce(calls.input_tokens, 0) > prices.input_tokens_above
+                name_prices.input_tokens_above is null
+                or coalesce(matched_calls.input_tokens, 0) > name_prices.input_tokens_above
             )
 
 ),
