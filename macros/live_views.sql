@@ -19,3 +19,13 @@
         alter view {{ this }} set (security_invoker = off)
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    Start of the 10-second bucket of the live rollup holding `timestamp`: the loader's own
+    function (loader/ingest/migrations/0015_marketplace_live_rollup.sql), so the view and the
+    triggers bucket alike. PostgreSQL only, as the rollup.
+-#}
+{% macro live_bucket(timestamp) -%}
+    raw.marketplace_live_bucket({{ timestamp }})
+{%- endmacro %}

@@ -1,0 +1,141 @@
+{#-
+    The CTEs `windows` to `final` of `operational_health` and `operational_health_live`,
+    written once: one row per publisher, agent and trailing window of `windows` (minutes)
+    ending at `window_end_at` (a column of the one-row CTE `clock`), with the formulas of
+    macros/metrics.sql, in the types of the marts' contract. The model names its input CTE
+    `invocations` and ends with `select * from final`.
+
+    `rolled_up` false: `invocations` holds one row per invocation (`publisher_id`, `agent_id`,
+    `is_success`, `duration_ms`, `finished_at`); a window is (`window_end_at` minus its
+    minutes, `window_end_at`], percentiles are exact (`response_time_ms`).
+    `rolled_up` true: `invocations` holds the live rollup's rows (one per 10-second bucket,
+    publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`); a
+    window is its whole buckets from the one holding `window_end_at` minus its minutes, so it
+    starts at that bucket's start (`window_start_at`, up to 10 s earlier), and percentiles come
+    from the bins (`binned_response_time_ms`, its error bound there).
+-#}
+{% macro operational_health_windows(windows, rolled_up=false) -%}
+windows as (
+
+    select
+        configured.window_minutes,
+        {%- set start_at = minus_minutes('clock.window_end_at', 'configured.window_minutes') %}
+        {{ live_bucket(start_at) if rolled_up else start_at }} as window_start_at,
+        clock.window_end_at
+
+    from clock
+    {{ cross_join_values(windows, 'configured', 'window_minutes') }}
+
+),
+
+windowed as (
+
+    select
+        invocations.*,
+        windows.window_minutes,
+        windows.window_start_at,
+        windows.window_end_at
+
+    from invocations
+    inner join windows
+        on
+        {%- if rolled_up %}
+            invocations.bucket_at >= windows.window_start_at
+        {%- else %}
+            invocations.finished_at > windows.window_start_at
+        {%- endif %}
+
+),
+{%- if rolled_up %}
+
+binned as (
+
+    -- one row per window, publisher, agent, outcome and duration bin, with the timed
+    -- completions up to its bin and in its window (what `binned_response_time_ms` reads)
+    select
+        publisher_id,
+        agent_id,
+        window_minutes,
+        window_start_at,
+        window_end_at,
+        is_success,
+        duration_bin,
+        sum(bucket_invocations) as invocations,
+        sum(duration_sum_ms) as duration_sum_ms,
+        min(duration_min_ms) as duration_min_ms,
+        max(duration_max_ms) as duration_max_ms,
+        max(bucket_last_finished_at) as last_finished_at,
+        sum(sum(bucket_invocations) filter (where is_success and duration_bin >= 0)) over (
+            partition by publisher_id, agent_id, window_minutes order by duration_bin
+        ) as timed_completions_up_to,
+        sum(sum(bucket_invocations) filter (where is_success and duration_bin >= 0)) over (
+            partition by publisher_id, agent_id, window_minutes
+        ) as timed_completions
+
+    from windowed
+    group by
+        publisher_id, agent_id, window_minutes, window_start_at, window_end_at, is_success,
+        duration_bin
+
+),
+{%- endif %}
+
+aggregated as (
+
+    select
+        publisher_id,
+        agent_id,
+        window_minutes,
+        window_start_at,
+        window_end_at,
+        {%- if rolled_up %}
+        sum(invocations) as invocations,
+        coalesce(sum(invocations) filter (where is_success), 0) as completed_invocations,
+        coalesce(sum(invocations) filter (where not is_success), 0) as errored_invocations,
+        {{ binned_response_time_ms() }} as avg_response_time_ms,
+        {{ binned_response_time_ms(0.50) }} as p50_response_time_ms,
+        {{ binned_response_time_ms(0.95) }} as p95_response_time_ms,
+        {{ binned_response_time_ms(0.99) }} as p99_response_time_ms,
+        max(last_finished_at) as last_finished_at
+
+    from binned
+        {%- else %}
+        count(*) as invocations,
+        count(*) filter (where is_success) as completed_invocations,
+        count(*) filter (where not is_success) as errored_invocations,
+        {{ response_time_ms() }} as avg_response_time_ms,
+        {{ response_time_ms(0.50) }} as p50_response_time_ms,
+        {{ response_time_ms(0.95) }} as p95_response_time_ms,
+        {{ response_time_ms(0.99) }} as p99_response_time_ms,
+        max(finished_at) as last_finished_at
+
+    from windowed
+        {%- endif %}
+    group by publisher_id, agent_id, window_minutes, window_start_at, window_end_at
+
+),
+
+final as (
+
+    select
+        publisher_id,
+        agent_id,
+        cast(window_minutes as integer) as window_minutes,
+        cast(invocations as bigint) as invocations,
+        cast(completed_invocations as bigint) as completed_invocations,
+        cast(errored_invocations as bigint) as errored_invocations,
+        cast(
+            {{ error_rate('errored_invocations', 'invocations') }} as numeric(38, 8)
+        ) as error_rate,
+        cast(avg_response_time_ms as numeric(38, 6)) as avg_response_time_ms,
+        cast(p50_response_time_ms as numeric(38, 6)) as p50_response_time_ms,
+        cast(p95_response_time_ms as numeric(38, 6)) as p95_response_time_ms,
+        cast(p99_response_time_ms as numeric(38, 6)) as p99_response_time_ms,
+        window_start_at,
+        window_end_at,
+        last_finished_at
+
+    from aggregated
+
+)
+{%- endmacro %}
