@@ -1,3 +1,6 @@
+-- noqa: disable=LT02
+-- (the CTEs below are indented as they are in the models that call the macro, which the
+-- linter, reading the macro file alone, cannot see)
 {#-
     The CTEs `windows` to `final` of `operational_health` and `operational_health_live`,
     written once: one row per publisher, agent and trailing window of `windows` (minutes)
@@ -15,39 +18,16 @@
     from the bins (`binned_response_time_ms`, its error bound there).
 -#}
 {% macro operational_health_windows(windows, rolled_up=false) -%}
-windows as (
-
-    select
-        configured.window_minutes,
-        {%- set start_at = minus_minutes('clock.window_end_at', 'configured.window_minutes') %}
-        {{ live_bucket(start_at) if rolled_up else start_at }} as window_start_at,
-        clock.window_end_at
-
-    from clock
-    {{ cross_join_values(windows, 'configured', 'window_minutes') }}
-
-),
-
-windowed as (
-
-    select
-        invocations.*,
-        windows.window_minutes,
-        windows.window_start_at,
-        windows.window_end_at
-
-    from invocations
-    inner join windows
-        on
-        {%- if rolled_up %}
-            invocations.bucket_at >= windows.window_start_at
-        {%- else %}
-            invocations.finished_at > windows.window_start_at
-        {%- endif %}
-
-),
-{%- if rolled_up %}
-
+{%- set start_at = minus_minutes('clock.window_end_at', 'configured.window_minutes') -%}
+{%- set window_start_at = live_bucket(start_at) if rolled_up else start_at -%}
+{%- set in_window -%}
+    {%- if rolled_up -%}
+        invocations.bucket_at >= windows.window_start_at
+    {%- else -%}
+        invocations.finished_at > windows.window_start_at
+    {%- endif -%}
+{%- endset -%}
+{%- set binned_cte %}
 binned as (
 
     -- one row per window, publisher, agent, outcome and duration bin, with the timed
@@ -78,17 +58,8 @@ binned as (
         duration_bin
 
 ),
-{%- endif %}
-
-aggregated as (
-
-    select
-        publisher_id,
-        agent_id,
-        window_minutes,
-        window_start_at,
-        window_end_at,
-        {%- if rolled_up %}
+{% endset -%}
+{%- set rolled_up_measures -%}
         sum(invocations) as invocations,
         coalesce(sum(invocations) filter (where is_success), 0) as completed_invocations,
         coalesce(sum(invocations) filter (where not is_success), 0) as errored_invocations,
@@ -97,9 +68,8 @@ aggregated as (
         {{ binned_response_time_ms(0.95) }} as p95_response_time_ms,
         {{ binned_response_time_ms(0.99) }} as p99_response_time_ms,
         max(last_finished_at) as last_finished_at
-
-    from binned
-        {%- else %}
+{%- endset -%}
+{%- set invocation_measures -%}
         count(*) as invocations,
         count(*) filter (where is_success) as completed_invocations,
         count(*) filter (where not is_success) as errored_invocations,
@@ -108,9 +78,44 @@ aggregated as (
         {{ response_time_ms(0.95) }} as p95_response_time_ms,
         {{ response_time_ms(0.99) }} as p99_response_time_ms,
         max(finished_at) as last_finished_at
+{%- endset -%}
+windows as (
 
-    from windowed
-        {%- endif %}
+    select
+        configured.window_minutes,
+        {{ window_start_at }} as window_start_at,
+        clock.window_end_at
+
+    from clock
+    {{ cross_join_values(windows, 'configured', 'window_minutes') }}
+
+),
+
+windowed as (
+
+    select
+        invocations.*,
+        windows.window_minutes,
+        windows.window_start_at,
+        windows.window_end_at
+
+    from invocations
+    inner join windows
+        on {{ in_window }}
+
+),
+{{ binned_cte if rolled_up }}
+aggregated as (
+
+    select
+        publisher_id,
+        agent_id,
+        window_minutes,
+        window_start_at,
+        window_end_at,
+        {{ rolled_up_measures if rolled_up else invocation_measures }}
+
+    from {{ 'binned' if rolled_up else 'windowed' }}
     group by publisher_id, agent_id, window_minutes, window_start_at, window_end_at
 
 ),
