@@ -443,7 +443,7 @@ class MartWatcher(RawWatcher):
 
 
 # An hour (or `minutes`) of history before the phase, as the rollup triggers would have kept
-# it from `_marketplace_body`'s traffic at `rate`: each 10-second bucket holds, per outcome,
+# it from `_marketplace_body`'s traffic at `rate`: each 1-minute bucket holds, per outcome,
 # as many (agent, duration) combinations as that traffic fills (all of them, or one per event
 # when there are more combinations than events), each with its share of the events, summed
 # into the rollup's rows (agent, outcome, duration bin). Raw itself is not planted: the live
@@ -470,13 +470,13 @@ from (
         greatest(round(kind.events / kind.combinations), 1) as events
     from generate_series(
         raw.marketplace_live_bucket(now() - make_interval(mins => %(minutes)s)),
-        raw.marketplace_live_bucket(now()) - interval '10 seconds',
-        interval '10 seconds'
+        raw.marketplace_live_bucket(now()) - interval '1 minute',
+        interval '1 minute'
     ) as buckets (bucket_at)
     cross join (
         values
-            (true, 0.6 * %(rate)s * 10, least(%(combinations)s, 0.6 * %(rate)s * 10)),
-            (false, 0.1 * %(rate)s * 10, least(%(agents)s, 0.1 * %(rate)s * 10))
+            (true, 0.6 * %(rate)s * 60, least(%(combinations)s, 0.6 * %(rate)s * 60)),
+            (false, 0.1 * %(rate)s * 60, least(%(agents)s, 0.1 * %(rate)s * 60))
     ) as kind (is_success, events, combinations)
     cross join lateral generate_series(0, cast(kind.combinations as integer) - 1) as k (k)
 ) as planted

@@ -22,7 +22,7 @@
 
 
 {#-
-    Start of the 10-second bucket of the live rollup holding `timestamp`: the loader's own
+    Start of the 1-minute bucket of the live rollup holding `timestamp`: the loader's own
     function (loader/ingest/migrations/0015_marketplace_live_rollup.sql), so the view and the
     triggers bucket alike. PostgreSQL only, as the rollup.
 -#}

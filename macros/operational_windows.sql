@@ -11,10 +11,10 @@
     `rolled_up` false: `invocations` holds one row per invocation (`publisher_id`, `agent_id`,
     `is_success`, `duration_ms`, `finished_at`); a window is (`window_end_at` minus its
     minutes, `window_end_at`], percentiles are exact (`response_time_ms`).
-    `rolled_up` true: `invocations` holds the live rollup's rows (one per 10-second bucket,
+    `rolled_up` true: `invocations` holds the live rollup's rows (one per 1-minute bucket,
     publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`); a
     window is its whole buckets from the one holding `window_end_at` minus its minutes, so it
-    starts at that bucket's start (`window_start_at`, up to 10 s earlier), and percentiles come
+    starts at that bucket's start (`window_start_at`, up to a minute earlier), and percentiles come
     from the bins (`binned_response_time_ms`, its error bound there).
 -#}
 {% macro operational_health_windows(windows, rolled_up=false) -%}

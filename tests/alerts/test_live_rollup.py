@@ -26,7 +26,7 @@ from tests.factories import marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
 
-BUCKET_SECONDS = 10
+BUCKET_SECONDS = 60
 COLUMNS = (
     "publisher_id, agent_id, window_minutes, invocations, completed_invocations,"
     " errored_invocations, error_rate, avg_response_time_ms, p50_response_time_ms,"

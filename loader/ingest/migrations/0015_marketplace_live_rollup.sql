@@ -1,5 +1,5 @@
 -- 0015: the marketplace invocations of the last two hours, rolled up in the transaction that
--- writes raw, so `marts.operational_health_live` reads 10-second buckets, not events
+-- writes raw, so `marts.operational_health_live` reads 1-minute buckets, not events
 -- (docs/alerts.md has what it guarantees).
 --
 -- Keyed on bounded values only: the bucket, publisher_id and agent_id (256 bytes each at most,
@@ -28,11 +28,11 @@ create table raw.marketplace_live_rollup (
     primary key (bucket_at, publisher_id, agent_id, is_success, duration_bin)
 ) with (fillfactor = 70);
 
--- The 10-second bucket holding `event_ts` (macros/live_views.sql `live_bucket` is its one other
+-- The 1-minute bucket holding `event_ts` (macros/live_views.sql `live_bucket` is its one other
 -- spelling, held to this one by tests/alerts/test_live_rollup.py).
 create function raw.marketplace_live_bucket(event_ts timestamptz) returns timestamptz
 language sql immutable parallel safe
-return date_bin('10 seconds', event_ts, timestamptz '1970-01-01 00:00:00+00');
+return date_bin('1 minute', event_ts, timestamptz '1970-01-01 00:00:00+00');
 
 -- `duration_ms` as the marts read it: json_number(properties, 'duration_ms', 'numeric', 0,
 -- 1e12) (macros/json_number.sql; the bound is limits.py MAX_MILLISECONDS): a JSON number in
@@ -122,12 +122,12 @@ begin
     create temporary table marketplace_live_touched on commit drop as
     select distinct raw.marketplace_live_bucket(event_ts) as bucket_at, publisher_id, agent_id
     from removed
-    where event_ts > now() - interval '2 hours' - interval '10 seconds';
+    where event_ts > now() - interval '2 hours' - interval '1 minute';
     if tg_op = 'UPDATE' then
         insert into marketplace_live_touched
         select distinct raw.marketplace_live_bucket(event_ts), publisher_id, agent_id
         from added
-        where event_ts > now() - interval '2 hours' - interval '10 seconds';
+        where event_ts > now() - interval '2 hours' - interval '1 minute';
     end if;
     delete from raw.marketplace_live_rollup as r
     using marketplace_live_touched as t
@@ -138,7 +138,7 @@ begin
     inner join raw.marketplace_events as e
         on
             e.publisher_id = t.publisher_id and e.agent_id = t.agent_id
-            and e.event_ts >= t.bucket_at and e.event_ts < t.bucket_at + interval '10 seconds';
+            and e.event_ts >= t.bucket_at and e.event_ts < t.bucket_at + interval '1 minute';
     execute raw.marketplace_live_rollup_merge('marketplace_live_recounted');
     drop table marketplace_live_touched;
     drop table marketplace_live_recounted;

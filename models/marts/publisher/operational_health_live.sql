@@ -1,7 +1,7 @@
 {#-
     `operational_health` without waiting for a build: one row per publisher, agent and
     trailing window (`live_windows_minutes`: the last 5, 15 and 60 minutes, ending now),
-    computed when queried from the 10-second buckets the loader keeps in the transaction of
+    computed when queried from the 1-minute buckets the loader keeps in the transaction of
     each load (`stg_marketplace__invocation_buckets`), with the window aggregation and the
     formulas of `operational_health` (macros/operational_windows.sql, macros/metrics.sql).
     A view: an invocation counts as soon as the load that brought it commits; a read costs

@@ -2,7 +2,7 @@
     The invocations of the buckets of the widest of `live_windows_minutes` before now, from
     the rollup the loader's triggers keep in raw in each load's transaction
     (`marketplace_live_rollup`): a view, so a bucket counts an invocation as soon as the load
-    that brought it commits. One row per 10-second bucket, publisher, agent, outcome and
+    that brought it commits. One row per 1-minute bucket, publisher, agent, outcome and
     duration bin. Same reading as `stg_marketplace__events`: an invocation is one
     `agent_completed` (success) or `agent_errored` event, `duration_ms` the contract's bounded
     number (read by the triggers as `json_number` reads it). What `operational_health_live`
