@@ -14,51 +14,104 @@
     `rolled_up` true: `invocations` holds the live rollup's rows (one per 1-minute bucket,
     publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`); a
     window is its whole buckets from the one holding `window_end_at` minus its minutes, so it
-    starts at that bucket's start (`window_start_at`, up to a minute earlier), and percentiles come
-    from the bins (`binned_response_time_ms`, its error bound there).
+    starts at that bucket's start (`window_start_at`, up to a minute earlier), and percentiles
+    come from the bins (`binned_response_time_ms`, its error bound there). The buckets are
+    summed per publisher, agent, outcome and bin for every window in one pass (`bin_sums`):
+    a join of the buckets to the windows would sort each bucket row once per window.
 -#}
 {% macro operational_health_windows(windows, rolled_up=false) -%}
 {%- set start_at = minus_minutes('clock.window_end_at', 'configured.window_minutes') -%}
-{%- set window_start_at = live_bucket(start_at) if rolled_up else start_at -%}
-{%- set in_window -%}
-    {%- if rolled_up -%}
-        invocations.bucket_at >= windows.window_start_at
-    {%- else -%}
-        invocations.finished_at > windows.window_start_at
-    {%- endif -%}
-{%- endset -%}
-{%- set binned_cte %}
+{%- set rolled_up_ctes -%}
+bin_sums as (
+
+    -- one row per publisher, agent, outcome and duration bin, with each window's sums
+    select
+        invocations.publisher_id,
+        invocations.agent_id,
+        invocations.is_success,
+        invocations.duration_bin,
+        {%- for minutes in windows %}
+        {%- set in_window = 'invocations.bucket_at >= '
+            ~ live_bucket(minus_minutes('clock.window_end_at', minutes)) %}
+        sum(invocations.bucket_invocations) filter (where {{ in_window }})
+            as invocations_{{ minutes }},
+        sum(invocations.duration_sum_ms) filter (where {{ in_window }})
+            as duration_sum_ms_{{ minutes }},
+        min(invocations.duration_min_ms) filter (where {{ in_window }})
+            as duration_min_ms_{{ minutes }},
+        max(invocations.duration_max_ms) filter (where {{ in_window }})
+            as duration_max_ms_{{ minutes }},
+        max(invocations.bucket_last_finished_at) filter (where {{ in_window }})
+            as last_finished_at_{{ minutes }}{{ ',' if not loop.last }}
+        {%- endfor %}
+
+    from invocations
+    cross join clock
+    group by
+        invocations.publisher_id,
+        invocations.agent_id,
+        invocations.is_success,
+        invocations.duration_bin
+
+),
+
+windowed as (
+
+    select
+        bin_sums.publisher_id,
+        bin_sums.agent_id,
+        windows.window_minutes,
+        windows.window_start_at,
+        windows.window_end_at,
+        bin_sums.is_success,
+        bin_sums.duration_bin,
+        {%- for column in ['invocations', 'duration_sum_ms', 'duration_min_ms',
+            'duration_max_ms', 'last_finished_at'] %}
+        case windows.window_minutes
+            {%- for minutes in windows %}
+            when {{ minutes }} then bin_sums.{{ column }}_{{ minutes }}
+            {%- endfor %}
+        end as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+
+    from bin_sums
+    cross join windows
+
+),
+
 binned as (
 
-    -- one row per window, publisher, agent, outcome and duration bin, with the timed
-    -- completions up to its bin and in its window (what `binned_response_time_ms` reads)
+    -- the window's rows with a bucket in it, with the timed completions up to the row's
+    -- bin and in the whole window (what `binned_response_time_ms` reads)
     select
-        publisher_id,
-        agent_id,
-        window_minutes,
-        window_start_at,
-        window_end_at,
-        is_success,
-        duration_bin,
-        sum(bucket_invocations) as invocations,
-        sum(duration_sum_ms) as duration_sum_ms,
-        min(duration_min_ms) as duration_min_ms,
-        max(duration_max_ms) as duration_max_ms,
-        max(bucket_last_finished_at) as last_finished_at,
-        sum(sum(bucket_invocations) filter (where is_success and duration_bin >= 0)) over (
+        *,
+        sum(invocations) filter (where is_success and duration_bin >= 0) over (
             partition by publisher_id, agent_id, window_minutes order by duration_bin
         ) as timed_completions_up_to,
-        sum(sum(bucket_invocations) filter (where is_success and duration_bin >= 0)) over (
+        sum(invocations) filter (where is_success and duration_bin >= 0) over (
             partition by publisher_id, agent_id, window_minutes
         ) as timed_completions
 
     from windowed
-    group by
-        publisher_id, agent_id, window_minutes, window_start_at, window_end_at, is_success,
-        duration_bin
+    where invocations is not null
 
 ),
-{% endset -%}
+{%- endset -%}
+{%- set invocation_ctes -%}
+windowed as (
+
+    select
+        invocations.*,
+        windows.window_minutes,
+        windows.window_start_at,
+        windows.window_end_at
+
+    from invocations
+    inner join windows
+        on invocations.finished_at > windows.window_start_at
+
+),
+{%- endset -%}
 {%- set rolled_up_measures -%}
         sum(invocations) as invocations,
         coalesce(sum(invocations) filter (where is_success), 0) as completed_invocations,
@@ -83,7 +136,7 @@ windows as (
 
     select
         configured.window_minutes,
-        {{ window_start_at }} as window_start_at,
+        {{ live_bucket(start_at) if rolled_up else start_at }} as window_start_at,
         clock.window_end_at
 
     from clock
@@ -91,20 +144,8 @@ windows as (
 
 ),
 
-windowed as (
+{{ rolled_up_ctes if rolled_up else invocation_ctes }}
 
-    select
-        invocations.*,
-        windows.window_minutes,
-        windows.window_start_at,
-        windows.window_end_at
-
-    from invocations
-    inner join windows
-        on {{ in_window }}
-
-),
-{{ binned_cte if rolled_up }}
 aggregated as (
 
     select
