@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Database, Dbt, run_loader
+from loader import limits
+from tests.conftest import REPO, Database, Dbt, run_loader
 from tests.factories import marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
@@ -251,3 +253,9 @@ def test_the_triggers_read_durations_as_staging_does(module_db: Database, built:
     ]
     # only 0.5 and 1e3 are durations: the others are read as none
     assert sorted(str(read) for _, _, read in rows if read is not None) == ["0.5", "1000"]
+
+
+def test_the_triggers_duration_bound_is_limits_py() -> None:
+    migration = (REPO / "loader/ingest/migrations/0015_marketplace_live_rollup.sql").read_text()
+    [bound] = re.findall(r"between 0 and (\S+)\n", migration)
+    assert Decimal(bound) == limits.MAX_MILLISECONDS
