@@ -6,7 +6,7 @@ here in plain Python from the events themselves: invocations, completions, error
 rate and mean response time exactly; the nearest-rank percentiles (`percentile_disc`, as
 `response_time_ms` in macros/metrics.sql) exactly when every duration is a whole
 millisecond under 100 ms, and otherwise within the documented bound (under 1% above
-100 ms) and always one of the window's own durations. Each window is the whole 10-second
+100 ms) and always one of the window's own durations. Each window is the whole 1-minute
 buckets from the one holding its start, as the row's `window_start_at` says.
 """
 

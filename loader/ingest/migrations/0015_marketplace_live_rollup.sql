@@ -96,7 +96,8 @@ return format($sql$
             and event_ts > now() - interval '2 hours'
     ) as invocations
     group by 1, 2, 3, 4, 5
-    -- one lock order for every load, so concurrent loads wait, never deadlock
+    -- one lock order for every statement: two wait for each other, never deadlock (two
+    -- files of several segments each can; the loader then loads the one rolled back again)
     order by 1, 2, 3, 4, 5
     on conflict (bucket_at, publisher_id, agent_id, is_success, duration_bin) do update
     set invocations = r.invocations + excluded.invocations,
