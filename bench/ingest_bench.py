@@ -5,6 +5,7 @@
     python bench/ingest_bench.py --rate 30000 --seconds 30 --json report.json
     python bench/ingest_bench.py --heavy-only --heavy-seconds 30   # /healthz under attack
     python bench/ingest_bench.py --spans --rate 0 --rate 5000 --heavy-seconds 0   # OTLP spans
+    python bench/ingest_bench.py --marketplace --rate 25000 --heavy-seconds 0   # to the live mart
 
 Everything runs on this machine: a `serve` subprocess writing into a temporary landing
 folder, a `load --follow --move-loaded-to` subprocess loading into a throwaway database, and
@@ -49,6 +50,14 @@ each span an LLM call with the GenAI attributes and a span id of its own; the fi
 then spans acknowledged per second and ack-to-raw into raw.spans (target from issue 26:
 >= 10,000 spans/s acknowledged, ack-to-raw p95 <= 2 s at a stated sustained rate).
 
+With `--marketplace` the clients send marketplace invocations (`--agents`, 5 to a
+publisher, `--durations` distinct whole milliseconds from 100 ms) and the figure is
+ack-to-mart: from a probe batch's 2xx answer to its agent having a row in
+`marts.operational_health_live` (built by dbt in the scratch database), read whole, back to
+back, as `agent-loader alerts` reads it (target from issue 27: p95 <= 10 s at 25,000
+events/s sustained). Before the phase, `--history-minutes` of rollup rows at the offered rate
+are planted, so each read costs what it costs after an hour of that traffic.
+
 Connection: the PG* variables, or the embedded server.
 """
 
@@ -77,6 +86,7 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.live_mart_bench import build_views
 from bench.loader_bench import Scratch, _server_dsn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,6 +119,35 @@ def _event_template() -> bytes:
         }
         for i in range(50)
     ]
+    return json.dumps({"events": events}).encode()
+
+
+def _marketplace_body(prefix: str, n: int, agents: int, durations: int, probe: bool) -> bytes:
+    """A 50-event marketplace body stamped now: ids `PREFIX-0` ... `PREFIX-49`, agents and
+    durations cycling through `agents` (5 to a publisher) and `durations` whole milliseconds,
+    one in ten errored, three in ten `agent_invoked`; a probe's events all belong to agent
+    `probe-PREFIX` of publisher `pub-probe`, so the watcher sees when the mart counts them."""
+    stamp = datetime.now(timezone.utc).isoformat()
+    events = []
+    for i in range(50):
+        agent = (n * 50 + i) % agents
+        kind = (
+            "agent_errored" if i % 10 == 0 else "agent_invoked" if i % 10 < 4 else "agent_completed"
+        )
+        properties: dict[str, object] = {"input_tokens": 10}
+        if kind != "agent_invoked":
+            properties.update(output_tokens=5, duration_ms=100 + (n * 7 + i * 13) % durations)
+        events.append(
+            {
+                "id": f"{prefix}-{i}",
+                "event_type": kind,
+                "agent_id": f"probe-{prefix}" if probe else f"agent-{agent}",
+                "publisher_id": "pub-probe" if probe else f"pub-{agent // 5}",
+                "tenant_id": f"tenant-{i % 7}",
+                "timestamp": stamp,
+                "properties": properties,
+            }
+        )
     return json.dumps({"events": events}).encode()
 
 
@@ -177,6 +216,7 @@ def _client_process(
     out: multiprocessing.Queue,
     live: multiprocessing.Queue,
     spans: bool = False,
+    marketplace: tuple[int, int] | None = None,
 ) -> None:
     """One client process: `tasks` concurrent posters; reports latencies and its CPU.
 
@@ -185,7 +225,9 @@ def _client_process(
     that interval; a task behind its schedule (an answer took longer) posts at once.
 
     Every SAMPLE_EVERY-th acknowledged batch goes to `live` at once (its last event id and
-    when it was acknowledged), so the watcher times it from its acknowledgement.
+    when it was acknowledged), so the watcher times it from its acknowledgement. With
+    `marketplace` (agents, durations) the bodies are marketplace events (`_marketplace_body`),
+    every SAMPLE_EVERY-th of a task a probe, whose agent id goes to `live` once acknowledged.
     """
     import aiohttp
 
@@ -221,6 +263,10 @@ def _client_process(
                         span_prefix = _span_prefix(worker, task, n)
                         body = template.replace(_SPAN_ID_PREFIX, span_prefix)
                         sample = (span_prefix + (49).to_bytes(2, "big")).hex()
+                    elif marketplace:
+                        probe = n % SAMPLE_EVERY == 0
+                        body = _marketplace_body(prefix, n, *marketplace, probe)
+                        sample = f"probe-{prefix}" if probe else ""
                     else:
                         body = template.replace(b"@@", prefix.encode())
                         sample = f"{prefix}-49"
@@ -231,7 +277,10 @@ def _client_process(
                     latencies.append(time.perf_counter() - sent)
                     if status == 200:
                         acked += 50
-                        if acked % (50 * SAMPLE_EVERY) == 0:
+                        if marketplace:
+                            if sample:
+                                live.put((sample, time.time()))
+                        elif acked % (50 * SAMPLE_EVERY) == 0:
                             live.put((sample, time.time()))
                     else:
                         failed += 1
@@ -360,6 +409,91 @@ class RawWatcher(threading.Thread):
         conn.close()
 
 
+class MartWatcher(RawWatcher):
+    """Reads the whole of marts.operational_health_live (every window, as `agent-loader
+    alerts` does) back to back while probes are pending; a probe is visible once the view
+    has a row for its agent, and its delay is the time from its acknowledgement to the end
+    of that read (an upper bound, by at most one read). Records each read's duration."""
+
+    def __init__(self, dsn: str, live: multiprocessing.Queue) -> None:
+        super().__init__(dsn, live)
+        self.reads: list[float] = []
+
+    def run(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        while True:
+            finishing = self.done.is_set()
+            self._take_new_samples()
+            if self.pending:
+                started = time.time()
+                with conn.cursor() as cur:
+                    cur.execute("select agent_id from marts.operational_health_live")
+                    present = {agent_id for (agent_id,) in cur.fetchall()}
+                seen_at = time.time()
+                self.reads.append(seen_at - started)
+                for agent_id in [agent for agent in self.pending if agent in present]:
+                    acknowledged_at = self.pending.pop(agent_id)
+                    self.delays.append(seen_at - acknowledged_at)
+                    self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
+            if finishing and not self.pending:
+                break
+            time.sleep(0.02)
+        conn.close()
+
+
+# An hour (or `minutes`) of history before the phase, as the rollup triggers would have kept
+# it from `_marketplace_body`'s traffic at `rate`: each 1-minute bucket holds, per outcome,
+# as many (agent, duration) combinations as that traffic fills (all of them, or one per event
+# when there are more combinations than events), each with its share of the events, summed
+# into the rollup's rows (agent, outcome, duration bin). Raw itself is not planted: the live
+# view reads the rollup only.
+HISTORY = """
+insert into raw.marketplace_live_rollup
+select
+    bucket_at,
+    'pub-' || agent / 5,
+    'agent-' || agent,
+    is_success,
+    raw.marketplace_duration_bin(is_success, duration_ms),
+    sum(events),
+    sum(duration_ms * events),
+    min(duration_ms),
+    max(duration_ms),
+    bucket_at + interval '9 seconds'
+from (
+    select
+        buckets.bucket_at,
+        k.k %% %(agents)s as agent,
+        kind.is_success,
+        case when kind.is_success then 100 + k.k / %(agents)s %% %(durations)s end as duration_ms,
+        greatest(round(kind.events / kind.combinations), 1) as events
+    from generate_series(
+        raw.marketplace_live_bucket(now() - make_interval(mins => %(minutes)s)),
+        raw.marketplace_live_bucket(now()) - interval '1 minute',
+        interval '1 minute'
+    ) as buckets (bucket_at)
+    cross join (
+        values
+            (true, 0.6 * %(rate)s * 60, least(%(combinations)s, 0.6 * %(rate)s * 60)),
+            (false, 0.1 * %(rate)s * 60, least(%(agents)s, 0.1 * %(rate)s * 60))
+    ) as kind (is_success, events, combinations)
+    cross join lateral generate_series(0, cast(kind.combinations as integer) - 1) as k (k)
+) as planted
+group by 1, 2, 3, 4, 5
+"""
+
+
+def plant_history(dsn: str, rate: float, agents: int, durations: int, minutes: int) -> int:
+    """HISTORY in the scratch database; the rows planted."""
+    params = {"rate": rate, "agents": agents, "durations": durations, "minutes": minutes}
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(HISTORY, {**params, "combinations": agents * durations})
+        planted = cur.rowcount
+        cur.execute("analyze raw.marketplace_live_rollup")
+    return planted
+
+
 def run_phase(
     server_dsn: str,
     rate: float,
@@ -369,12 +503,23 @@ def run_phase(
     commit_interval: float,
     connections: int,
     spans: bool = False,
+    marketplace: tuple[int, int] | None = None,
+    history_minutes: int = 0,
 ) -> dict:
     """One phase: fresh servers and database, clients offering `rate` events/s (0: flat out);
-    `spans`: OTLP protobuf spans to /v1/traces, counted in raw.spans."""
+    `spans`: OTLP protobuf spans to /v1/traces, counted in raw.spans; `marketplace` (agents,
+    durations): marketplace events, timed to marts.operational_health_live (built by dbt in
+    the scratch database, with `history_minutes` of rollup history planted first)."""
     table, key = ("raw.spans", "span_id") if spans else ("raw.agent_events", "event_id")
+    if marketplace:
+        table, key = "raw.marketplace_events", "id"
     db = Scratch(server_dsn)
     tmp = Path(tempfile.mkdtemp(prefix="aa-ingest-"))
+    history_rows = 0
+    if marketplace:
+        build_views(db.dsn, tmp / "dbt")
+        if history_minutes:
+            history_rows = plant_history(db.dsn, rate, *marketplace, history_minutes)
     landing, archive = tmp / "landing", tmp / "archive"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -399,7 +544,7 @@ def run_phase(
     )
     backends = _backend_pids(db, connections)
     live: multiprocessing.Queue = multiprocessing.Queue()
-    watcher = RawWatcher(db.dsn, live, spans)
+    watcher = MartWatcher(db.dsn, live) if marketplace else RawWatcher(db.dsn, live, spans)
     watcher.start()
     try:
         out: multiprocessing.Queue = multiprocessing.Queue()
@@ -420,6 +565,7 @@ def run_phase(
                     out,
                     live,
                     spans,
+                    marketplace,
                 ),
             )
             for w, n in enumerate(per_process)
@@ -478,9 +624,11 @@ def run_phase(
         shutil.rmtree(tmp, ignore_errors=True)
     latencies.sort()
     delays = sorted(watcher.delays)
+    reads = sorted(watcher.reads) if isinstance(watcher, MartWatcher) else []
     return {
         "phase": (f"sustained {rate:g} events/s offered" if rate else "saturation")
-        + (" (OTLP spans)" if spans else ""),
+        + (" (OTLP spans)" if spans else "")
+        + (" (marketplace, to operational_health_live)" if marketplace else ""),
         "records": "spans" if spans else "events",
         "offered_events_per_second": rate or None,
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -513,6 +661,19 @@ def run_phase(
         "machine_busy_cores": round(machine / (seconds + drained), 2),
         "others_busy_cores": round((machine - sum(cpu.values())) / (seconds + drained), 2),
         "load_average_1m": os.getloadavg()[0],
+        **(
+            {
+                "agents": marketplace[0],
+                "durations": marketplace[1],
+                "history_minutes": history_minutes,
+                "history_rollup_rows": history_rows,
+                "mart_reads": len(reads),
+                "mart_read_p50_s": round(_percentile(reads, 50), 3) if reads else None,
+                "mart_read_max_s": round(reads[-1], 3) if reads else None,
+            }
+            if marketplace
+            else {}
+        ),
     }
 
 
@@ -535,6 +696,15 @@ def _summary(report: dict) -> str:
         heading = "saturation: clients post flat out"
         latency_note = "(backlog: grows with the run's length, not a latency)"
     by_second = list(report["ack_to_raw_by_second"].values())
+    mart = ""
+    if "agents" in report:
+        latency_note = "(ack-to-mart: to marts.operational_health_live; target p95 <= 10 s)"
+        mart = (
+            f"mart          {report['mart_reads']} whole reads, p50 {report['mart_read_p50_s']} s,"
+            f" max {report['mart_read_max_s']} s; {report['agents']} agents x"
+            f" {report['durations']} durations; {report['history_rollup_rows']:,} rollup rows"
+            f" of history ({report['history_minutes']} min)\n"
+        )
     return (
         f"--- {heading}\n"
         f"acknowledged  {report['events_per_second']:>9,} {report['records']}/s"
@@ -543,6 +713,7 @@ def _summary(report: dict) -> str:
         f"ack-to-raw    p50 {report['ack_to_raw_p50_s']} s, p95 {report['ack_to_raw_p95_s']} s"
         f" over {report['ack_to_raw_samples']} samples   {latency_note}\n"
         f"              worst per second of the run: {by_second[:3]} ... {by_second[-3:]}\n"
+        f"{mart}"
         f"backlog       {report['backlog_events_at_end']:,} events not in raw when the"
         f" clients stopped; drained in {report['drain_seconds']} s\n"
         f"raw           {report['events_in_raw']:,} events from {report['batch_files']} files;"
@@ -856,6 +1027,21 @@ def _heavy_summary(report: dict) -> str:
     is_flag=True,
     help="Send OTLP protobuf spans to /v1/traces (50 a request) instead of events.",
 )
+@click.option(
+    "--marketplace",
+    is_flag=True,
+    help="Send marketplace invocations and time them to marts.operational_health_live.",
+)
+@click.option("--agents", default=200, show_default=True, help="--marketplace: agents sending.")
+@click.option(
+    "--durations", default=50, show_default=True, help="--marketplace: distinct durations (ms)."
+)
+@click.option(
+    "--history-minutes",
+    default=60,
+    show_default=True,
+    help="--marketplace: minutes of rollup history planted at the offered rate before the phase.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 def main(
     rates: tuple[float, ...],
@@ -868,6 +1054,10 @@ def main(
     heavy_clients: int,
     heavy_only: bool,
     spans: bool,
+    marketplace: bool,
+    agents: int,
+    durations: int,
+    history_minutes: int,
     json_path: Path | None,
 ) -> None:
     """Acknowledged events/s, answer latency and ack-to-raw latency of the live path."""
@@ -875,7 +1065,16 @@ def main(
     phases = []
     for rate in () if heavy_only else rates:
         report = run_phase(
-            server_dsn, rate, clients, processes, seconds, commit_interval, connections, spans
+            server_dsn,
+            rate,
+            clients,
+            processes,
+            seconds,
+            commit_interval,
+            connections,
+            spans,
+            (agents, durations) if marketplace else None,
+            history_minutes,
         )
         click.echo(_summary(report))
         phases.append(report)

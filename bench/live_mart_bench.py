@@ -3,11 +3,13 @@
     python bench/live_mart_bench.py                        # 10,000 / 100,000 / 1,000,000
     python bench/live_mart_bench.py --tail 300000 --repeat 9
 
-The live mart is a view over raw, so an event is in it from the commit of its load: its
-staleness is the load's (ack-to-raw: bench/ingest_bench.py) plus the time one query takes,
-and that time grows with the invocations of the widest window (60 min). For each size, in a
-scratch database with the views built by dbt: that many invocations spread over the last
-hour (200 publishers x 5 agents, 10% errored), then the median and max of `--repeat` reads of
+The live mart is a view over the rollup raw's triggers keep in each load's transaction, so
+an event is in it from the commit of its load: its staleness is the load's (ack-to-mart:
+bench/ingest_bench.py --marketplace) plus the time one query takes, and that time grows
+with the rollup's rows of the widest window (60 min). For each size, in a scratch database
+with the views built by dbt: that many invocations spread over the last hour (200
+publishers x 5 agents, 10% errored, inserted into raw so the triggers roll them up), then
+the median and max of `--repeat` reads of
 the whole view, and of one alerts cycle (rules evaluated, no receiver). Also, a load of 50
 invocations and the time until they are counted (commit to visible).
 

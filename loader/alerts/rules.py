@@ -1,10 +1,11 @@
 """The alert rules (seed `alert_rules`) and the metric values they are evaluated on.
 
 The metrics are read, never computed here. Publisher rules read
-`marts.operational_health_live` (a view over the raw tail, fresh as soon as a load commits),
-which holds them with the formulas of macros/metrics.sql, the same as every other mart.
-Tenant rules read the current period's rows of `marts.tenant_llm_metrics` (built hourly),
-the LLM cost metrics the cost insights test: the month's budget used, the day's cost spike.
+`marts.operational_health_live` (a view over the live rollup raw's triggers keep, fresh as
+soon as a load commits), which holds them with the formulas of macros/metrics.sql, the same
+as every other mart. Tenant rules read the current period's rows of
+`marts.tenant_llm_metrics` (built hourly), the LLM cost metrics the cost insights test: the
+month's budget used, the day's cost spike.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 As operated: the realtime cadence has built the views once; events are loaded
 (`agent-loader load`), and `agent-loader alerts --once` evaluates the seed's rules on
-`marts.operational_health_live`, which reads the raw tail. The spike's notification must
+`marts.operational_health_live`, which reads the live rollup. The spike's notification must
 reach the publisher's receiver within 60 s of the load that brought its first bad event, and
 only that publisher's receiver; the recovery resolves it.
 """

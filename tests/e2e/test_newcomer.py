@@ -13,7 +13,7 @@ def test_dbt_build_before_init_stops_at_once_naming_agent_loader_init(empty_db, 
     assert result.returncode != 0
     assert (
         f"schema raw is not set up in database {empty_db.name} (missing: raw.agent_events,"
-        " raw.marketplace_events, raw.purges, raw.spans): run"
+        " raw.marketplace_events, raw.marketplace_live_rollup, raw.purges, raw.spans): run"
         " `agent-loader init` against this database" in result.stdout
     ), result.stdout[-3000:]
     assert 'relation "raw.' not in result.stdout  # no model ran against the missing tables

@@ -30,9 +30,9 @@ VARS = ("--vars", json.dumps({"as_of": NOW.date().isoformat()}))
 # Tables compared with a full refresh: everything dbt builds except the snapshot, whose
 # validity timestamps are the build times.
 SCHEMAS = ("staging", "intermediate", "marts")
-# Nor the live views (operational_health_live and its staging tail), which read raw when
+# Nor the live views (operational_health_live and its staging buckets), which read raw when
 # queried, over windows ending at the query's now(): two reads seconds apart differ.
-EXCLUDED = {"insights_history", "operational_health_live", "stg_marketplace__invocations_tail"}
+EXCLUDED = {"insights_history", "operational_health_live", "stg_marketplace__invocation_buckets"}
 
 
 def ago(days: float, hours: float = 0) -> str:

@@ -12,6 +12,7 @@ def test_fresh_database_has_the_raw_schema(db):
         "load_batches",
         "load_lock",
         "marketplace_events",
+        "marketplace_live_rollup",
         "privacy_settings",
         "purges",
         "quarantine",
