@@ -368,6 +368,8 @@ INDEXED_TEXT = {
     "tool_use_id": limits.MAX_ID_BYTES + 1 + _DIGITS,  # invocation id || ':' || position
     "insight_id": 32,  # md5 in hex
     "outcome": len("handed_off"),  # the longest of fct_conversations' four outcomes
+    # the longest of tenant_llm_metrics' four metric names (its accepted_values test)
+    "metric_name": len("llm_budget_used_rate"),
     "sha256": 64,  # the loader's checksum in hex
 }
 NOT_FROM_RECORDS = {("raw", "load_batches", "path")}  # a file's path: bounded by the OS
