@@ -24,21 +24,14 @@ from loader.cli import main
 from loader.dashboards import build as sites
 from loader.dashboards import pages
 from loader.errors import DashboardsBuildFailed
+from loader.operations.roles import ROLE_SUFFIXES
 from tests.conftest import Database, Dbt, Server, run_loader
 from tests.dashboards.browser import Visit, chromium, serve
 from tests.factories import marketplace_event, write_ndjson
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_d{uuid.uuid4().hex[:8]}_"
-GROUPS = (
-    "loader",
-    "transformer",
-    "bi_operator",
-    "bi_publisher",
-    "bi_tenant",
-    "bi_trusted_app",
-    "alerts",
-)
+GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 LOGINS = {name: f"{PREFIX}{name}_login" for name in ("operator", "publisher", "nobody")}
 
 

@@ -26,13 +26,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from loader.operations.roles import ROLE_SUFFIXES
 from tests.conftest import Database, Dbt, Server, run_loader
 from tests.factories import marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
 
 PREFIX = f"aa_d{uuid.uuid4().hex[:8]}_"
-GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
+GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 PUBLISHER_LOGIN = f"{PREFIX}pub_login"
 AS_OF = date(2026, 10, 15)
 MIN_TENANTS = 5

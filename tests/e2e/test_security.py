@@ -31,6 +31,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from loader.operations.roles import ROLE_SUFFIXES
 from tests.conftest import REPO, Database, Dbt, Server, run_loader
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
@@ -38,15 +39,7 @@ pytestmark = pytest.mark.dbt
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_t{uuid.uuid4().hex[:8]}_"
-GROUPS = (
-    "loader",
-    "transformer",
-    "bi_operator",
-    "bi_publisher",
-    "bi_tenant",
-    "bi_trusted_app",
-    "alerts",
-)
+GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 # Logins that are plain members of a group role.
 MEMBERS = {
     "loader": "loader",

@@ -13,10 +13,11 @@ import psycopg2.errors
 import pytest
 
 from loader.ingest import warehouse
+from loader.operations.roles import ROLE_SUFFIXES
 from tests.conftest import Database, run_loader
 from tests.factories import agent_event, write_ndjson
 
-GROUPS = ("loader", "transformer", "bi_operator", "bi_publisher", "bi_tenant", "bi_trusted_app")
+GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 
 
 @pytest.fixture
@@ -204,7 +205,7 @@ def test_a_grants_table_from_before_oids_is_bound_to_the_current_roles(db, prefi
     assert [g["login"] for g in orphaned] == [f"{prefix}gone"]
 
 
-def test_roles_closes_schema_public_and_pins_the_builders_search_path(db, prefix):
+def test_roles_closes_schema_public_and_pins_the_services_search_path(db, prefix):
     # The default before PostgreSQL 15, and in every database upgraded from one.
     db.query("grant create on schema public to public")
     run_loader(db, "roles", "--prefix", prefix)
@@ -218,7 +219,11 @@ def test_roles_closes_schema_public_and_pins_the_builders_search_path(db, prefix
         (f"{prefix}%",),
     )
     path = "search_path=pg_catalog, raw, access, staging, intermediate, marts, seeds"
-    assert settings == [(f"{prefix}loader", [path]), (f"{prefix}transformer", [path])]
+    assert settings == [
+        (f"{prefix}alerts", [path]),
+        (f"{prefix}loader", [path]),
+        (f"{prefix}transformer", [path]),
+    ]
 
 
 def test_close_database_revokes_large_object_creation_from_readers(db, prefix):
