@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -228,3 +229,14 @@ def print_results(results: list[FileResult], as_json: bool) -> None:
         f"{len(results)} file(s) ({files or 'none'}): read={read} {counts}"
         f" quarantined={quarantined}"
     )
+
+
+def ignore_further_signals() -> None:
+    """Once a signal has stopped the work, the next SIGINT or SIGTERM is ignored.
+
+    An impatient second Ctrl-C would otherwise land in the closing message or the
+    interpreter's teardown (closing dbt's connections takes a moment) and end the process
+    by SIGINT instead of the documented exit code.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)

@@ -15,6 +15,7 @@ from loader.console import (
     EXIT_INTERRUPTED,
     F,
     dsn_option,
+    ignore_further_signals,
     json_option,
     project_dir_option,
     resolve_dsn,
@@ -282,6 +283,7 @@ def demo_command(
     try:
         result = demo.run(resolved, events, days, seed, reset, say=say, project=project_dir)
     except KeyboardInterrupt:
+        ignore_further_signals()
         click.echo(
             "Error: interrupted: rerun `agent-loader demo` to continue (the files loaded stay"
             " loaded, none loads twice)",

@@ -18,6 +18,7 @@ from loader.console import (
     database_errors,
     dsn_option,
     file_line,
+    ignore_further_signals,
     json_option,
     max_record_option,
     paths_argument,
@@ -292,6 +293,7 @@ def _load_lake(
                     click.echo(file_line(result))
             results.extend(_reported(ignored_files(ignored), as_json))
         except KeyboardInterrupt:
+            ignore_further_signals()
             print_results(results, as_json)
             click.echo(
                 "Error: interrupted: the file being loaded was discarded and loads on the next"

@@ -140,7 +140,9 @@ def test_demo_on_a_configured_server(module_db, tmp_path):
 
 
 @pytest.mark.dbt
-def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue(empty_db, tmp_path):
+def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue_even_pressed_twice(
+    empty_db, tmp_path
+):
     # A database of its own: the whole build to do (about a minute), not an incremental no-op.
     env = dict(empty_db.env, AGENT_ANALYTICS_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     demo_run = subprocess.Popen(
@@ -156,8 +158,18 @@ def test_ctrl_c_during_dbt_build_exits_130_and_says_how_to_continue(empty_db, tm
     while not empty_db.scalar("select count(*) from pg_namespace where nspname = 'marts'"):
         assert demo_run.poll() is None and time.monotonic() < deadline, "dbt never started"
         time.sleep(0.2)
+    # An impatient user: Ctrl-C, then again every quarter second while it shuts down. One
+    # second press landing in the teardown used to end the process by SIGINT (CI saw it).
     demo_run.send_signal(signal.SIGINT)
-    rest, stderr = demo_run.communicate(timeout=300)
+    try:
+        rest, stderr = demo_run.communicate(timeout=0.25)
+    except subprocess.TimeoutExpired:
+        for _ in range(1200):
+            if demo_run.poll() is not None:
+                break
+            demo_run.send_signal(signal.SIGINT)
+            time.sleep(0.25)
+        rest, stderr = demo_run.communicate(timeout=300)
     assert demo_run.returncode == 130, rest + stderr
     assert "dbt build failed" not in rest + stderr
     assert stderr.strip().splitlines()[-1] == (
