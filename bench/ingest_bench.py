@@ -389,7 +389,21 @@ class RawWatcher(threading.Thread):
                 return
             self.pending[event_id] = acknowledged_at
 
+    def _seen(self, sample_id: str, seen_at: float) -> None:
+        """A pending sample is visible: its delay from its acknowledgement is recorded."""
+        acknowledged_at = self.pending.pop(sample_id)
+        self.delays.append(seen_at - acknowledged_at)
+        self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
+
+    def _look(self, cur: psycopg2.extensions.cursor) -> None:
+        """One poll: the pending samples raw now holds are seen."""
+        cur.execute(self.query, (list(self.pending),))
+        seen_at = time.time()
+        for (event_id,) in cur.fetchall():
+            self._seen(event_id, seen_at)
+
     def run(self) -> None:
+        """Looks every 20 ms while samples are pending, until done and none is left."""
         conn = psycopg2.connect(self.dsn)
         conn.autocommit = True
         while True:
@@ -397,12 +411,7 @@ class RawWatcher(threading.Thread):
             self._take_new_samples()
             if self.pending:
                 with conn.cursor() as cur:
-                    cur.execute(self.query, (list(self.pending),))
-                    seen_at = time.time()
-                    for (event_id,) in cur.fetchall():
-                        acknowledged_at = self.pending.pop(event_id)
-                        self.delays.append(seen_at - acknowledged_at)
-                        self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
+                    self._look(cur)
             if finishing and not self.pending:
                 break
             time.sleep(0.02)
@@ -419,27 +428,15 @@ class MartWatcher(RawWatcher):
         super().__init__(dsn, live)
         self.reads: list[float] = []
 
-    def run(self) -> None:
-        conn = psycopg2.connect(self.dsn)
-        conn.autocommit = True
-        while True:
-            finishing = self.done.is_set()
-            self._take_new_samples()
-            if self.pending:
-                started = time.time()
-                with conn.cursor() as cur:
-                    cur.execute("select agent_id from marts.operational_health_live")
-                    present = {agent_id for (agent_id,) in cur.fetchall()}
-                seen_at = time.time()
-                self.reads.append(seen_at - started)
-                for agent_id in [agent for agent in self.pending if agent in present]:
-                    acknowledged_at = self.pending.pop(agent_id)
-                    self.delays.append(seen_at - acknowledged_at)
-                    self.timeline.append((acknowledged_at, seen_at - acknowledged_at))
-            if finishing and not self.pending:
-                break
-            time.sleep(0.02)
-        conn.close()
+    def _look(self, cur: psycopg2.extensions.cursor) -> None:
+        """One whole read of the view: the pending probes whose agent it has are seen."""
+        started = time.time()
+        cur.execute("select agent_id from marts.operational_health_live")
+        present = {agent_id for (agent_id,) in cur.fetchall()}
+        seen_at = time.time()
+        self.reads.append(seen_at - started)
+        for agent_id in [agent for agent in self.pending if agent in present]:
+            self._seen(agent_id, seen_at)
 
 
 # An hour (or `minutes`) of history before the phase, as the rollup triggers would have kept

@@ -213,10 +213,7 @@ def report(dsn: str) -> str:
         for row in data["errors"]
     ]
     out += ["", f"Insights (marts.insights): {len(data['insights'])}"]
-    out += [
-        f"  [{row['severity']}] {row['publisher_id']}: {row['title']}. {row['description']}"
-        for row in data["insights"]
-    ]
+    out += [_insight_line(row, row["publisher_id"]) for row in data["insights"]]
     out += [
         "",
         "LLM cost and margin, the top tenants by cost this month"
@@ -231,11 +228,13 @@ def report(dsn: str) -> str:
         for row in data["unit_economics"]
     ]
     out += ["", f"LLM cost insights (marts.tenant_llm_insights): {len(data['cost_insights'])}"]
-    out += [
-        f"  [{row['severity']}] {row['tenant_id'] or '-'}: {row['title']}. {row['description']}"
-        for row in data["cost_insights"]
-    ]
+    out += [_insight_line(row, row["tenant_id"] or "-") for row in data["cost_insights"]]
     return "\n".join(out)
+
+
+def _insight_line(row: dict[str, Any], subject: str) -> str:
+    """One insight (a publisher's or a tenant's) as the report prints it."""
+    return f"  [{row['severity']}] {subject}: {row['title']}. {row['description']}"
 
 
 def _dicts(conn: psycopg2.extensions.connection, sql: str) -> list[dict[str, Any]]:
