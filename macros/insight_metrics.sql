@@ -47,17 +47,12 @@
 {%- endmacro %}
 
 
-{#- The tenant metric names as a SQL list. -#}
-{% macro tenant_insight_metric_names() -%}
-    {%- for metric in tenant_insight_metrics() -%}
-        '{{ metric.metric_name }}'{{ ', ' if not loop.last }}
-    {%- endfor -%}
-{%- endmacro %}
-
-
-{#- The metric names as a SQL list: `'error_rate', 'p95_response_time_ms', ...`. -#}
+{#-
+    The names of every metric a rule may test (insight_metrics(), then
+    tenant_insight_metrics()) as a SQL list: `'error_rate', 'p95_response_time_ms', ...`.
+-#}
 {% macro insight_metric_names() -%}
-    {%- for metric in insight_metrics() -%}
+    {%- for metric in insight_metrics() + tenant_insight_metrics() -%}
         '{{ metric.metric_name }}'{{ ', ' if not loop.last }}
     {%- endfor -%}
 {%- endmacro %}

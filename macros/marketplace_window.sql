@@ -18,6 +18,11 @@
     ({{ marketplace_as_of_date() }} - {{ var('dashboard_window_days', 30) | int - 1 }})
 {%- endmacro %}
 
+{#- Whether the date column `date_column` falls in the dashboard window (both ends included). -#}
+{% macro in_dashboard_window(date_column) -%}
+    {{ date_column }} between {{ marketplace_window_start_date() }} and {{ marketplace_as_of_date() }}
+{%- endmacro %}
+
 {#- The UTC calendar date of a timestamptz column. -#}
 {% macro utc_date(column) -%}
     {{ return(adapter.dispatch('utc_date', 'agent_analytics')(column)) }}

@@ -152,7 +152,7 @@ days_to_build as (
                     built.publisher_id = spine.publisher_id
                     and built.date_day = spine.date_day
                     and built.is_in_dashboard_window
-                    = (spine.date_day >= {{ marketplace_window_start_date() }})
+                    = ({{ in_dashboard_window('spine.date_day') }})
             )
     {% endif %}
 
@@ -241,7 +241,7 @@ final as (
             {{ avg_satisfaction('daily_ratings.rating_sum', 'daily_ratings.rating_count') }}
             as numeric(38, 6)
         ) as avg_satisfaction,
-        days_to_build.date_day >= {{ marketplace_window_start_date() }} as is_in_dashboard_window,
+        {{ in_dashboard_window('days_to_build.date_day') }} as is_in_dashboard_window,
         days_to_build.date_day,
         greatest(daily_invocations.last_loaded_at, daily_ratings.last_loaded_at)
             as last_loaded_at

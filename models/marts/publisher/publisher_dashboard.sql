@@ -76,9 +76,7 @@ window_invocation_metrics as (
         {{ response_time_ms(0.95) }} as p95_response_time_ms
 
     from invocations
-    where
-        finished_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('finished_date') }}
     group by publisher_id
 
 ),

@@ -17,9 +17,7 @@ tool_uses as (
 window_tool_uses as (
 
     select * from tool_uses
-    where
-        used_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('used_date') }}
 
 ),
 

@@ -17,9 +17,7 @@ invocations as (
 window_invocations as (
 
     select * from invocations
-    where
-        finished_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('finished_date') }}
 
 ),
 

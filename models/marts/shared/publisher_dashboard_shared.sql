@@ -54,9 +54,7 @@ invocation_tenants as (
         ) as completing_tenants
 
     from invocations
-    where
-        finished_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('finished_date') }}
     group by publisher_id
 
 ),
@@ -68,9 +66,7 @@ rating_tenants as (
         count(distinct tenant_id) as rating_tenants
 
     from ratings
-    where
-        rated_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('rated_date') }}
     group by publisher_id
 
 ),

@@ -43,9 +43,7 @@ tool_tenants as (
         count(distinct tenant_id) filter (where reported_by <> 'tool_event') as listing_tenants
 
     from tool_uses
-    where
-        used_date between {{ marketplace_window_start_date() }}
-        and {{ marketplace_as_of_date() }}
+    where {{ in_dashboard_window('used_date') }}
     group by publisher_id, tool_name
 
 ),

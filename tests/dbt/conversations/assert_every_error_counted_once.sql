@@ -27,27 +27,27 @@ error_types_ranked as (
 
 ),
 
-counts as (
+totals as (
 
-    select
-        (
-            select count(*) from events
-            where event_type = 'error'
-        ) as staged_errors,
-        (select coalesce(sum(errors), 0) from conversations) as conversation_errors,
-        (select coalesce(sum(errors), 0) from conversations_hourly) as hourly_errors,
-        (select coalesce(sum(occurrences), 0) from error_types_ranked) as error_type_occurrences
+    {{
+        staged_and_counted_totals({
+            'errors': {
+                'staged': "select count(*) from events where event_type = 'error'",
+                'counted_in': {
+                    'conversations': 'errors',
+                    'conversations_hourly': 'errors',
+                    'error_types_ranked': 'occurrences',
+                },
+            },
+        })
+    }}
 
 ),
 
 final as (
 
-    select *
-    from counts
-    where
-        conversation_errors != staged_errors
-        or hourly_errors != staged_errors
-        or error_type_occurrences != staged_errors
+    select * from totals
+    where counted_total != staged_total
 
 )
 

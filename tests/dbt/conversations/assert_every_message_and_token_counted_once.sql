@@ -19,30 +19,29 @@ conversations_hourly as (
 
 ),
 
-counts as (
+totals as (
 
-    select
-        (
-            select count(*) from events
-            where event_type = 'message'
-        ) as staged_messages,
-        (select coalesce(sum(total_tokens), 0) from events) as staged_tokens,
-        (select coalesce(sum(messages), 0) from conversations) as conversation_messages,
-        (select coalesce(sum(total_tokens), 0) from conversations) as conversation_tokens,
-        (select coalesce(sum(messages), 0) from conversations_hourly) as hourly_messages,
-        (select coalesce(sum(total_tokens), 0) from conversations_hourly) as hourly_tokens
+    {{
+        staged_and_counted_totals({
+            'messages': {
+                'staged': "select count(*) from events where event_type = 'message'",
+                'counted_in': {'conversations': 'messages', 'conversations_hourly': 'messages'},
+            },
+            'total_tokens': {
+                'staged': "select coalesce(sum(total_tokens), 0) from events",
+                'counted_in': {
+                    'conversations': 'total_tokens', 'conversations_hourly': 'total_tokens'
+                },
+            },
+        })
+    }}
 
 ),
 
 final as (
 
-    select *
-    from counts
-    where
-        conversation_messages != staged_messages
-        or hourly_messages != staged_messages
-        or conversation_tokens != staged_tokens
-        or hourly_tokens != staged_tokens
+    select * from totals
+    where counted_total != staged_total
 
 )
 

@@ -50,6 +50,6 @@ compared as (
 
 select * from compared
 where
-    abs(gmv_usd - publisher_revenue_usd) > 0.0000005 * (publisher_rows + 1)
+    {{ usd_differs_beyond_rounding('gmv_usd', 'publisher_revenue_usd', 'publisher_rows') }}
     or invocations != publisher_invocations
     or active_publishers != publisher_active_publishers

@@ -103,7 +103,7 @@ where
     total_invocations != daily_invocations
     or completed_invocations != daily_completed_invocations
     or errored_invocations != daily_errored_invocations
-    or abs(total_revenue - daily_revenue_usd) > 0.0000005 * (daily_rows + 1)
+    or {{ usd_differs_beyond_rounding('total_revenue', 'daily_revenue_usd', 'daily_rows') }}
     or rating_count != daily_rating_count
     or (avg_satisfaction is null) != (daily_avg_satisfaction is null)
     or abs(avg_satisfaction - daily_avg_satisfaction) > 1e-6

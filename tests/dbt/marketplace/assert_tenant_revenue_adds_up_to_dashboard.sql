@@ -50,7 +50,7 @@ compared as (
 
 select * from compared
 where
-    abs(total_revenue - tenant_revenue_usd) > 0.0000005 * (tenants + 1)
+    {{ usd_differs_beyond_rounding('total_revenue', 'tenant_revenue_usd', 'tenants') }}
     or unique_tenants != tenants
     or total_invocations != tenant_invocations
     or (avg_revenue_per_tenant is null) != (tenant_avg_revenue_usd is null)
