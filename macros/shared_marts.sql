@@ -49,6 +49,7 @@
                 'has_suppressed_metrics': 'shown',
                 'window_start_date': 'shown',
                 'window_end_date': 'shown',
+                'warehouse_last_loaded_at': 'shown',
             },
         },
         'publisher_daily_shared': {

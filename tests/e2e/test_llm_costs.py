@@ -545,8 +545,11 @@ def test_unpriced_calls_are_listed_and_warned(pipeline: Pipeline) -> None:
 
 
 def test_cost_daily_groups_tenant_agent_model_day(pipeline: Pipeline) -> None:
-    rows = {(r[0], r[1], r[2], str(r[-1])): r for r in pipeline.phase_1["llm_cost_daily"]}
+    rows = {(r[0], r[1], r[2], str(r[16])): r for r in pipeline.phase_1["llm_cost_daily"]}
     researcher = rows[("t-beta", "researcher", "gpt-4o", "2026-11-06")]
+    # its freshness: the newer of its two calls' loads (each span was inserted at its own time)
+    found = calls(pipeline)
+    assert researcher[17] == max(found[9]["loaded_at"], found[10]["loaded_at"])
     # calls, errored, unpriced; total tokens; cost; error rate, p50 and p95 (nearest rank)
     assert researcher[3:6] == (2, 1, 0)
     assert researcher[11] == 220

@@ -10,6 +10,7 @@ select
     cost_usd,
     error_rate,
     p95_duration_ms,
-    date_day
+    date_day,
+    last_loaded_at
 from marts.llm_cost_daily
 order by date_day, tenant_id, agent_name, model_name

@@ -16,6 +16,7 @@ select
     avg_revenue_per_tenant,
     has_suppressed_metrics,
     window_start_date,
-    window_end_date
+    window_end_date,
+    warehouse_last_loaded_at
 from marts.publisher_dashboard_shared
 order by publisher_id

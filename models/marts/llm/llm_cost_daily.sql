@@ -54,7 +54,10 @@ final as (
         {{ llm_call_duration_ms(0.95) }}::numeric(38, 6) as p95_duration_ms,
 
         -- dates
-        started_date as date_day
+        started_date as date_day,
+
+        -- timestamps
+        max(loaded_at) as last_loaded_at
 
     from dated_calls
     group by tenant_id, agent_name, model_name, started_date

@@ -82,16 +82,27 @@ install_tenants as (
 
 ),
 
+warehouse_freshness as (
+
+    -- how fresh the data is, platform-wide: a publisher's own newest load would tell when a
+    -- single tenant last invoked, so publisher_dashboard's rows' loads are not published
+    select max(loaded_at) as warehouse_last_loaded_at
+    from invocations
+
+),
+
 dashboard_with_tenants as (
 
     select
         dashboard.*,
+        warehouse_freshness.warehouse_last_loaded_at,
         coalesce(invocation_tenants.invoking_tenants, 0) as invoking_tenants,
         coalesce(invocation_tenants.completing_tenants, 0) as completing_tenants,
         coalesce(rating_tenants.rating_tenants, 0) as rating_tenants,
         coalesce(install_tenants.installed_tenants, 0) as installed_tenants
 
     from dashboard
+    cross join warehouse_freshness
     left join invocation_tenants
         on dashboard.publisher_id = invocation_tenants.publisher_id
     left join rating_tenants
