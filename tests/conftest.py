@@ -8,6 +8,7 @@ with a unique name and dropped afterwards: runs never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import pytest
 from loader.devtools import embedded
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult, load_file
+from loader.operations.roles import ROLE_SUFFIXES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -175,6 +177,39 @@ def run_loader(database: Database, *args: str, check: bool = True) -> subprocess
     if check and result.returncode != 0:
         raise AssertionError(f"agent-loader {args} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def drop_roles(database: Database, names: Sequence[str]) -> None:
+    """Drop those of the roles `names` that exist, with all they own in `database` (roles are
+    shared by the whole server, so a test that makes them drops them itself)."""
+    existing = [
+        row[0]
+        for row in database.query(
+            "select rolname from pg_roles where rolname = any(%s)", (list(names),)
+        )
+    ]
+    if existing:
+        database.query(f"drop owned by {', '.join(existing)} cascade")
+    for name in existing:
+        database.query(f"drop role {name}")
+
+
+@contextlib.contextmanager
+def prefixed_roles(
+    database: Database, prefix: str, logins: Mapping[str, str | None], *options: str
+) -> Iterator[subprocess.CompletedProcess]:
+    """`agent-loader roles --prefix <prefix> <options>` on `database` (its result), then the
+    login roles `logins`: login name -> the group (a `ROLE_SUFFIXES` entry) it is a member of,
+    or None for none. Afterwards, whatever happened, the logins and every group role under the
+    prefix are dropped with all they own in `database`."""
+    try:
+        result = run_loader(database, "roles", "--prefix", prefix, *options)
+        for login, group in logins.items():
+            membership = f" in role {prefix}{group}" if group else ""
+            database.query(f"create role {login} login{membership}")
+        yield result
+    finally:
+        drop_roles(database, [*logins, *(f"{prefix}{suffix}" for suffix in ROLE_SUFFIXES)])
 
 
 def load(database: Database, path: Path, **options: object) -> FileResult:

@@ -23,9 +23,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from loader.operations.roles import ROLE_SUFFIXES
 from tests.alerts.receiver import Receiver, running_receiver
-from tests.conftest import REPO, Database, Dbt, run_loader
+from tests.conftest import REPO, Database, Dbt, prefixed_roles, run_loader
 from tests.e2e.test_llm_costs import Span, insert_spans
 
 pytestmark = pytest.mark.dbt
@@ -76,13 +75,7 @@ def as_login(database: Database, login: str) -> Database:
 @pytest.fixture(scope="module")
 def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     folder: Path = tmp_path_factory.mktemp("alerts_role")
-    run_loader(module_db, "roles", "--prefix", PREFIX)
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"create role {SERVICE} login in role {PREFIX}alerts")
-            cur.execute(f"create role {READER} login")
+    with prefixed_roles(module_db, PREFIX, {SERVICE: "alerts", READER: None}):
         run_loader(module_db, "grant-tenant", READER, "tenant-a", "--prefix", PREFIX)
         spans = [
             chat_span(10 * index + call, tenant)
@@ -92,11 +85,10 @@ def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
         insert_spans(module_db, spans, batch_id=1)
         dbt = Dbt(module_db, folder / "dbt", AGENT_ANALYTICS_ROLE_PREFIX=PREFIX)
         dbt("seed")
-        with admin.cursor() as cur:
-            for tenant, budget in BUDGETS.items():
-                cur.execute(
-                    "insert into seeds.tenant_llm_budgets values (%s, %s)", (tenant, budget)
-                )
+        for tenant, budget in BUDGETS.items():
+            module_db.query(
+                "insert into seeds.tenant_llm_budgets values (%s, %s)", (tenant, budget)
+            )
         dbt("run", "--select", "+tenant_llm_metrics", "+operational_health_live", *VARS)
         with running_receiver() as hook_a, running_receiver() as hook_b:
             hooks = {"tenant-a": hook_a, "tenant-b": hook_b}
@@ -115,13 +107,6 @@ def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
             service = as_login(module_db, SERVICE)
             process = run_alerts(service, routes)
         yield Setup(module_db, service, hooks, json.loads(process.splitlines()[-1]))
-    finally:
-        with admin.cursor() as cur:
-            names = [SERVICE, READER, *(f"{PREFIX}{suffix}" for suffix in ROLE_SUFFIXES)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 def run_alerts(database: Database, routes: Path) -> str:

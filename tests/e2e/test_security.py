@@ -32,7 +32,7 @@ import psycopg2.errors
 import pytest
 
 from loader.operations.roles import ROLE_SUFFIXES
-from tests.conftest import REPO, Database, Dbt, Server, run_loader
+from tests.conftest import REPO, Database, Dbt, Server, prefixed_roles, run_loader
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
@@ -267,15 +267,8 @@ def setup(
     server: Server, module_db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
     folder: Path = tmp_path_factory.mktemp("security")
-    roles = run_loader(module_db, "roles", "--prefix", PREFIX, "--close-database", "--json")
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            for name, group in MEMBERS.items():
-                cur.execute(f"create role {LOGINS[name]} login in role {PREFIX}{group}")
-            for name in GRANTED:
-                cur.execute(f"create role {LOGINS[name]} login")
+    logins = {LOGINS[name]: MEMBERS.get(name) for name in LOGINS}
+    with prefixed_roles(module_db, PREFIX, logins, "--close-database", "--json") as roles:
         for name, grants in GRANTED.items():
             for scope, subject in grants:
                 run_loader(module_db, f"grant-{scope}", LOGINS[name], subject, "--prefix", PREFIX)
@@ -291,13 +284,6 @@ def setup(
         )
         dbt("build", *VARS)
         yield Setup(module_db, dbt, json.loads(roles.stdout))
-    finally:
-        with admin.cursor() as cur:
-            names = [*LOGINS.values(), *(f"{PREFIX}{group}" for group in GROUPS)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 def count(database: Database, relation: str, where: str = "true") -> int:
