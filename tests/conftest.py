@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -70,6 +71,17 @@ class Database:
                 rows = cur.fetchall() if cur.description else []
             conn.commit()
             return rows
+        finally:
+            conn.close()
+
+    def dicts(self, sql: str, params: object = None) -> list[dict[str, Any]]:
+        """Run one query in its own connection and return all rows as column -> value."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                names = [column.name for column in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         finally:
             conn.close()
 
