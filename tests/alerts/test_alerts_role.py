@@ -25,7 +25,7 @@ import pytest
 
 from tests.alerts.receiver import Receiver, running_receiver
 from tests.conftest import REPO, Database, Dbt, prefixed_roles, run_loader
-from tests.e2e.test_llm_costs import Span, insert_spans
+from tests.e2e.test_llm_costs import Span, insert_spans, mini_chat
 
 pytestmark = pytest.mark.dbt
 
@@ -34,8 +34,7 @@ SERVICE = f"{PREFIX}service_login"
 READER = f"{PREFIX}tenant_a_login"
 TODAY = datetime.now(timezone.utc).date()
 VARS = ("--vars", json.dumps({"as_of": TODAY.isoformat()}))
-# gpt-4o-mini-2024-07-18 (seeds/model_prices.csv): input 1.5e-7, output 6e-7 per token, so
-# 2000 prompt and 1000 completion tokens cost 2000 * 1.5e-7 + 1000 * 6e-7 = 0.0009.
+# Each call is a `mini_chat` span costing 0.0009 (seeds/model_prices.csv).
 # tenant-a: 3 calls, 0.0027 of a 0.002 budget = 1.35 (both budget rules); tenant-b: 1 call,
 # 0.0009 of 0.01 = 0.09 (none).
 CALLS = {"tenant-a": 3, "tenant-b": 1}
@@ -46,15 +45,7 @@ def chat_span(number: int, tenant: str) -> Span:
     return Span(
         number,
         "chat gpt-4o-mini",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.system": "openai",
-            "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-            "gen_ai.usage.prompt_tokens": 2000,
-            "gen_ai.usage.completion_tokens": 1000,
-            "tenant.id": tenant,
-        },
+        mini_chat(tenant),
         datetime.combine(TODAY, time(0, 0, number), tzinfo=timezone.utc),
         trace=number,
     )
