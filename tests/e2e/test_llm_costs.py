@@ -253,31 +253,21 @@ SPANS = [
     ),
     # A price valid from its day: claude-sonnet-4-6's row is valid from 2026-02-18, so a call
     # on 2026-01-10 has no price and one on 2026-11-08 does: 100 * 3e-6 + 10 * 1.5e-5 = 0.00045.
-    Span(
-        15,
-        "chat claude-sonnet-4-6",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "anthropic",
-            "gen_ai.request.model": "claude-sonnet-4-6",
-            "gen_ai.usage.input_tokens": 100,
-            "gen_ai.usage.output_tokens": 10,
-            "tenant.id": "t-delta",
-        },
-        at(10, month=1),
-    ),
-    Span(
-        16,
-        "chat claude-sonnet-4-6",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "anthropic",
-            "gen_ai.request.model": "claude-sonnet-4-6",
-            "gen_ai.usage.input_tokens": 100,
-            "gen_ai.usage.output_tokens": 10,
-            "tenant.id": "t-delta",
-        },
-        at(8),
+    *(
+        Span(
+            number,
+            "chat claude-sonnet-4-6",
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-6",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+                "tenant.id": "t-delta",
+            },
+            start,
+        )
+        for number, start in ((15, at(10, month=1)), (16, at(8)))
     ),
     # Not a GenAI span at all.
     Span(17, "GET /orders", {"http.request.method": "GET"}, at(6)),
