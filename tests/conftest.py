@@ -85,6 +85,14 @@ class Database:
         finally:
             conn.close()
 
+    def fingerprint(self, relation: str, order_by: str) -> tuple:
+        """The row count and an md5 of all rows of `relation` in `order_by` order: equal
+        fingerprints, equal contents (an incremental build against a full refresh)."""
+        return self.query(
+            f"select count(*), md5(string_agg(t::text, '|' order by {order_by}))"
+            f" from {relation} as t"
+        )[0]
+
     def scalar(self, sql: str, params: object = None) -> object:
         return self.query(sql, params)[0][0]
 

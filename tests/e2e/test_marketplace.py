@@ -558,12 +558,7 @@ def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_fin
         "intermediate.int_tool_uses_unioned": "tool_use_id",
     }
 
-    def fingerprint(table: str, key: str) -> tuple:
-        return module_db.query(
-            f"select count(*), md5(string_agg(t::text, '|' order by {key})) from {table} as t"
-        )[0]
-
-    incremental = {table: fingerprint(table, key) for table, key in fingerprints.items()}
+    incremental = {table: module_db.fingerprint(table, key) for table, key in fingerprints.items()}
     assert incremental["staging.stg_marketplace__events"][0] == module_db.scalar(
         "select count(*) from raw.marketplace_events"
     )
@@ -576,5 +571,5 @@ def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_fin
         "int_tool_uses_unioned",
         *VARS,
     )
-    full_refresh = {table: fingerprint(table, key) for table, key in fingerprints.items()}
+    full_refresh = {table: module_db.fingerprint(table, key) for table, key in fingerprints.items()}
     assert incremental == full_refresh
