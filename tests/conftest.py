@@ -8,6 +8,7 @@ with a unique name and dropped afterwards: runs never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,9 +16,10 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -26,6 +28,7 @@ import pytest
 from loader.devtools import embedded
 from loader.ingest import warehouse
 from loader.ingest.load import FileResult, load_file
+from loader.operations.roles import ROLE_SUFFIXES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,6 +73,25 @@ class Database:
             return rows
         finally:
             conn.close()
+
+    def dicts(self, sql: str, params: object = None) -> list[dict[str, Any]]:
+        """Run one query in its own connection and return all rows as column -> value."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                names = [column.name for column in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def fingerprint(self, relation: str, order_by: str) -> tuple:
+        """The row count and an md5 of all rows of `relation` in `order_by` order: equal
+        fingerprints, equal contents (an incremental build against a full refresh)."""
+        return self.query(
+            f"select count(*), md5(string_agg(t::text, '|' order by {order_by}))"
+            f" from {relation} as t"
+        )[0]
 
     def scalar(self, sql: str, params: object = None) -> object:
         return self.query(sql, params)[0][0]
@@ -175,6 +197,39 @@ def run_loader(database: Database, *args: str, check: bool = True) -> subprocess
     if check and result.returncode != 0:
         raise AssertionError(f"agent-loader {args} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def drop_roles(database: Database, names: Sequence[str]) -> None:
+    """Drop those of the roles `names` that exist, with all they own in `database` (roles are
+    shared by the whole server, so a test that makes them drops them itself)."""
+    existing = [
+        row[0]
+        for row in database.query(
+            "select rolname from pg_roles where rolname = any(%s)", (list(names),)
+        )
+    ]
+    if existing:
+        database.query(f"drop owned by {', '.join(existing)} cascade")
+    for name in existing:
+        database.query(f"drop role {name}")
+
+
+@contextlib.contextmanager
+def prefixed_roles(
+    database: Database, prefix: str, logins: Mapping[str, str | None], *options: str
+) -> Iterator[subprocess.CompletedProcess]:
+    """`agent-loader roles --prefix <prefix> <options>` on `database` (its result), then the
+    login roles `logins`: login name -> the group (a `ROLE_SUFFIXES` entry) it is a member of,
+    or None for none. Afterwards, whatever happened, the logins and every group role under the
+    prefix are dropped with all they own in `database`."""
+    try:
+        result = run_loader(database, "roles", "--prefix", prefix, *options)
+        for login, group in logins.items():
+            membership = f" in role {prefix}{group}" if group else ""
+            database.query(f"create role {login} login{membership}")
+        yield result
+    finally:
+        drop_roles(database, [*logins, *(f"{prefix}{suffix}" for suffix in ROLE_SUFFIXES)])
 
 
 def load(database: Database, path: Path, **options: object) -> FileResult:

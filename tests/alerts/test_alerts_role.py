@@ -23,10 +23,9 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from loader.operations.roles import ROLE_SUFFIXES
 from tests.alerts.receiver import Receiver, running_receiver
-from tests.conftest import REPO, Database, Dbt, run_loader
-from tests.e2e.test_llm_costs import Span, insert_spans
+from tests.conftest import REPO, Database, Dbt, prefixed_roles, run_loader
+from tests.e2e.test_llm_costs import Span, insert_spans, mini_chat
 
 pytestmark = pytest.mark.dbt
 
@@ -35,8 +34,7 @@ SERVICE = f"{PREFIX}service_login"
 READER = f"{PREFIX}tenant_a_login"
 TODAY = datetime.now(timezone.utc).date()
 VARS = ("--vars", json.dumps({"as_of": TODAY.isoformat()}))
-# gpt-4o-mini-2024-07-18 (seeds/model_prices.csv): input 1.5e-7, output 6e-7 per token, so
-# 2000 prompt and 1000 completion tokens cost 2000 * 1.5e-7 + 1000 * 6e-7 = 0.0009.
+# Each call is a `mini_chat` span costing 0.0009 (seeds/model_prices.csv).
 # tenant-a: 3 calls, 0.0027 of a 0.002 budget = 1.35 (both budget rules); tenant-b: 1 call,
 # 0.0009 of 0.01 = 0.09 (none).
 CALLS = {"tenant-a": 3, "tenant-b": 1}
@@ -47,15 +45,7 @@ def chat_span(number: int, tenant: str) -> Span:
     return Span(
         number,
         "chat gpt-4o-mini",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.system": "openai",
-            "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-            "gen_ai.usage.prompt_tokens": 2000,
-            "gen_ai.usage.completion_tokens": 1000,
-            "tenant.id": tenant,
-        },
+        mini_chat(tenant),
         datetime.combine(TODAY, time(0, 0, number), tzinfo=timezone.utc),
         trace=number,
     )
@@ -76,13 +66,7 @@ def as_login(database: Database, login: str) -> Database:
 @pytest.fixture(scope="module")
 def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     folder: Path = tmp_path_factory.mktemp("alerts_role")
-    run_loader(module_db, "roles", "--prefix", PREFIX)
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"create role {SERVICE} login in role {PREFIX}alerts")
-            cur.execute(f"create role {READER} login")
+    with prefixed_roles(module_db, PREFIX, {SERVICE: "alerts", READER: None}):
         run_loader(module_db, "grant-tenant", READER, "tenant-a", "--prefix", PREFIX)
         spans = [
             chat_span(10 * index + call, tenant)
@@ -92,11 +76,10 @@ def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
         insert_spans(module_db, spans, batch_id=1)
         dbt = Dbt(module_db, folder / "dbt", AGENT_ANALYTICS_ROLE_PREFIX=PREFIX)
         dbt("seed")
-        with admin.cursor() as cur:
-            for tenant, budget in BUDGETS.items():
-                cur.execute(
-                    "insert into seeds.tenant_llm_budgets values (%s, %s)", (tenant, budget)
-                )
+        for tenant, budget in BUDGETS.items():
+            module_db.query(
+                "insert into seeds.tenant_llm_budgets values (%s, %s)", (tenant, budget)
+            )
         dbt("run", "--select", "+tenant_llm_metrics", "+operational_health_live", *VARS)
         with running_receiver() as hook_a, running_receiver() as hook_b:
             hooks = {"tenant-a": hook_a, "tenant-b": hook_b}
@@ -115,13 +98,6 @@ def setup(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
             service = as_login(module_db, SERVICE)
             process = run_alerts(service, routes)
         yield Setup(module_db, service, hooks, json.loads(process.splitlines()[-1]))
-    finally:
-        with admin.cursor() as cur:
-            names = [SERVICE, READER, *(f"{PREFIX}{suffix}" for suffix in ROLE_SUFFIXES)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 def run_alerts(database: Database, routes: Path) -> str:

@@ -24,14 +24,12 @@ from loader.cli import main
 from loader.dashboards import build as sites
 from loader.dashboards import pages
 from loader.errors import DashboardsBuildFailed
-from loader.operations.roles import ROLE_SUFFIXES
-from tests.conftest import Database, Dbt, Server, run_loader
+from tests.conftest import Database, Dbt, Server, prefixed_roles, run_loader
 from tests.dashboards.browser import Visit, chromium, serve
 from tests.factories import marketplace_event, write_ndjson
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PREFIX = f"aa_d{uuid.uuid4().hex[:8]}_"
-GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 LOGINS = {name: f"{PREFIX}{name}_login" for name in ("operator", "publisher", "nobody")}
 
 
@@ -135,27 +133,14 @@ def warehouse(
     server: Server, module_db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Warehouse]:
     folder: Path = tmp_path_factory.mktemp("dashboards")
-    run_loader(module_db, "roles", "--prefix", PREFIX)
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"create role {LOGINS['operator']} login in role {PREFIX}bi_operator")
-            cur.execute(f"create role {LOGINS['publisher']} login")
-            cur.execute(f"create role {LOGINS['nobody']} login")
+    logins = {LOGINS["operator"]: "bi_operator", LOGINS["publisher"]: None, LOGINS["nobody"]: None}
+    with prefixed_roles(module_db, PREFIX, logins):
         run_loader(module_db, "grant-publisher", LOGINS["publisher"], "pub-big", "--prefix", PREFIX)
         run_loader(module_db, "load", str(write_ndjson(folder / "events.ndjson", events())))
         dbt = Dbt(module_db, folder / "dbt")
         variables = {"as_of": NOW.date().isoformat(), "role_prefix": PREFIX}
         dbt("build", "--vars", json.dumps(variables))
         yield Warehouse(module_db)
-    finally:
-        with admin.cursor() as cur:
-            names = [*LOGINS.values(), *(f"{PREFIX}{group}" for group in GROUPS)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 def site_data(site: Path) -> dict[str, dict[str, dict]]:

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import Database, run_loader
 from tests.docs.blocks import REPO, code_blocks
-from tests.serve import reference_marketplace
+from tests.e2e import marketplace_reference
 from tests.serve.conftest import ServeProcess, agent_event, free_port
 
 LIVE = REPO / "docs" / "live.md"
@@ -88,7 +88,7 @@ def test_the_endpoint_queue_snippet_delivers(serve: ServeProcess, db: Database) 
     assert "EndpointQueue(" in snippet
     namespace: dict[str, object] = {
         "KEY": KEY,
-        "EventCollector": reference_marketplace.EventCollector,
+        "EventCollector": marketplace_reference.EventCollector,
     }
     run_snippet(snippet.replace(DOCUMENTED_URL, serve.url), namespace)
     records = landed(serve)

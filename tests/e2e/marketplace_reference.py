@@ -1,5 +1,8 @@
 """The marketplace reference's analytics code, copied as the oracle for the marketplace marts.
 
+The one copy in the tests: the serve and docs tests also take its `EventCollector` from here,
+given a `loader.live.client.EndpointQueue` as its queue.
+
 Everything between the "seed 004, verbatim" markers is the seed article's code, reindented
 (the article lost its indentation) and reflowed to this repo's line length by `ruff format`,
 its logic unchanged. Fixes, only where it cannot run:

@@ -26,14 +26,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from loader.operations.roles import ROLE_SUFFIXES
-from tests.conftest import Database, Dbt, Server, run_loader
+from tests.conftest import Database, Dbt, Server, prefixed_roles, run_loader
 from tests.factories import marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
 
 PREFIX = f"aa_d{uuid.uuid4().hex[:8]}_"
-GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
 PUBLISHER_LOGIN = f"{PREFIX}pub_login"
 AS_OF = date(2026, 10, 15)
 MIN_TENANTS = 5
@@ -145,13 +143,8 @@ def builds(
     server: Server, module_db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Builds]:
     folder: Path = tmp_path_factory.mktemp("differencing")
-    run_loader(module_db, "roles", "--prefix", PREFIX)
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"create role {PUBLISHER_LOGIN} login")
-            cur.execute(f"create role {PREFIX}dbt_login login in role {PREFIX}transformer")
+    logins = {PUBLISHER_LOGIN: None, f"{PREFIX}dbt_login": "transformer"}
+    with prefixed_roles(module_db, PREFIX, logins):
         run_loader(module_db, "grant-publisher", PUBLISHER_LOGIN, "pub-a", "--prefix", PREFIX)
         run_loader(module_db, "load", str(write_ndjson(folder / "base.ndjson", base_events())))
         dbt = Dbt(
@@ -162,13 +155,6 @@ def builds(
         built = Builds(module_db, dbt, folder)
         built.build(AS_OF)
         yield built
-    finally:
-        with admin.cursor() as cur:
-            names = [PUBLISHER_LOGIN, f"{PREFIX}dbt_login", *(f"{PREFIX}{g}" for g in GROUPS)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 DASHBOARD = (

@@ -132,17 +132,6 @@ class Built:
     daily: list[dict[str, Any]]
 
 
-def dicts(database: Database, sql: str) -> list[dict[str, Any]]:
-    conn = database.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            names = [column.name for column in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def built(
     module_db: Database, dbt: Dbt, stand_in: str, tmp_path_factory: pytest.TempPathFactory
@@ -171,8 +160,8 @@ def built(
     yield Built(
         list(StandIn.received),
         module_db.query("select resource_attributes ->> 'tenant.id', scope_name from raw.spans"),
-        dicts(module_db, "select * from marts.fct_llm_calls order by tenant_id, started_at"),
-        dicts(module_db, "select * from marts.llm_cost_daily order by tenant_id"),
+        module_db.dicts("select * from marts.fct_llm_calls order by tenant_id, started_at"),
+        module_db.dicts("select * from marts.llm_cost_daily order by tenant_id"),
     )
 
 

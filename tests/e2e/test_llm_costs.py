@@ -69,6 +69,22 @@ def at(day: int, hour: int = 9, month: int = 11) -> datetime:
 
 # --- the spans, with their prices (seeds/model_prices.csv) and costs worked out by hand -----
 
+
+def mini_chat(tenant: str) -> dict[str, Any]:
+    """A chat span's attributes in the older conventions (gen_ai.system, prompt and completion
+    tokens), the tenant among them. gpt-4o-mini-2024-07-18: input 1.5e-7, output 6e-7 per
+    token, so 2000 * 1.5e-7 + 1000 * 6e-7 = 0.0009."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.usage.prompt_tokens": 2000,
+        "gen_ai.usage.completion_tokens": 1000,
+        "tenant.id": tenant,
+    }
+
+
 SPANS = [
     # Current GenAI conventions (OpenAI instrumentation, latest mode); tenant on the resource.
     # gpt-4o-2024-08-06 (the response model wins over gpt-4o): input 2.5e-6, output 1e-5,
@@ -115,24 +131,8 @@ SPANS = [
         at(5),
         resource={"tenant.id": "t-acme"},
     ),
-    # Older conventions (the OpenAI instrumentation's default): gen_ai.system, prompt and
-    # completion tokens. gpt-4o-mini-2024-07-18: 1.5e-7, 6e-7.
-    # 2000 * 1.5e-7 + 1000 * 6e-7 = 0.0009.
-    Span(
-        4,
-        "chat gpt-4o-mini",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.system": "openai",
-            "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-            "gen_ai.usage.prompt_tokens": 2000,
-            "gen_ai.usage.completion_tokens": 1000,
-            "tenant.id": "t-acme",
-        },
-        at(6),
-        duration_ms=800,
-    ),
+    # Older conventions (the OpenAI instrumentation's default): 0.0009, see mini_chat.
+    Span(4, "chat gpt-4o-mini", mini_chat("t-acme"), at(6), duration_ms=800),
     # OpenLLMetry, failed with a rate limit: gpt-4o (2.5e-6, 1e-5).
     # 10 * 2.5e-6 + 20 * 1e-5 = 0.000225.
     Span(
@@ -253,31 +253,21 @@ SPANS = [
     ),
     # A price valid from its day: claude-sonnet-4-6's row is valid from 2026-02-18, so a call
     # on 2026-01-10 has no price and one on 2026-11-08 does: 100 * 3e-6 + 10 * 1.5e-5 = 0.00045.
-    Span(
-        15,
-        "chat claude-sonnet-4-6",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "anthropic",
-            "gen_ai.request.model": "claude-sonnet-4-6",
-            "gen_ai.usage.input_tokens": 100,
-            "gen_ai.usage.output_tokens": 10,
-            "tenant.id": "t-delta",
-        },
-        at(10, month=1),
-    ),
-    Span(
-        16,
-        "chat claude-sonnet-4-6",
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "anthropic",
-            "gen_ai.request.model": "claude-sonnet-4-6",
-            "gen_ai.usage.input_tokens": 100,
-            "gen_ai.usage.output_tokens": 10,
-            "tenant.id": "t-delta",
-        },
-        at(8),
+    *(
+        Span(
+            number,
+            "chat claude-sonnet-4-6",
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-6",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+                "tenant.id": "t-delta",
+            },
+            start,
+        )
+        for number, start in ((15, at(10, month=1)), (16, at(8)))
     ),
     # Not a GenAI span at all.
     Span(17, "GET /orders", {"http.request.method": "GET"}, at(6)),

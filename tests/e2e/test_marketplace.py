@@ -240,17 +240,6 @@ def loaded(module_db: Database, dbt: Dbt, tmp_path_factory: pytest.TempPathFacto
     return {"records": batch.records, "build": result.stdout, "folder": folder}
 
 
-def rows(db: Database, sql: str) -> list[dict]:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            names = [column.name for column in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        conn.close()
-
-
 def seed_dashboards(records: list[dict]) -> dict[str, PublisherDashboardMetrics]:
     store = InMemoryEventStore([event_from_record(r) for r in records], AS_OF)
     service = PublisherAnalyticsService(store)
@@ -281,7 +270,7 @@ def test_dashboard_rates_and_money_are_stored_at_a_fixed_scale(loaded, module_db
     """Rates at 8 decimals, money and averages at 6: the exact value, rounded half up once."""
     eight, six = Decimal("1e-8"), Decimal("1e-6")
     checked = 0
-    for mart in rows(module_db, "select * from marts.publisher_dashboard"):
+    for mart in module_db.dicts("select * from marts.publisher_dashboard"):
         if not mart["total_invocations"]:
             continue
         exact_rate = Decimal(mart["errored_invocations"]) / Decimal(mart["total_invocations"])
@@ -299,7 +288,7 @@ def test_dashboard_rates_and_money_are_stored_at_a_fixed_scale(loaded, module_db
 def test_dashboard_matches_the_seed_reference_field_by_field(loaded, module_db):
     dashboards = {
         row["publisher_id"]: row
-        for row in rows(module_db, "select * from marts.publisher_dashboard")
+        for row in module_db.dicts("select * from marts.publisher_dashboard")
     }
     seed = seed_dashboards(loaded["records"])
     assert set(dashboards) == set(seed)
@@ -348,8 +337,8 @@ def test_incomplete_invocations_are_counted_with_the_seed_rules(loaded, module_d
     # properties.
     # Missing cost earns 0; missing duration is left out of the latency figures.
     assert module_db.scalar("select count(*) from raw.quarantine") == 0
-    [mart] = rows(
-        module_db, "select * from marts.publisher_dashboard where publisher_id = 'pub-partial'"
+    [mart] = module_db.dicts(
+        "select * from marts.publisher_dashboard where publisher_id = 'pub-partial'"
     )
     assert (
         mart["total_invocations"],
@@ -364,8 +353,8 @@ def test_incomplete_invocations_are_counted_with_the_seed_rules(loaded, module_d
     assert round(mart["avg_revenue_per_tenant"], 6) == Decimal("0.133333")
     tenants = {
         r["tenant_id"]: (r["invocations"], r["revenue_usd"])
-        for r in rows(
-            module_db, "select * from marts.tenant_revenue where publisher_id = 'pub-partial'"
+        for r in module_db.dicts(
+            "select * from marts.tenant_revenue where publisher_id = 'pub-partial'"
         )
     }
     assert tenants == {
@@ -390,7 +379,7 @@ def test_p95_is_nearest_rank_and_the_seed_index_is_one_too_high_on_multiples_of_
 ):
     dashboards = {
         row["publisher_id"]: row
-        for row in rows(module_db, "select * from marts.publisher_dashboard")
+        for row in module_db.dicts("select * from marts.publisher_dashboard")
     }
     seed = seed_dashboards(loaded["records"])
     for publisher, expected in seed.items():
@@ -423,7 +412,7 @@ def test_active_installs_follow_the_latest_install_event(loaded, module_db):
         expected[publisher] += record["event_type"] == "install"
     dashboards = {
         r["publisher_id"]: r["active_installs"]
-        for r in rows(module_db, "select * from marts.publisher_dashboard")
+        for r in module_db.dicts("select * from marts.publisher_dashboard")
     }
     assert (
         {p: n for p, n in dashboards.items() if n}
@@ -441,7 +430,7 @@ def test_active_installs_follow_the_latest_install_event(loaded, module_db):
 def test_tool_usage_keeps_the_seed_breakdown_and_fills_failure_rates(loaded, module_db):
     usage = {
         (r["publisher_id"], r["tool_name"]): r
-        for r in rows(module_db, "select * from marts.publisher_tool_usage")
+        for r in module_db.dicts("select * from marts.publisher_tool_usage")
     }
     for publisher, metrics in seed_dashboards(loaded["records"]).items():
         listed = {
@@ -466,7 +455,7 @@ def test_tool_usage_keeps_the_seed_breakdown_and_fills_failure_rates(loaded, mod
 
 
 def test_insights_hold_exactly_the_planted_findings(loaded, module_db):
-    found = rows(module_db, "select * from marts.insights")
+    found = module_db.dicts("select * from marts.insights")
     assert {(r["rule_id"], r["publisher_id"], r["tool_name"]) for r in found} == PLANTED_FINDINGS
     by_rule = {r["rule_id"]: r for r in found}
     assert by_rule["high_error_rate"]["severity"] == "critical"
@@ -500,7 +489,7 @@ def test_seed_insight_engine_flags_small_and_silent_publishers_and_misses_tools(
     # Where both fire, the texts are the seed's (p95: the value differs on multiples of 20).
     ours = {
         (r["rule_id"], r["publisher_id"], r["tool_name"]): r
-        for r in rows(module_db, "select * from marts.insights")
+        for r in module_db.dicts("select * from marts.insights")
     }
     for key in PLANTED_FINDINGS - missed:
         mine, theirs = ours[key], seed_findings[key]
@@ -550,11 +539,10 @@ def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_fin
 
     found = {
         (r["rule_id"], r["publisher_id"], r["tool_name"])
-        for r in rows(module_db, "select * from marts.insights")
+        for r in module_db.dicts("select * from marts.insights")
     }
     assert found == PLANTED_FINDINGS - {("high_error_rate", "pub-errors", None)}
-    history = rows(
-        module_db,
+    history = module_db.dicts(
         "select rule_id, publisher_id, dbt_valid_from, dbt_valid_to from marts.insights_history",
     )
     assert len(history) == len(PLANTED_FINDINGS)
@@ -570,12 +558,7 @@ def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_fin
         "intermediate.int_tool_uses_unioned": "tool_use_id",
     }
 
-    def fingerprint(table: str, key: str) -> tuple:
-        return module_db.query(
-            f"select count(*), md5(string_agg(t::text, '|' order by {key})) from {table} as t"
-        )[0]
-
-    incremental = {table: fingerprint(table, key) for table, key in fingerprints.items()}
+    incremental = {table: module_db.fingerprint(table, key) for table, key in fingerprints.items()}
     assert incremental["staging.stg_marketplace__events"][0] == module_db.scalar(
         "select count(*) from raw.marketplace_events"
     )
@@ -588,5 +571,5 @@ def test_incremental_build_equals_full_refresh_and_history_shows_the_cleared_fin
         "int_tool_uses_unioned",
         *VARS,
     )
-    full_refresh = {table: fingerprint(table, key) for table, key in fingerprints.items()}
+    full_refresh = {table: module_db.fingerprint(table, key) for table, key in fingerprints.items()}
     assert incremental == full_refresh

@@ -32,7 +32,7 @@ import psycopg2.errors
 import pytest
 
 from loader.operations.roles import ROLE_SUFFIXES
-from tests.conftest import REPO, Database, Dbt, Server, run_loader
+from tests.conftest import REPO, Database, Dbt, Server, prefixed_roles, run_loader
 from tests.factories import agent_event, marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
@@ -226,6 +226,16 @@ def as_role(database: Database, login: str) -> Database:
     return Database({**database.params, "user": login})
 
 
+@contextlib.contextmanager
+def scratch_role(database: Database, name: str, options: str = "login") -> Iterator[str]:
+    """The role `name`, created with `options` for one test and dropped after it."""
+    database.query(f"create role {name} {options}")
+    try:
+        yield name
+    finally:
+        database.query(f"drop role {name}")
+
+
 def connect(database: Database, name: str, *statements: str) -> psycopg2.extensions.connection:
     """A connection as the test login `name` (or a login role's own name), after running
     `statements` in it."""
@@ -267,15 +277,8 @@ def setup(
     server: Server, module_db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
     folder: Path = tmp_path_factory.mktemp("security")
-    roles = run_loader(module_db, "roles", "--prefix", PREFIX, "--close-database", "--json")
-    admin = module_db.connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            for name, group in MEMBERS.items():
-                cur.execute(f"create role {LOGINS[name]} login in role {PREFIX}{group}")
-            for name in GRANTED:
-                cur.execute(f"create role {LOGINS[name]} login")
+    logins = {LOGINS[name]: MEMBERS.get(name) for name in LOGINS}
+    with prefixed_roles(module_db, PREFIX, logins, "--close-database", "--json") as roles:
         for name, grants in GRANTED.items():
             for scope, subject in grants:
                 run_loader(module_db, f"grant-{scope}", LOGINS[name], subject, "--prefix", PREFIX)
@@ -291,13 +294,6 @@ def setup(
         )
         dbt("build", *VARS)
         yield Setup(module_db, dbt, json.loads(roles.stdout))
-    finally:
-        with admin.cursor() as cur:
-            names = [*LOGINS.values(), *(f"{PREFIX}{group}" for group in GROUPS)]
-            cur.execute(f"drop owned by {', '.join(names)} cascade")
-            for name in names:
-                cur.execute(f"drop role if exists {name}")
-        admin.close()
 
 
 def count(database: Database, relation: str, where: str = "true") -> int:
@@ -515,24 +511,19 @@ def test_explain_and_catalog_statistics_reveal_no_other_tenant(setup):
 
 def test_the_database_is_closed_to_roles_that_are_not_the_projects(setup):
     db = setup.database
-    stranger = f"{PREFIX}stranger"
-    db.query(f"create role {stranger} login")
-    try:
+    with scratch_role(db, f"{PREFIX}stranger") as stranger:
         with pytest.raises(psycopg2.OperationalError, match="permission denied"):
             as_role(db, stranger).connect()
         assert db.scalar(
             "select not has_database_privilege('public', current_database(), 'connect')"
             " and not has_database_privilege('public', current_database(), 'temporary')"
         )
-    finally:
-        db.query(f"drop role {stranger}")
 
 
 def test_roles_never_alters_a_role_it_did_not_create(setup):
     db = setup.database
     other = f"aa_x{uuid.uuid4().hex[:8]}_"
-    db.query(f"create role {other}loader createdb")
-    try:
+    with scratch_role(db, f"{other}loader", "createdb"):
         result = run_loader(db, "roles", "--prefix", other, check=False)
         assert result.returncode == 1
         assert f"{other}loader exist but were not created by agent-loader roles" in result.stderr
@@ -540,15 +531,11 @@ def test_roles_never_alters_a_role_it_did_not_create(setup):
         assert db.query(
             "select rolname, rolcreatedb from pg_roles where rolname like %s", (f"{other}%",)
         ) == [(f"{other}loader", True)]
-    finally:
-        db.query(f"drop role {other}loader")
 
 
 def test_grant_refuses_logins_row_level_security_would_not_bind(setup):
     db = setup.database
-    bypasser = f"{PREFIX}bypasser"
-    db.query(f"create role {bypasser} login bypassrls")
-    try:
+    with scratch_role(db, f"{PREFIX}bypasser", "login bypassrls") as bypasser:
         cases = {
             bypasser: "BYPASSRLS",
             f"{PREFIX}nobody": "does not exist",
@@ -568,15 +555,11 @@ def test_grant_refuses_logins_row_level_security_would_not_bind(setup):
             )
             == 0
         )
-    finally:
-        db.query(f"drop role {bypasser}")
 
 
 def test_revoke_narrows_then_removes_a_logins_access(setup):
     db = setup.database
-    login = f"{PREFIX}revoked_login"
-    db.query(f"create role {login} login")
-    try:
+    with scratch_role(db, f"{PREFIX}revoked_login") as login:
         for tenant in ("tenant-4", "tenant-5"):
             run_loader(db, "grant-tenant", login, tenant, "--prefix", PREFIX)
         again = run_loader(db, "grant-tenant", login, "tenant-4", "--prefix", PREFIX, "--json")
@@ -597,8 +580,6 @@ def test_revoke_narrows_then_removes_a_logins_access(setup):
         with pytest.raises(psycopg2.OperationalError, match="permission denied"):
             connect(db, login)
         assert not db.scalar("select pg_has_role(%s, %s, 'member')", (login, f"{PREFIX}bi_tenant"))
-    finally:
-        db.query(f"drop role {login}")
 
 
 COVERAGE = """

@@ -14,7 +14,7 @@ import pytest
 
 from loader.ingest import warehouse
 from loader.operations.roles import ROLE_SUFFIXES
-from tests.conftest import Database, run_loader
+from tests.conftest import Database, drop_roles, run_loader
 from tests.factories import agent_event, write_ndjson
 
 GROUPS = ROLE_SUFFIXES  # every group role `agent-loader roles` creates
@@ -26,13 +26,7 @@ def prefix(db: Database) -> Iterator[str]:
     prefix = f"aa_g{uuid.uuid4().hex[:8]}_"
     db.query(f"create role {prefix}login login")
     yield prefix
-    names = [f"{prefix}login", *(f"{prefix}{group}" for group in GROUPS)]
-    existing = [
-        row[0] for row in db.query("select rolname from pg_roles where rolname = any(%s)", (names,))
-    ]
-    db.query(f"drop owned by {', '.join(existing)} cascade")
-    for name in existing:
-        db.query(f"drop role {name}")
+    drop_roles(db, [f"{prefix}login", *(f"{prefix}{group}" for group in GROUPS)])
 
 
 def member_of(db: Database, login: str, group: str) -> bool:

@@ -185,6 +185,16 @@ def test_counts_reconcile_for_every_file(db, tmp_path):
     assert totals == (raw_rows, count(db, "quarantine")) == (3, 2)
 
 
+def assert_refused_as_changed_then_retried(db, path, changed):
+    """`changed` (the load of `path` that saw it change) failed saying so and loaded nothing;
+    the next load of `path` loads it, and the ledger shows both."""
+    assert changed.status == "failed"
+    assert "changed while it was being loaded" in changed.error
+    assert count(db, "agent_events") == 0
+    assert load(db, path).status == "loaded"
+    assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+
+
 def test_a_large_file_that_changes_while_loading_loads_nothing_and_is_retried(db, tmp_path):
     """Over IN_MEMORY_BYTES a file is read twice: a checksum that differs means it changed."""
     path = write_ndjson(tmp_path / "b.ndjson", [agent_event()])
@@ -193,11 +203,7 @@ def test_a_large_file_that_changes_while_loading_loads_nothing_and_is_retried(db
         mock.patch.object(load_module, "file_checksum", return_value=("0" * 64, 1)),
     ):
         changed = load(db, path)
-    assert changed.status == "failed"
-    assert "changed while it was being loaded" in changed.error
-    assert count(db, "agent_events") == 0
-    assert load(db, path).status == "loaded"
-    assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+    assert_refused_as_changed_then_retried(db, path, changed)
 
 
 def test_a_small_file_written_to_after_it_was_listed_loads_nothing_and_is_retried(db, tmp_path):
@@ -212,11 +218,7 @@ def test_a_small_file_written_to_after_it_was_listed_loads_nothing_and_is_retrie
 
     with mock.patch.object(load_module, "_loaded_file", lookup_while_a_collector_appends):
         changed = load(db, path)
-    assert changed.status == "failed"
-    assert "changed while it was being loaded" in changed.error
-    assert count(db, "agent_events") == 0
-    assert load(db, path).status == "loaded"
-    assert [row[0] for row in ledger(db)] == ["failed", "loaded"]
+    assert_refused_as_changed_then_retried(db, path, changed)
 
 
 def test_a_large_file_loaded_before_under_another_name_is_skipped(db, tmp_path):

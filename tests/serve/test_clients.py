@@ -15,8 +15,8 @@ import pytest
 
 from loader.live.client import BatchRefused, EndpointQueue, EventCollector
 from tests.conftest import Database, run_loader
+from tests.e2e import marketplace_reference as marketplace
 from tests.serve import reference_collector as reference
-from tests.serve import reference_marketplace as marketplace
 from tests.serve.conftest import agent_event, free_port, start_follow
 
 
