@@ -1,11 +1,11 @@
-"""The LLM cost and margin page, with LLM calls to show, in headless Chromium.
+"""The LLM cost and the conversations pages, with data to show, in headless Chromium.
 
-test_dashboards.py opens every page on a warehouse without spans, so its LLM page shows no
-call. Here the warehouse holds one tenant's revenue (marketplace events) and its GenAI spans
-(OTLP JSON, as the Collector's file exporter writes it), loaded by `agent-loader load`; the
-marts are built by dbt, the operator site by `agent-loader dashboards build`, and the figures
-the page shows and the margin row its data holds are compared with values worked out here
-from the planted events and seeds/model_prices.csv.
+test_dashboards.py opens every page on a warehouse of marketplace events only, so its LLM and
+conversations pages show nothing. Here the warehouse also holds one tenant's GenAI spans (OTLP
+JSON, as the Collector's file exporter writes it) and three conversations' events, loaded by
+`agent-loader load`; the marts are built by dbt, the operator site by `agent-loader dashboards
+build`, and the figures the pages show (and the margin row the LLM page's data holds) are
+compared with values worked out here from the planted records and seeds/model_prices.csv.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Database, Dbt, run_loader
 from tests.dashboards.browser import chromium, serve
-from tests.factories import marketplace_event, write_ndjson
+from tests.factories import agent_event, marketplace_event, write_ndjson
 
 pytestmark = pytest.mark.dbt
 
@@ -79,6 +79,24 @@ def site(module_db: Database, dbt: Dbt, tmp_path_factory: pytest.TempPathFactory
             }
         ]
     }
+    # conv-a: two messages and an error; conv-b: one message; conv-c: a message in this hour
+    # and one in the next. 3 conversations, 5 messages, 1 error.
+    hour_later = WHEN + timedelta(hours=1)
+    conversation = [
+        ("conv-a", "message", WHEN), ("conv-a", "message", WHEN), ("conv-a", "error", WHEN),
+        ("conv-b", "message", WHEN), ("conv-c", "message", WHEN), ("conv-c", "message", hour_later),
+    ]  # fmt: skip
+    write_ndjson(
+        folder / "conversations.ndjson",
+        [
+            agent_event(
+                conversation_id=conv,
+                event_type=kind,
+                timestamp=moment.replace(tzinfo=None).isoformat(),
+            )
+            for conv, kind, moment in conversation
+        ],
+    )
     (folder / "traces.json.gz").write_bytes(gzip.compress(json.dumps(request).encode() + b"\n"))
     write_ndjson(folder / "events.ndjson", events)
     run_loader(module_db, "load", str(folder))
@@ -105,3 +123,12 @@ def test_the_llm_page_shows_the_calls_cost_and_margin_of_the_spans(
     assert row["llm_cost_usd"] == pytest.approx(COST)
     assert row["margin_usd"] == pytest.approx(MARGIN)
     assert row["margin_rate"] == pytest.approx(MARGIN / REVENUE)
+
+
+def test_the_conversations_page_counts_each_conversation_once(site: Path, tmp_path: Path) -> None:
+    with chromium() as browser, serve(site) as url:
+        visit = browser.open(f"{url}/conversations.html", tmp_path / "conversations.png")
+    assert visit.problems == []
+    # conv-c has messages in two hours: it is still one conversation
+    assert (visit.figures["Conversations"], visit.figures["Messages"]) == ("3", "5")
+    assert visit.figures["Errors"] == "1"
