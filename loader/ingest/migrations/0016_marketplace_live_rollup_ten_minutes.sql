@@ -25,6 +25,26 @@ returns timestamptz
 language sql immutable parallel safe
 return date_bin('10 minutes', event_ts, timestamptz '1970-01-01 00:00:00+00');
 
+-- The 10-minute rows of the 1-minute rows of `minutes` (a relation with the rollup's columns
+-- but `bucket_minutes`), in the rollup's column order: each the sums of one publisher's,
+-- agent's, outcome's and bin's rows of its ten minutes. Written once: read by the insert
+-- trigger's statement, the backfill below and bench/ingest_bench.py's planted history.
+create function raw.marketplace_live_ten_minute_sums(minutes text) returns text
+language sql immutable parallel safe
+return format($sql$
+    select
+        raw.marketplace_live_ten_minute_bucket(bucket_at) as bucket_at,
+        publisher_id, agent_id, is_success, duration_bin,
+        sum(invocations) as invocations,
+        sum(duration_sum) as duration_sum,
+        min(duration_min) as duration_min,
+        max(duration_max) as duration_max,
+        max(last_event_ts) as last_event_ts,
+        10 as bucket_minutes
+    from %s
+    group by 1, 2, 3, 4, 5
+$sql$, minutes);
+
 -- As 0015's, and each group of invocations also added to its 10-minute bucket, in the same
 -- statement (the rows sorted by key over both levels: one lock order for every statement).
 create or replace function raw.marketplace_live_rollup_merge(events text) returns text
@@ -55,24 +75,15 @@ return format($sql$
         group by 1, 2, 3, 4, 5
     )
     insert into raw.marketplace_live_rollup as r (
-        bucket_at, bucket_minutes, publisher_id, agent_id, is_success, duration_bin,
-        invocations, duration_sum, duration_min, duration_max, last_event_ts
+        bucket_at, publisher_id, agent_id, is_success, duration_bin, invocations,
+        duration_sum, duration_min, duration_max, last_event_ts, bucket_minutes
     )
-    select
-        bucket_at, 1, publisher_id, agent_id, is_success, duration_bin,
-        invocations, duration_sum, duration_min, duration_max, last_event_ts
-    from minutes
+    select *, 1 from minutes
     union all
-    select
-        raw.marketplace_live_ten_minute_bucket(bucket_at), 10, publisher_id, agent_id,
-        is_success, duration_bin,
-        sum(invocations), sum(duration_sum), min(duration_min), max(duration_max),
-        max(last_event_ts)
-    from minutes
-    group by 1, 3, 4, 5, 6
+    %s
     -- one lock order for every statement: two wait for each other, never deadlock (two
     -- files of several segments each can; the loader then loads the one rolled back again)
-    order by 1, 2, 3, 4, 5, 6
+    order by 1, 11, 2, 3, 4, 5
     on conflict (bucket_at, bucket_minutes, publisher_id, agent_id, is_success, duration_bin)
     do update
     set invocations = r.invocations + excluded.invocations,
@@ -80,7 +91,7 @@ return format($sql$
         duration_min = least(r.duration_min, excluded.duration_min),
         duration_max = greatest(r.duration_max, excluded.duration_max),
         last_event_ts = greatest(r.last_event_ts, excluded.last_event_ts)
-$sql$, events);
+$sql$, events, raw.marketplace_live_ten_minute_sums('minutes'));
 
 -- The 10-minute buckets (of a publisher and agent) a delete or update touched, both levels,
 -- counted again from raw: 0015's recount, by whole 10-minute buckets.
@@ -119,14 +130,9 @@ end
 $$;
 
 -- The 10-minute buckets of the rows already there (the triggers keep them from now on).
-insert into raw.marketplace_live_rollup (
-    bucket_at, bucket_minutes, publisher_id, agent_id, is_success, duration_bin,
-    invocations, duration_sum, duration_min, duration_max, last_event_ts
-)
-select
-    raw.marketplace_live_ten_minute_bucket(bucket_at), 10, publisher_id, agent_id,
-    is_success, duration_bin,
-    sum(invocations), sum(duration_sum), min(duration_min), max(duration_max),
-    max(last_event_ts)
-from raw.marketplace_live_rollup
-group by 1, 3, 4, 5, 6;
+do $$
+begin
+    execute 'insert into raw.marketplace_live_rollup '
+        || raw.marketplace_live_ten_minute_sums('raw.marketplace_live_rollup');
+end
+$$;
