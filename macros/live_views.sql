@@ -29,3 +29,41 @@
 {% macro live_bucket(timestamp) -%}
     raw.marketplace_live_bucket({{ timestamp }})
 {%- endmacro %}
+
+
+{#-
+    Start of the 10-minute bucket of the live rollup holding `timestamp`: the loader's own
+    function (loader/ingest/migrations/0016_marketplace_live_rollup_ten_minutes.sql), whose
+    rows sum the rollup's ten 1-minute buckets. PostgreSQL only, as the rollup.
+-#}
+{% macro live_ten_minute_bucket(timestamp) -%}
+    raw.marketplace_live_ten_minute_bucket({{ timestamp }})
+{%- endmacro %}
+
+
+{#-
+    Start of the live window of `minutes` ending at `window_end_at`: the 1-minute bucket
+    holding its start, so the window is whole buckets (`window_start_at` of
+    `operational_health_live`).
+-#}
+{% macro live_window_start(window_end_at, minutes) -%}
+    {{ live_bucket(minus_minutes(window_end_at, minutes)) }}
+{%- endmacro %}
+
+
+{#-
+    The interior of that window, [start, end): its 10-minute buckets that start in it and have
+    ended (the rollup has every minute of them, and none after `window_end_at`). A window reads
+    the rows of the interior's 10-minute buckets and the 1-minute rows around it (from the
+    window's start, and from the interior's end up to `window_end_at`): each minute once.
+    The first whole 10-minute bucket is that of the start plus 9 minutes, the start being a
+    1-minute bucket's.
+-#}
+{% macro live_window_interior_start(window_end_at, minutes) -%}
+    {%- set start_at = live_window_start(window_end_at, minutes) %}
+    {{ live_ten_minute_bucket(start_at ~ " + interval '9 minutes'") }}
+{%- endmacro %}
+
+{% macro live_window_interior_end(window_end_at) -%}
+    {{ live_ten_minute_bucket(window_end_at) }}
+{%- endmacro %}

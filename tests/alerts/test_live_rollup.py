@@ -259,3 +259,74 @@ def test_the_triggers_duration_bound_is_limits_py() -> None:
     migration = (REPO / "loader/ingest/migrations/0015_marketplace_live_rollup.sql").read_text()
     [bound] = re.findall(r"between 0 and (\S+)\n", migration)
     assert Decimal(bound) == limits.MAX_MILLISECONDS
+
+
+def test_ten_minute_buckets_keep_every_window_exact_across_their_edges(
+    module_db: Database, built: None, tmp_path: Path
+) -> None:
+    """The windows read the 10-minute buckets whole in them and 1-minute ones around them:
+    still the daily definitions exactly, with invocations on every 10-minute edge (the last
+    and first millisecond of each bucket), late ones in ended buckets, future ones, and a
+    delete counted again; and each 10-minute row is the sum of its 1-minute rows."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    first_edge = bucket_of(now - timedelta(minutes=80))
+    first_edge -= timedelta(minutes=first_edge.minute % 10)
+    edges = [first_edge + timedelta(minutes=10 * k) for k in range(10)]
+    times = [edge + offset for edge in edges for offset in (
+        -timedelta(milliseconds=1), timedelta(0), timedelta(seconds=59.999),
+        timedelta(minutes=1), timedelta(minutes=9, seconds=59, milliseconds=999),
+    )]  # fmt: skip
+    times += [now - timedelta(seconds=17 * n) for n in range(300)]
+    # and some in the future (the contract allows a day of clock skew): a window ends at now
+    times = [t for t in times if t <= now] + [now + timedelta(minutes=m) for m in range(1, 13)]
+
+    def invocation(n: int, at: datetime) -> Invocation:
+        return Invocation(
+            publisher_id="edges-1",
+            agent_id=f"agent-{n % 2}",
+            is_success=n % 6 != 0,
+            duration_ms=None if n % 11 == 0 else Decimal((n * 29) % 100),
+            finished_at=at,
+        )
+
+    invocations = [invocation(n, at) for n, at in enumerate(times)]
+    load(module_db, tmp_path, invocations, "edges")
+    # a later load into buckets that have ended, then a delete counted again
+    late = [invocation(n, now - timedelta(minutes=25 + n % 30, seconds=n)) for n in range(40)]
+    load(module_db, tmp_path, late, "late")
+    module_db.query(
+        "delete from raw.marketplace_events where id in ('edges-3', 'edges-7', 'late-5')"
+    )
+    kept = [i for n, i in enumerate(invocations) if n not in (3, 7)]
+    kept += [i for n, i in enumerate(late) if n != 5]
+
+    rows = live_rows(module_db, "edges-%")
+    assert len(rows) == 6
+    for row in rows:
+        mine = [i for i in kept if i.agent_id == row["agent_id"]]
+        want = expected_row(mine, row["window_start_at"], row["window_end_at"])
+        assert want["invocations"] > 0
+        assert_counts_and_mean(row, want)
+        got = [row[f"p{p}_response_time_ms"] for p in (50, 95, 99)]
+        assert got == [rounded(value, 6) for value in want["percentiles"]], row
+
+    # the 60-minute window did read 10-minute buckets, only ended ones, and no bucket after now
+    [(ended, unended, future)] = module_db.query(
+        "select"
+        " count(*) filter (where bucket_minutes = 10 and bucket_at + interval '10 min' <= now()),"
+        " count(*) filter (where bucket_minutes = 10 and bucket_at + interval '10 min' > now()),"
+        " count(*) filter (where bucket_at > now())"
+        " from staging.stg_marketplace__invocation_buckets where publisher_id = 'edges-1'"
+    )
+    assert (ended > 0, unended, future) == (True, 0, 0)
+    sums = (
+        "select {bucket}, publisher_id, agent_id, is_success, duration_bin, sum(invocations),"
+        " sum(duration_sum), min(duration_min), max(duration_max), max(last_event_ts)"
+        " from raw.marketplace_live_rollup where publisher_id = 'edges-1' and bucket_minutes = {m}"
+        " group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5"
+    )
+    minutes = module_db.query(
+        sums.format(bucket="raw.marketplace_live_ten_minute_bucket(bucket_at)", m=1)
+    )
+    assert module_db.query(sums.format(bucket="bucket_at", m=10)) == minutes
+    assert len(minutes) > 10
