@@ -9,7 +9,8 @@
     `invocations` and ends with `select * from final`.
 
     `rolled_up` false: `invocations` holds one row per invocation (`publisher_id`, `agent_id`,
-    `is_success`, `duration_ms`, `finished_at`); a window is (`window_end_at` minus its
+    `is_success`, `duration_ms`, `finished_at`, `loaded_at`: the rows gain `last_loaded_at`);
+    a window is (`window_end_at` minus its
     minutes, `window_end_at`], percentiles are exact (`response_time_ms`).
     `rolled_up` true: `invocations` holds the live rollup's rows (one per 1- or 10-minute
     bucket, publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`);
@@ -153,7 +154,8 @@ windowed as (
         {{ response_time_ms(0.50) }} as p50_response_time_ms,
         {{ response_time_ms(0.95) }} as p95_response_time_ms,
         {{ response_time_ms(0.99) }} as p99_response_time_ms,
-        max(finished_at) as last_finished_at
+        max(finished_at) as last_finished_at,
+        max(loaded_at) as last_loaded_at
 {%- endset -%}
 windows as (
 
@@ -203,7 +205,9 @@ final as (
         cast(p99_response_time_ms as numeric(38, 6)) as p99_response_time_ms,
         window_start_at,
         window_end_at,
-        last_finished_at
+        last_finished_at{{ ',' if not rolled_up }}
+        {#- the live view has no load times: its rows are as fresh as the query #}
+        {{ 'last_loaded_at' if not rolled_up }}
 
     from aggregated
 

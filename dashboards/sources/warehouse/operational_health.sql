@@ -14,6 +14,7 @@ select
     p99_response_time_ms,
     window_start_at,
     window_end_at,
-    last_finished_at
+    last_finished_at,
+    last_loaded_at
 from marts.operational_health
 order by publisher_id, agent_id, window_minutes
