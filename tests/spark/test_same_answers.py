@@ -80,7 +80,7 @@ UNPRICED_AGENT = "pub-01-agent-1"
 UNPRICED_MODEL = "in-house-llm-v2"
 
 
-LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at"}
+LOAD_TIME_COLUMNS = {"loaded_at", "last_loaded_at", "warehouse_last_loaded_at"}
 
 
 def _dbt(env: dict[str, str], folder: Path, *args: str) -> None:
