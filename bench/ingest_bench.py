@@ -487,10 +487,6 @@ def plant_history(dsn: str, rate: float, agents: int, durations: int, minutes: i
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(HISTORY, {**params, "combinations": agents * durations})
         planted = cur.rowcount
-        # and their 10-minute buckets, as the triggers add them (migration 0016)
-        cur.execute("select raw.marketplace_live_ten_minute_sums('raw.marketplace_live_rollup')")
-        [[ten_minute_sums]] = cur.fetchall()
-        cur.execute("insert into raw.marketplace_live_rollup " + ten_minute_sums)
         cur.execute("analyze raw.marketplace_live_rollup")
     return planted
 

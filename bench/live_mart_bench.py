@@ -2,23 +2,16 @@
 
     python bench/live_mart_bench.py                        # 10,000 / 100,000 / 1,000,000
     python bench/live_mart_bench.py --tail 300000 --repeat 9
-    python bench/live_mart_bench.py --tail 15000000 --agents 5000 --durations 50 --rollup-only
 
 The live mart is a view over the rollup raw's triggers keep in each load's transaction, so
 an event is in it from the commit of its load: its staleness is the load's (ack-to-mart:
 bench/ingest_bench.py --marketplace) plus the time one query takes, and that time grows
 with the rollup's rows of the widest window (60 min). For each size, in a scratch database
-with the views built by dbt: that many invocations spread over the last hour (`--agents`
-agents of 200 publishers, each cycling through `--durations` whole milliseconds from 100 ms,
-10% errored, inserted into raw so the triggers roll them up), then the median and max of
-`--repeat` reads of the whole view, and of one alerts cycle (rules evaluated, no receiver).
-Also, a load of 50 invocations and the time until they are counted (commit to visible).
-
-`--rollup-only` rolls the planted invocations up with the triggers' own statement
-(`raw.marketplace_live_rollup_merge`) without writing them to raw: the rollup is the same,
-and so is every read, but millions of invocations plant in a minute, not in an hour, which
-is what it takes to fill every agent's bins in every minute (the rollup's rows of the
-60-minute window are at most agents x bins x 61).
+with the views built by dbt: that many invocations spread over the last hour (200
+publishers x 5 agents, 10% errored, inserted into raw so the triggers roll them up), then
+the median and max of `--repeat` reads of
+the whole view, and of one alerts cycle (rules evaluated, no receiver). Also, a load of 50
+invocations and the time until they are counted (commit to visible).
 
 Connection: the PG* variables, or the embedded server.
 """
@@ -44,28 +37,21 @@ from loader.alerts.routes import Routes
 
 REPO = Path(__file__).resolve().parent.parent
 
-# `count` invocations over the last hour: agent n mod `agents`, its duration cycling through
-# `durations` whole milliseconds (one step each time n comes back to the agent)
-INVOCATIONS = """
+PLANT = """
+insert into raw.marketplace_events
+    (id, event_type, agent_id, publisher_id, tenant_id, event_ts, properties, batch_id,
+     loaded_at)
 select
-    %(prefix)s || n as id,
-    case when n %% 10 = 0 then 'agent_errored' else 'agent_completed' end as event_type,
-    'agent-' || (n %% %(agents)s) as agent_id,
-    'pub-' || (n %% 200) as publisher_id,
-    'tenant-' || (n %% 50) as tenant_id,
-    now() - make_interval(secs => 3590.0 * n / %(count)s) as event_ts,
-    jsonb_build_object(
-        'duration_ms', 100 + n / %(agents)s %% %(durations)s, 'input_tokens', 10,
-        'output_tokens', 5
-    ) as properties,
-    1 as batch_id,
-    now() as loaded_at
+    %(prefix)s || n,
+    case when n %% 10 = 0 then 'agent_errored' else 'agent_completed' end,
+    'agent-' || (n %% 1000),
+    'pub-' || (n %% 200),
+    'tenant-' || (n %% 50),
+    now() - make_interval(secs => 3590.0 * n / %(count)s),
+    jsonb_build_object('duration_ms', 100 + n %% 900, 'input_tokens', 10, 'output_tokens', 5),
+    1,
+    now()
 from generate_series(1, %(count)s) as n
-"""
-PLANT = f"insert into raw.marketplace_events {INVOCATIONS}"
-# the same invocations through the insert trigger's statement, not stored in raw
-PLANT_ROLLUP_ONLY = """
-select raw.marketplace_live_rollup_merge('(' || %(invocations)s || ') as planted')
 """
 
 
@@ -94,52 +80,22 @@ def timed(action, repeat: int) -> tuple[float, float]:
 @click.command()
 @click.option("--tail", "tails", multiple=True, type=int, default=(10_000, 100_000, 1_000_000))
 @click.option("--repeat", default=5, show_default=True)
-@click.option("--agents", default=1000, show_default=True, help="Agents (of 200 publishers).")
-@click.option("--durations", default=900, show_default=True, help="Distinct durations (ms).")
-@click.option(
-    "--rollup-only", is_flag=True, help="Roll the invocations up without writing them to raw."
-)
-def main(
-    tails: tuple[int, ...], repeat: int, agents: int, durations: int, rollup_only: bool
-) -> None:
+def main(tails: tuple[int, ...], repeat: int) -> None:
     """Read cost and commit-to-visible time of the live operational mart."""
     db = Scratch(_server_dsn())
     try:
         build_views(db.dsn, Path(tempfile.mkdtemp(prefix="aa-live-bench-")))
         conn = psycopg2.connect(db.dsn)
         planted = 0
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
         click.echo(
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit},"
-            f" load average {os.getloadavg()[0]:.1f}; {agents:,} agents, {durations} durations"
-            + (", rolled up only" if rollup_only else "")
-        )
-        click.echo(
-            "| invocations in the last hour | rollup rows | read the view (median / max)"
+            "| invocations in the last hour | read the view (median / max)"
             " | alerts cycle (median / max) |"
         )
-        click.echo("| --- | --- | --- | --- |")
+        click.echo("| --- | --- | --- |")
         for tail in sorted(tails):
-            params = {
-                "prefix": f"t{tail}-",
-                "count": tail - planted,
-                "agents": agents,
-                "durations": durations,
-            }
             with conn.cursor() as cur:
-                # planting only (the reads keep the server's settings): sort in memory
-                cur.execute("set local work_mem = '256MB'")
-                if rollup_only:
-                    invocations = cur.mogrify(INVOCATIONS, params).decode()
-                    cur.execute(PLANT_ROLLUP_ONLY, {"invocations": invocations})
-                    [[statement]] = cur.fetchall()
-                    cur.execute(statement)
-                else:
-                    cur.execute(PLANT, params)
+                cur.execute(PLANT, {"prefix": f"t{tail}-", "count": tail - planted})
                 cur.execute("analyze raw.marketplace_events")
-                cur.execute("analyze raw.marketplace_live_rollup")
             conn.commit()
             planted = tail
 
@@ -154,19 +110,14 @@ def main(
 
             view = timed(read, repeat)
             alerts = timed(cycle, repeat)
-            with conn.cursor() as cur:
-                cur.execute("select count(*) from raw.marketplace_live_rollup")
-                [[rows]] = cur.fetchall()
-            conn.commit()
             click.echo(
-                f"| {tail:,} | {rows:,} | {view[0]:.2f} s / {view[1]:.2f} s"
+                f"| {tail:,} | {view[0]:.2f} s / {view[1]:.2f} s"
                 f" | {alerts[0]:.2f} s / {alerts[1]:.2f} s |"
             )
         writer = psycopg2.connect(db.dsn)
         with writer.cursor() as cur:
             cur.execute(
-                PLANT.replace("'pub-' || (n %% 200)", "'pub-new'"),
-                {"prefix": "new-", "count": 50, "agents": agents, "durations": durations},
+                PLANT.replace("'pub-' || (n %% 200)", "'pub-new'"), {"prefix": "new-", "count": 50}
             )
         writer.commit()
         committed = time.perf_counter()

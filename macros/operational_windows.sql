@@ -12,36 +12,17 @@
     `is_success`, `duration_ms`, `finished_at`, `loaded_at`: the rows gain `last_loaded_at`);
     a window is (`window_end_at` minus its
     minutes, `window_end_at`], percentiles are exact (`response_time_ms`).
-    `rolled_up` true: `invocations` holds the live rollup's rows (one per 1- or 10-minute
-    bucket, publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`);
-    a window is its whole 1-minute buckets from the one holding `window_end_at` minus its
-    minutes, so it starts at that bucket's start (`window_start_at`, up to a minute earlier),
-    read as the 10-minute buckets of its interior and the 1-minute ones around them
-    (`live_window_interior_start`, macros/live_views.sql: the same sums, a tenth of the rows
-    inside), and percentiles come from the bins (`binned_response_time_ms`, its error bound
-    there). The buckets are summed per publisher, agent, outcome and bin for every window in
-    one pass (`bin_sums`): a join of the buckets to the windows would sort each bucket row
-    once per window.
+    `rolled_up` true: `invocations` holds the live rollup's rows (one per 1-minute bucket,
+    publisher, agent, outcome and duration bin: `stg_marketplace__invocation_buckets`); a
+    window is its whole buckets from the one holding `window_end_at` minus its minutes, so it
+    starts at that bucket's start (`window_start_at`, up to a minute earlier), and percentiles
+    come from the bins (`binned_response_time_ms`, its error bound there). The buckets are
+    summed per publisher, agent, outcome and bin for every window in one pass (`bin_sums`):
+    a join of the buckets to the windows would sort each bucket row once per window.
 -#}
 {% macro operational_health_windows(windows, rolled_up=false) -%}
 {%- set start_at = minus_minutes('clock.window_end_at', 'configured.window_minutes') -%}
 {%- set rolled_up_ctes -%}
-window_bounds as (
-
-    -- each window's start and interior (macros/live_views.sql), once for the query, not
-    -- once per bucket row
-    select
-        {%- for minutes in windows %}
-        {{ live_window_start('clock.window_end_at', minutes) }} as start_at_{{ minutes }},
-        {{ live_window_interior_start('clock.window_end_at', minutes) }}
-            as interior_start_at_{{ minutes }},
-        {%- endfor %}
-        {{ live_window_interior_end('clock.window_end_at') }} as interior_end_at
-
-    from clock
-
-),
-
 bin_sums as (
 
     -- one row per publisher, agent, outcome and duration bin, with each window's sums
@@ -51,12 +32,8 @@ bin_sums as (
         invocations.is_success,
         invocations.duration_bin,
         {%- for minutes in windows %}
-        {#- the window's 1-minute buckets, except those of its interior's 10-minute buckets,
-            and those 10-minute buckets: each of its minutes once -#}
-        {%- set in_window = 'invocations.bucket_at >= window_bounds.start_at_' ~ minutes
-            ~ ' and (invocations.bucket_at >= window_bounds.interior_start_at_' ~ minutes
-            ~ ' and invocations.bucket_at < window_bounds.interior_end_at)'
-            ~ ' = (invocations.bucket_minutes = 10)' %}
+        {%- set in_window = 'invocations.bucket_at >= '
+            ~ live_bucket(minus_minutes('clock.window_end_at', minutes)) %}
         sum(invocations.bucket_invocations) filter (where {{ in_window }})
             as invocations_{{ minutes }},
         sum(invocations.duration_sum_ms) filter (where {{ in_window }})
@@ -70,7 +47,7 @@ bin_sums as (
         {%- endfor %}
 
     from invocations
-    cross join window_bounds
+    cross join clock
     group by
         invocations.publisher_id,
         invocations.agent_id,
@@ -161,8 +138,7 @@ windows as (
 
     select
         configured.window_minutes,
-        {{ live_window_start('clock.window_end_at', 'configured.window_minutes') if rolled_up
-            else start_at }} as window_start_at,
+        {{ live_bucket(start_at) if rolled_up else start_at }} as window_start_at,
         clock.window_end_at
 
     from clock
